@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared pieces of the vhd command-line tool: the command table entry type,
+ * the command entry points and the error/usage helpers every command uses.
+ */
+#ifndef VHD_CLI_H
+#define VHD_CLI_H
+
+#include <stdio.h>
+
+/* Exit statuses, as documented in vhd(1). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1	 /* operation failed or problems found */
+#define CLI_EXIT_USAGE 2 /* unknown command/option, missing args, bad size */
+
+/*
+ * One subcommand. @run gets argv with argv[0] = the command name and
+ * returns an exit status. @usage is the synopsis after "vhd ", @help one
+ * line for the command list.
+ */
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+int cmd_create(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* Table lookup by name; NULL when unknown. */
+const struct cli_command *cli_find_command(const char *name);
+
+/*
+ * Report a failed library call: "vhd: <vhd_errmsg()>" when the library left
+ * a message, else "vhd: PATH: strerror(-err)". Returns CLI_EXIT_FAIL.
+ */
+int cli_fail(const char *path, int err);
+
+/* "vhd: <formatted message>" on stderr. */
+void cli_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Usage error: prints "vhd: <message>" (if @fmt) and the command's
+ * synopsis on stderr. Returns CLI_EXIT_USAGE.
+ */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Print "usage: vhd <synopsis>" for @cmd to @f. */
+void cli_print_usage(FILE *f, const char *cmd);
+
+/*
+ * Turn a getopt_long() error return (@c is '?' or ':') into a usage error
+ * naming the bad option. Returns CLI_EXIT_USAGE.
+ */
+int cli_option_error(const char *cmd, int c, char **argv);
+
+/*
+ * Parse the options of a command that takes only -h/--help and exactly
+ * @nargs operands. Returns -1 when the command should go on (operands at
+ * argv[optind]), else the exit status to return (help printed: 0; usage
+ * error: 2).
+ */
+int cli_parse_plain(int argc, char **argv, int nargs);
+
+#endif
