@@ -1,0 +1,378 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+#
+# Shared helpers for vhdfs integration tests. Source it first thing:
+#
+#	. "$(dirname "$0")/../lib/mount.sh"
+#
+# It sets `set -euo pipefail`, makes the test's own temporary directory $T,
+# and installs ONE EXIT trap that runs the registered cleanup actions newest
+# first (inner filesystems, loop devices, vhdfs mounts), then checks that
+# every vhdfs daemon exited 0. A failing cleanup fails the test.
+#
+# Environment (from tests/run.sh): VHD, VHDFS, TESTDATA, REPO, BUILD.
+# Exit status: 0 pass, 77 skip (turned into a failure when CI=true), else
+# fail.
+
+set -euo pipefail
+
+T_NAME=$(basename "$0" .sh)
+: "${REPO:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BUILD:=$REPO/build}"
+: "${VHD:=$BUILD/vhd}"
+: "${VHDFS:=$BUILD/vhdfs}"
+: "${TESTDATA:=$(cd "$REPO/.." && pwd)/shared/testdata/real-world}"
+# The system python has pyvhdi; a python3 earlier in PATH may not.
+PY=/usr/bin/python3
+
+# Sanitizer settings for a daemon built with `make asan`: report and fail.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+T=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/vhdfs-$T_NAME.XXXXXX")")
+
+_T_CLEANUPS=()
+declare -A _T_PID=()    # mountpoint -> daemon pid
+declare -A _T_LOG=()    # mountpoint -> daemon log
+_T_NMOUNT=0
+
+log() { printf '%s: %s\n' "$T_NAME" "$*" >&2; }
+
+fail() {
+	printf '%s: FAIL: %s\n' "$T_NAME" "$*" >&2
+	exit 1
+}
+
+# A skip is a failure in CI: mount tests must really run there.
+skip() {
+	if [ "${CI:-}" = true ]; then
+		fail "cannot run under CI=true: $*"
+	fi
+	printf '%s: SKIP: %s\n' "$T_NAME" "$*" >&2
+	exit 77
+}
+
+# Register a shell command to run at exit (newest first).
+cleanup_push() { _T_CLEANUPS+=("$*"); }
+
+_t_exit() {
+	local rc=$? i
+	set +e
+	trap - EXIT
+	for ((i = ${#_T_CLEANUPS[@]} - 1; i >= 0; i--)); do
+		if ! eval "${_T_CLEANUPS[i]}"; then
+			printf '%s: cleanup failed: %s\n' "$T_NAME" \
+				"${_T_CLEANUPS[i]}" >&2
+			[ "$rc" -ne 0 ] || rc=1
+		fi
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		local l
+		for l in "$T"/vhdfs-*.log; do
+			[ -s "$l" ] || continue
+			printf '%s: --- tail of %s ---\n' "$T_NAME" "$l" >&2
+			tail -n 40 "$l" >&2
+		done
+	fi
+	if grep -qF " $T" /proc/self/mountinfo; then
+		printf '%s: mounts left under %s, not removing it\n' \
+			"$T_NAME" "$T" >&2
+		[ "$rc" -ne 0 ] || rc=1
+	elif [ -n "${KEEP_TMP:-}" ]; then
+		printf '%s: kept %s\n' "$T_NAME" "$T" >&2
+	else
+		rm -rf --one-file-system "$T"
+	fi
+	exit "$rc"
+}
+trap _t_exit EXIT
+# Run the EXIT trap on signals too (e.g. tests/run.sh's timeout).
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
+
+# ---------------------------------------------------------------- asserts
+
+assert_eq() { # EXPECTED ACTUAL [WHAT]
+	[ "$1" = "$2" ] ||
+		fail "${3:-value}: expected '$1', got '$2'"
+}
+
+assert_cmp() { # EXPECTED_FILE ACTUAL_FILE [WHAT]
+	local out
+	out=$(cmp -- "$1" "$2" 2>&1) || fail "${3:-content} differs: $out"
+}
+
+# strerror text of an errno name, as the shell and coreutils print it.
+errno_msg() {
+	case "$1" in
+	EPERM) echo "Operation not permitted" ;;
+	ENOENT) echo "No such file or directory" ;;
+	EIO) echo "Input/output error" ;;
+	EACCES) echo "Permission denied" ;;
+	EBUSY) echo "Device or resource busy" ;;
+	EEXIST) echo "File exists" ;;
+	EINVAL) echo "Invalid argument" ;;
+	EROFS) echo "Read-only file system" ;;
+	ENOSPC) echo "No space left on device" ;;
+	ENXIO) echo "No such device or address" ;;
+	ELOOP) echo "Too many levels of symbolic links" ;;
+	EOPNOTSUPP) echo "Operation not supported" ;;
+	*) fail "errno_msg: unknown errno name $1" ;;
+	esac
+}
+
+# expect_errno ERRNO CMD...: CMD must fail and its error message must be
+# strerror(ERRNO) (e.g. `bash: echo: write error: No such file or
+# directory`). The command runs in a subshell so a redirection error does
+# not end the test.
+expect_errno() {
+	local name=$1 msg err rc
+	shift
+	msg=$(errno_msg "$name")
+	set +e
+	err=$( ("$@") 2>&1 >/dev/null)
+	rc=$?
+	set -e
+	[ "$rc" -ne 0 ] || fail "expected $name, but succeeded: $*"
+	case "$err" in
+	*"$msg"*) ;;
+	*) fail "expected $name ($msg) from: $*; got rc=$rc: $err" ;;
+	esac
+}
+
+# Exact errno of open(2)/unlink/rename etc. through python, for checks the
+# shell cannot make precisely. py_errno OP PATH [ARG]: prints the errno name
+# or OK.
+py_errno() {
+	"$PY" - "$@" <<'EOF'
+import errno, os, sys
+op, path = sys.argv[1], sys.argv[2]
+arg = sys.argv[3] if len(sys.argv) > 3 else None
+try:
+    if op == "open_rw":
+        os.close(os.open(path, os.O_RDWR))
+    elif op == "open_wr":
+        os.close(os.open(path, os.O_WRONLY))
+    elif op == "open_rd":
+        os.close(os.open(path, os.O_RDONLY))
+    elif op == "unlink":
+        os.unlink(path)
+    elif op == "rename":
+        os.rename(path, arg)
+    elif op == "truncate":
+        os.truncate(path, int(arg))
+    else:
+        sys.exit("py_errno: unknown op " + op)
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+EOF
+}
+
+# ctl MNT LINE: write one command line to MNT/.control (the shell's echo).
+ctl() {
+	echo "$2" >"$1/.control"
+}
+
+# Listing with sizes and hashes of every file under DIR, for "nothing was
+# left behind / nothing changed" checks.
+dir_state() {
+	(cd "$1" && find . -mindepth 1 \( -type f -printf '%y %s %p\n' -o \
+		! -type f -printf '%y %p -> %l\n' \) | sort &&
+		find . -type f -print0 | sort -z | xargs -0r sha256sum)
+}
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (FUSE mounts, loop devices)"
+	[ -c /dev/fuse ] || skip "no /dev/fuse"
+}
+
+require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 ||
+			skip "missing command $c (run scripts/install-deps.sh)"
+	done
+}
+
+require_bins() {
+	[ -x "$VHDFS" ] || fail "vhdfs daemon not built: $VHDFS"
+	local b
+	for b in "$@"; do
+		[ -x "$b" ] || fail "not built: $b"
+	done
+}
+
+# ---------------------------------------------------------------- mounts
+
+is_mounted() { # DIR (by /proc/self/mountinfo: never blocks on a dead FUSE)
+	awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+# vhdfs_mount BACKING MNT [FUSE options...]: start the daemon in the
+# foreground (in the background of this shell) with its own log file, wait
+# for the mount to appear, register its unmount.
+vhdfs_mount() {
+	local backing=$1 mnt i pid log
+	mkdir -p "$2"
+	mnt=$(realpath "$2")
+	shift 2
+	_T_NMOUNT=$((_T_NMOUNT + 1))
+	log="$T/vhdfs-$_T_NMOUNT.log"
+	"$VHDFS" -f "$@" "$backing" "$mnt" >"$log" 2>&1 &
+	pid=$!
+	_T_PID[$mnt]=$pid
+	_T_LOG[$mnt]=$log
+	cleanup_push "vhdfs_umount '$mnt'"
+	# Bounded wait for the mount (slow under ASan, hence generous).
+	for ((i = 0; i < 600; i++)); do
+		is_mounted "$mnt" && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" && i=0 || i=$?
+			unset "_T_PID[$mnt]"
+			fail "vhdfs exited (status $i) before mounting $mnt"
+		fi
+		sleep 0.05
+	done
+	fail "vhdfs did not mount $mnt within 30 s"
+}
+
+vhdfs_pid() { echo "${_T_PID[$(realpath "$1")]}"; }
+vhdfs_log() { echo "${_T_LOG[$(realpath "$1")]}"; }
+
+# Wait (bounded) for daemon PID to exit; return its exit status.
+_wait_daemon() {
+	local pid=$1 i
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		printf '%s: daemon %s still running 30 s after unmount\n' \
+			"$T_NAME" "$pid" >&2
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 124
+	fi
+	local rc=0
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+
+# vhdfs_umount MNT: `fusermount3 -u` (never lazy; retried while EBUSY, as a
+# just-detached loop device may hold the file a moment longer), then the
+# daemon must exit 0. Idempotent: nothing to do if already unmounted by us.
+vhdfs_umount() {
+	local mnt pid i err rc=0
+	mnt=$(realpath "$1")
+	pid=${_T_PID[$mnt]:-}
+	[ -n "$pid" ] || return 0
+	unset "_T_PID[$mnt]"
+	for ((i = 0; i < 100; i++)); do
+		is_mounted "$mnt" || break
+		err=$(fusermount3 -u "$mnt" 2>&1) && break
+		case "$err" in
+		*busy*) sleep 0.1 ;;
+		*)
+			printf '%s: fusermount3 -u %s: %s\n' "$T_NAME" \
+				"$mnt" "$err" >&2
+			return 1
+			;;
+		esac
+	done
+	if is_mounted "$mnt"; then
+		printf '%s: %s still mounted (busy): %s\n' "$T_NAME" "$mnt" \
+			"$err" >&2
+		fuser -vm "$mnt" >&2 2>&1 || true
+		return 1
+	fi
+	_wait_daemon "$pid" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		printf '%s: vhdfs for %s exited with status %s (log %s)\n' \
+			"$T_NAME" "$mnt" "$rc" "${_T_LOG[$mnt]}" >&2
+		return 1
+	fi
+	return 0
+}
+
+# Crash case only: SIGKILL the daemon of MNT and remove the dead mount
+# (a dead FUSE mount normally unmounts; lazy only as a last resort here).
+vhdfs_kill9() {
+	local mnt pid
+	mnt=$(realpath "$1")
+	pid=${_T_PID[$mnt]}
+	unset "_T_PID[$mnt]"
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null || true
+	if ! fusermount3 -u "$mnt" 2>/dev/null; then
+		log "dead mount did not unmount normally; lazy unmount"
+		fusermount3 -u -z "$mnt"
+	fi
+	! is_mounted "$mnt" || fail "dead mount $mnt still mounted"
+}
+
+# ---------------------------------------------------------- loop devices
+
+# loop_attach FILE: attach FILE to a free loop device, set LOOPDEV to it
+# and register its detach (by name). Not for $(...): the registration would
+# be lost in the subshell.
+loop_attach() {
+	LOOPDEV=$(losetup -f --show -- "$1") || fail "losetup $1"
+	cleanup_push "loop_detach '$LOOPDEV'"
+}
+
+loop_detach() {
+	local dev=$1 name i
+	name=${dev#/dev/}
+	[ -e "/sys/block/$name/loop/backing_file" ] || return 0
+	losetup -d "$dev" || return 1
+	# Detach completes asynchronously once the last opener is gone.
+	for ((i = 0; i < 100; i++)); do
+		[ -e "/sys/block/$name/loop/backing_file" ] || return 0
+		sleep 0.1
+	done
+	printf '%s: %s still attached\n' "$T_NAME" "$dev" >&2
+	return 1
+}
+
+# mount_fs DEV DIR [mount options...]: mount a filesystem, register umount.
+mount_fs() {
+	local dev=$1 dir=$2
+	shift 2
+	mkdir -p "$dir"
+	mount "$@" "$dev" "$dir"
+	cleanup_push "umount_fs '$(realpath "$dir")'"
+}
+
+umount_fs() {
+	is_mounted "$1" || return 0
+	umount "$1"
+}
+
+# ----------------------------------------------------------------- images
+
+# make_base PATH SIZE [BYTE LEN [OFF]]: a qemu-made dynamic VHD whose
+# original and current size are exactly SIZE (force_size), optionally with
+# LEN bytes of pattern BYTE written at OFF.
+make_base() {
+	qemu-img create -q -f vpc -o subformat=dynamic,force_size=on \
+		"$1" "$2"
+	if [ $# -ge 4 ]; then
+		qemu_write "$1" "$3" "${5:-0}" "$4"
+	fi
+}
+
+# qemu_write PATH BYTE OFF LEN: fill with a pattern (dynamic/fixed only:
+# qemu treats differencing images as dynamic).
+qemu_write() {
+	qemu-io -f vpc -c "write -P $2 $3 $4" "$1" >/dev/null
+}
+
+# qemu_flat PATH OUT: flat content of a dynamic/fixed VHD.
+qemu_flat() {
+	qemu-img convert -f vpc -O raw "$1" "$2"
+}
+
+# sha256 of a file
+sha() { sha256sum -- "$1" | cut -d' ' -f1; }

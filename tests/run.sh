@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Test runner behind `make check`:
+#
+#	tests/run.sh [--unit-only] BUILD_DIR [BUILD_DIR...]
+#
+# For every BUILD_DIR: each executable BUILD_DIR/tests/test_* (cmocka unit
+# tests). For the first BUILD_DIR also every tests/integration/test_*.sh and
+# tests/interop/test_*.sh. For later BUILD_DIRs (the ASan build) the
+# integration scripts marked with a line `# asan: yes` run against that
+# build's daemon and CLI as well.
+#
+# One line per test: PASS, FAIL (with the log path and its tail) or SKIP.
+# The last line is always `N passed, N failed, N skipped`. Exit 1 if any
+# test failed. Under CI=true a skipped mount test (exit 77) is a failure.
+#
+# Environment: TEST_TIMEOUT (seconds per test, default 300), TEST_FILTER
+# (only run tests whose name contains it), KEEP_TMP (keep test temp dirs).
+
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO" || exit 1
+
+unit_only=0
+if [ "${1:-}" = --unit-only ]; then
+	unit_only=1
+	shift
+fi
+if [ $# -eq 0 ]; then
+	echo "usage: tests/run.sh [--unit-only] BUILD_DIR..." >&2
+	exit 2
+fi
+
+TIMEOUT=${TEST_TIMEOUT:-300}
+TESTDATA=$(cd "$REPO/.." && pwd)/shared/testdata/real-world
+export REPO TESTDATA
+
+passed=0
+failed=0
+skipped=0
+failures=()
+start_all=$(date +%s)
+
+# Scratch space of this run: each test gets TMPDIR=$RUN_TMP/NAME, so leaked
+# mounts and loop devices can be found and reported afterwards.
+RUN_TMP=$(mktemp -d /tmp/vhdfs-check.XXXXXX)
+
+# Anything a test left mounted or attached under its TMPDIR is a failure;
+# remove it so later tests start clean.
+check_leaks() { # DIR
+	local dir=$1 leaks="" m dev
+	while read -r m; do
+		leaks="$leaks mount:$m"
+		umount -l "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null
+	done < <(awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' \
+		/proc/self/mountinfo | sort -r)
+	while read -r dev; do
+		[ -n "$dev" ] || continue
+		leaks="$leaks loop:$dev"
+		losetup -d "$dev" 2>/dev/null
+	done < <(losetup -l -n -O NAME,BACK-FILE 2>/dev/null |
+		awk -v d="$dir/" 'index($2, d) == 1 { print $1 }')
+	if [ -n "$leaks" ]; then
+		echo "left behind:$leaks"
+		return 1
+	fi
+	return 0
+}
+
+# run_one KIND NAME LOG CMD...
+run_one() {
+	local kind=$1 name=$2 logf=$3 rc t0 t1 tmp
+	shift 3
+	if [ -n "${TEST_FILTER:-}" ] && [[ $name != *"$TEST_FILTER"* ]]; then
+		return 0
+	fi
+	mkdir -p "$(dirname "$logf")"
+	tmp="$RUN_TMP/$(echo "$name" | tr '/ ' '__')"
+	mkdir -p "$tmp"
+	t0=$(date +%s)
+	TMPDIR=$tmp timeout -k 15 "$TIMEOUT" "$@" </dev/null >"$logf" 2>&1
+	rc=$?
+	t1=$(date +%s)
+	if [ "$kind" = mount ]; then
+		local leak
+		if ! leak=$(check_leaks "$tmp"); then
+			echo "run.sh: $leak" >>"$logf"
+			[ "$rc" -ne 0 ] || rc=1
+		fi
+	fi
+	rm -rf --one-file-system "$tmp" 2>/dev/null
+	if [ "$rc" -eq 77 ] && ! { [ "$kind" = mount ] &&
+		[ "${CI:-}" = true ]; }; then
+		skipped=$((skipped + 1))
+		printf 'SKIP %-45s (%ss) %s\n' "$name" "$((t1 - t0))" \
+			"$(tail -n 1 "$logf")"
+		return 0
+	fi
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		printf 'PASS %-45s (%ss)\n' "$name" "$((t1 - t0))"
+		return 0
+	fi
+	failed=$((failed + 1))
+	failures+=("$name")
+	local why="exit $rc"
+	[ "$rc" -ne 124 ] || why="timed out after ${TIMEOUT}s"
+	[ "$rc" -ne 77 ] || why="skipped under CI=true"
+	printf 'FAIL %-45s (%ss) %s, log: %s\n' "$name" "$((t1 - t0))" \
+		"$why" "$logf"
+	tail -n 25 "$logf" | sed 's/^/    | /'
+	return 0
+}
+
+first=1
+for b in "$@"; do
+	if [ ! -d "$b" ]; then
+		failed=$((failed + 1))
+		failures+=("$b")
+		echo "FAIL $b: no such build directory (run make / make asan)"
+		continue
+	fi
+	BUILD=$(cd "$b" && pwd)
+	VHD=$BUILD/vhd
+	VHDFS=$BUILD/vhdfs
+	export BUILD VHD VHDFS
+	logs=$BUILD/test-logs
+	rm -rf "$logs"
+	mkdir -p "$logs"
+	label=${BUILD#"$REPO"/}
+
+	found=0
+	for t in "$BUILD"/tests/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		found=1
+		n=$(basename "$t")
+		run_one unit "$label/tests/$n" "$logs/$n.log" "$t"
+	done
+	if [ "$found" -eq 0 ]; then
+		failed=$((failed + 1))
+		failures+=("$label/tests")
+		echo "FAIL $label/tests: no unit test binaries (run make tests)"
+	fi
+
+	if [ "$unit_only" -eq 0 ]; then
+		for t in tests/integration/test_*.sh tests/interop/test_*.sh; do
+			[ -f "$t" ] || continue
+			if [ "$first" -eq 0 ] &&
+				! grep -q '^# asan: yes' "$t"; then
+				continue
+			fi
+			n=${t#tests/}
+			name=$n
+			[ "$first" -eq 1 ] || name="$n [$label]"
+			run_one mount "$name" "$logs/${n//\//_}.log" \
+				bash "$t"
+		done
+	fi
+	first=0
+done
+
+rmdir "$RUN_TMP" 2>/dev/null || rm -rf --one-file-system "$RUN_TMP"
+
+echo "run.sh: $(($(date +%s) - start_all))s in all${failures[*]:+; failed: ${failures[*]}}"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
