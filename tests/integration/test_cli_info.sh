@@ -1,0 +1,109 @@
+#!/bin/bash
+# vhd info on a real Windows-made differencing disk whose parent is absent:
+# the header is still reported, the parent-not-found error names the paths
+# tried, exit status 1; and --json stays valid JSON.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+REPO=${REPO:-$(cd "$here/../.." && pwd)}
+VHD=${VHD:-$REPO/build/vhd}
+case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
+TESTDATA=${TESTDATA:-$REPO/../shared/testdata/real-world}
+PY=/usr/bin/python3
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
+img=$TESTDATA/fat-differential.vhd
+[ -f "$img" ] || { echo "skip: $img missing"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-info.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+run() {
+	local want=$1 st=0
+	shift
+	"$@" >"$tmp/out" 2>"$tmp/err" || st=$?
+	if [ "$st" -ne "$want" ]; then
+		cat "$tmp/out" "$tmp/err" >&2
+		fail "'$*' exited $st, want $want"
+	fi
+}
+
+jget() {
+	PYTHONIOENCODING=utf-8 "$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# Facts of fat-differential.vhd (Windows 10 diskpart), read with xxd and
+# vhdiinfo: 4 MiB, parent id 5fa21a55-..., BAT at 0x2000, W2ku at 0x1000
+# (84 bytes in 4096), W2ru at 0x3000 (32 bytes in 65536).
+parent_name='C:\Projects\dfvfs\test_data\fat-parent.vhd'
+
+run 1 "$VHD" info "$img"
+cp out text.out
+cp err text.err
+grep -Eq '^Type: +differencing$' text.out || fail "type: $(cat text.out)"
+grep -Eq '^Virtual size: +4194304 bytes' text.out || fail "virtual size"
+grep -Eq '^Block size: +2097152 bytes' text.out || fail "block size"
+grep -Eq '^UUID: +f84f1636-cd9e-9041-a69e-dcc2380e416a$' text.out ||
+	fail "uuid"
+grep -Eq '^Parent UUID: +5fa21a55-f394-aa4d-9958-1951a67d5540$' text.out ||
+	fail "parent uuid"
+grep -Fq "$parent_name" text.out || fail "parent name"
+grep -Eq 'W2ku +offset 4096 space 4096 length 84 ' text.out ||
+	fail "W2ku locator: $(grep W2ku text.out)"
+grep -Eq 'W2ru +offset 12288 space 65536 length 32 path \./fat-parent.vhd$' \
+	text.out || fail "W2ru locator: $(grep W2ru text.out)"
+pass "info reports the header of a child whose parent is missing"
+
+grep -qi 'not found' text.err || fail "no parent-not-found error: $(cat text.err)"
+grep -q 'fat-parent.vhd' text.err || fail "error does not name the parent"
+# The relative locator resolves next to the child: that path was tried.
+grep -Fq "$TESTDATA/" text.err || grep -Fq "$(cd "$TESTDATA" && pwd -P)/" \
+	text.err || fail "paths tried not listed: $(cat text.err)"
+grep -q '^vhd: ' text.err || fail "error not prefixed vhd:"
+pass "parent not found: named, with the paths tried, exit 1"
+
+run 1 "$VHD" info --json "$img"
+cp out info.json
+[ "$(jget info.json 'd["type"]')" = differencing ] || fail "json type"
+[ "$(jget info.json 'd["current_size"]')" = 4194304 ] || fail "json size"
+[ "$(jget info.json 'd["table_offset"]')" = 8192 ] || fail "json bat"
+[ "$(jget info.json 'd["parent_name"]')" = "$parent_name" ] ||
+	fail "json parent name (backslashes escaped?)"
+[ "$(jget info.json 'd["parent_uuid"]')" = \
+	5fa21a55-f394-aa4d-9958-1951a67d5540 ] || fail "json parent uuid"
+[ "$(jget info.json 'd["parent_timestamp"]')" = 0 ] || fail "json ptime"
+[ "$(jget info.json '[(l["code"], l["offset"], l["space"], l["length"])
+	for l in d["locators"]]')" = \
+	"[('W2ku', 4096, 4096, 84), ('W2ru', 12288, 65536, 32)]" ] ||
+	fail "json locators: $(jget info.json 'd["locators"]')"
+[ "$(jget info.json 'd["locators"][1]["path"]')" = ./fat-parent.vhd ] ||
+	fail "json W2ru path"
+[ "$(jget info.json 'd["parent"]')" = None ] || fail "json parent"
+[ "$(jget info.json 'len(d["chain"])')" = 1 ] || fail "json chain"
+[ "$(jget info.json 'd["chain"][0]["path"]')" = "$img" ] || fail "json leaf"
+jget info.json 'd["error"]' | grep -qi 'not found' || fail "json error"
+pass "info --json: valid JSON with header, locators and the error"
+
+# Once a parent with the right id sits next to the child, the chain
+# resolves; a parent with another id is skipped, not accepted.
+cp "$img" child.vhd
+"$VHD" create fat-parent.vhd 4M
+run 1 "$VHD" info --json child.vhd
+[ "$(jget out 'd["parent"]')" = None ] || fail "parent with wrong id accepted"
+pass "a parent with another unique id is not accepted"
+
+# Every other real-world image at least opens for info.
+for f in "$TESTDATA"/ext2.vhd "$TESTDATA"/image-differential.vhd; do
+	[ -f "$f" ] || continue
+	st=0
+	"$VHD" info --json "$f" >one.json 2>one.err || st=$?
+	"$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' one.json ||
+		fail "$f: invalid JSON"
+	[ "$st" = 0 ] || [ "$st" = 1 ] || fail "$f: exit $st"
+done
+pass "info --json output parses for the other real-world images"
