@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+/* Consistency check: what open tolerates but a careful admin wants to know. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhd_i.h"
+
+struct checker {
+	vhd_report_fn report;
+	void *ctx;
+	int problems;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+say(struct checker *c, bool problem, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->problems += problem;
+	if (c->report)
+		c->report(c->ctx, msg);
+}
+
+struct extent {
+	uint64_t start, end;
+	const char *what;
+	uint32_t block;
+};
+
+static int by_start(const void *a, const void *b)
+{
+	const struct extent *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Metadata and blocks must not overlap each other. */
+static int check_layout(struct vhd_disk *d, struct checker *c)
+{
+	uint32_t n = 0, cap = d->entries + VHD_LOCATOR_COUNT + 3;
+	struct extent *e = calloc(cap, sizeof(*e));
+
+	if (!e)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	e[n++] = (struct extent){0, VHD_FOOTER_SIZE, "footer copy", 0};
+	e[n++] = (struct extent){d->footer.data_offset,
+				 d->footer.data_offset + VHD_HEADER_SIZE,
+				 "dynamic header", 0};
+	e[n++] = (struct extent){d->header.table_offset,
+				 d->header.table_offset +
+					 (uint64_t)d->header.max_table_entries *
+						 4,
+				 "block table", 0};
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+		if (d->header.loc[i].code && d->header.loc[i].data_length)
+			e[n++] = (struct extent){
+				d->header.loc[i].data_offset,
+				d->header.loc[i].data_offset +
+					d->header.loc[i].data_length,
+				"parent locator", (uint32_t)i};
+	for (uint32_t b = 0; b < d->entries; b++) {
+		uint64_t s = (uint64_t)d->bat[b] * VHD_SECTOR_SIZE;
+
+		if (d->bat[b] == VHD_BAT_UNUSED)
+			continue;
+		e[n++] = (struct extent){s, s + d->bitmap_size + d->block_size,
+					 "block", b};
+	}
+	qsort(e, n, sizeof(*e), by_start);
+	for (uint32_t i = 1; i < n; i++)
+		if (e[i].start < e[i - 1].end)
+			say(c, true,
+			    "%s: %s %u (offset %" PRIu64 ") overlaps %s %u "
+			    "(offset %" PRIu64 ")",
+			    d->path, e[i].what, e[i].block, e[i].start,
+			    e[i - 1].what, e[i - 1].block, e[i - 1].start);
+	free(e);
+	return 0;
+}
+
+static void check_footer_copy(struct vhd_disk *d, struct checker *c)
+{
+	uint8_t copy[VHD_FOOTER_SIZE], trailing[VHD_FOOTER_SIZE];
+
+	if (d->footer_from_copy) {
+		say(c, true, "%s: trailing footer is damaged; the copy at "
+			     "offset 0 was used",
+		    d->path);
+		return;
+	}
+	if (vhd_io_read(d->fd, copy, sizeof(copy), 0) < 0 ||
+	    vhd_io_read(d->fd, trailing, sizeof(trailing), d->footer_off) < 0)
+		return;
+	if (memcmp(copy, trailing, sizeof(copy)) != 0)
+		say(c, true, "%s: footer copy at offset 0 differs from the "
+			     "trailing footer",
+		    d->path);
+}
+
+static void check_chain(const char *path, struct checker *c)
+{
+	struct vhd_disk *chain;
+	struct vhd_info info;
+
+	if (vhd_open(path, VHD_OPEN_RDONLY, &chain) < 0) {
+		say(c, true, "%s", vhd_errmsg());
+		return;
+	}
+	for (struct vhd_disk *d = chain; d; d = d->parent) {
+		vhd_get_info(d, &info);
+		if (info.parent_timestamp_mismatch)
+			say(c, false,
+			    "warning: %s: parent timestamp %u does not match "
+			    "the parent file's modification time",
+			    d->path, info.parent_timestamp);
+	}
+	vhd_close(chain);
+}
+
+int vhd_check(const char *path, vhd_report_fn report, void *ctx)
+{
+	struct checker c = {report, ctx, 0};
+	struct vhd_disk *d;
+	int r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
+
+	if (r < 0)
+		return r;
+	if (d->footer.saved_state)
+		say(&c, false, "note: %s: saved-state flag is set", path);
+	if (d->footer.disk_type != VHD_TYPE_FIXED) {
+		check_footer_copy(d, &c);
+		r = check_layout(d, &c);
+	}
+	vhd_close_one(d);
+	if (r < 0)
+		return r;
+	check_chain(path, &c);
+	return c.problems;
+}

@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: MIT
+/* Reading through the chain, copy-on-write writes, flush, data/hole map. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhd_i.h"
+
+static int read_file(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
+{
+	int r = vhd_io_read(d->fd, buf, len, off);
+
+	if (r < 0)
+		return vhd_set_error(r, "%s: read error at offset %" PRIu64
+				     ": %s",
+				     d->path, off, strerror(-r));
+	return 0;
+}
+
+static int write_file(struct vhd_disk *d, const void *buf, size_t len,
+		      uint64_t off)
+{
+	int r = vhd_io_write(d->fd, buf, len, off);
+
+	if (r < 0)
+		return vhd_set_error(r, "%s: write error at offset %" PRIu64
+				     ": %s",
+				     d->path, off, strerror(-r));
+	return 0;
+}
+
+static int sync_file(struct vhd_disk *d)
+{
+	int r = vhd_io_sync(d->fd);
+
+	if (r < 0)
+		return vhd_set_error(r, "%s: sync failed: %s", d->path,
+				     strerror(-r));
+	return 0;
+}
+
+static uint64_t block_data_off(const struct vhd_disk *d, uint32_t block)
+{
+	return (uint64_t)d->bat[block] * VHD_SECTOR_SIZE + d->bitmap_size;
+}
+
+/* What a sector absent from @d reads as: the parent's, or zeros. */
+static int read_below(struct vhd_disk *d, uint8_t *buf, size_t len,
+		      uint64_t off)
+{
+	if (d->footer.disk_type != VHD_TYPE_DIFF) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (!d->parent)
+		return vhd_set_error(-ENOENT,
+				     "%s: parent not opened (needed to read "
+				     "offset %" PRIu64 ")",
+				     d->path, off);
+	return vhd_read_resolved(d->parent, buf, len, off);
+}
+
+/* @in is the byte offset inside the block, [in, in+len) inside it. */
+static int read_block(struct vhd_disk *d, uint32_t block, uint32_t in,
+		      uint8_t *buf, size_t len)
+{
+	uint64_t block_off = (uint64_t)block * d->block_size;
+	uint32_t s, end;
+	uint8_t *map;
+	int r;
+
+	if (d->bat[block] == VHD_BAT_UNUSED)
+		return read_below(d, buf, len, block_off + in);
+	/* Dynamic disks keep zeros in never-written sectors, as qemu reads. */
+	if (d->footer.disk_type == VHD_TYPE_DYNAMIC)
+		return read_file(d, buf, len, block_data_off(d, block) + in);
+	r = vhd_bitmap_get(d, block, &map);
+	if (r < 0)
+		return r;
+	end = (uint32_t)((in + len - 1) / VHD_SECTOR_SIZE + 1);
+	for (s = in / VHD_SECTOR_SIZE; s < end;) {
+		bool set;
+		uint32_t run = vhd_bitmap_run(map, s, end, &set);
+		uint64_t from = (uint64_t)s * VHD_SECTOR_SIZE;
+		uint64_t to = (uint64_t)(s + run) * VHD_SECTOR_SIZE;
+
+		if (from < in)
+			from = in;
+		if (to > in + len)
+			to = in + len;
+		if (set)
+			r = read_file(d, buf + (from - in), to - from,
+				      block_data_off(d, block) + from);
+		else
+			r = read_below(d, buf + (from - in), to - from,
+				       block_off + from);
+		if (r < 0)
+			return r;
+		s += run;
+	}
+	return 0;
+}
+
+int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
+		      uint64_t off)
+{
+	if (off >= d->size) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (len > d->size - off) {
+		memset(buf + (d->size - off), 0, len - (d->size - off));
+		len = (size_t)(d->size - off);
+	}
+	if (d->footer.disk_type == VHD_TYPE_FIXED)
+		return read_file(d, buf, len, off);
+	while (len) {
+		uint32_t block = (uint32_t)(off / d->block_size);
+		uint32_t in = (uint32_t)(off % d->block_size);
+		size_t n = d->block_size - in;
+		int r;
+
+		if (n > len)
+			n = len;
+		r = read_block(d, block, in, buf, n);
+		if (r < 0)
+			return r;
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void lock_read(struct vhd_disk *d)
+{
+	if (d->flags & VHD_OPEN_RDWR)
+		pthread_rwlock_rdlock(&d->lock);
+}
+
+static void unlock(struct vhd_disk *d)
+{
+	if (d->flags & VHD_OPEN_RDWR)
+		pthread_rwlock_unlock(&d->lock);
+}
+
+ssize_t vhd_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
+{
+	int r;
+
+	if (off >= d->size)
+		return 0;
+	if (len > d->size - off)
+		len = (size_t)(d->size - off);
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	lock_read(d);
+	r = vhd_read_resolved(d, buf, len, off);
+	unlock(d);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+/*
+ * Set bits [first, first+n) of an allocated block's bitmap and write the
+ * sectors of the bitmap that changed. On failure the cached copy is
+ * dropped so the next use rereads what the file really holds.
+ */
+static int mark_written(struct vhd_disk *d, uint32_t block, uint32_t first,
+			uint32_t n)
+{
+	uint32_t lo = first / 8 / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+	uint32_t hi = (uint32_t)vhd_align_up((first + n - 1) / 8 + 1,
+					     VHD_SECTOR_SIZE);
+	bool changed = false;
+	uint8_t *map;
+	int r;
+
+	r = vhd_bitmap_get(d, block, &map);
+	if (r < 0)
+		return r;
+	for (uint32_t i = first; i < first + n; i++) {
+		if (!vhd_bit_test(map, i)) {
+			vhd_bit_set(map, i);
+			changed = true;
+		}
+	}
+	if (!changed)
+		return 0;
+	r = write_file(d, map + lo, hi - lo,
+		       (uint64_t)d->bat[block] * VHD_SECTOR_SIZE + lo);
+	if (r < 0) {
+		atomic_store(&d->bitmaps[block], NULL);
+		free(map);
+	}
+	return r;
+}
+
+/*
+ * A new block goes where the footer was. Order (vhd-format.md): footer at
+ * the new end, bitmap + data into the gap, sync, BAT entry, sync — so a
+ * crash at any point leaves a valid footer and never a BAT entry pointing
+ * at unwritten data.
+ */
+static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
+		       uint32_t n, const uint8_t *src)
+{
+	uint64_t old_end = d->footer_off;
+	uint64_t map_off = vhd_align_up(old_end + d->bitmap_size,
+					VHD_DATA_ALIGN) - d->bitmap_size;
+	uint64_t new_footer = map_off + d->bitmap_size + d->block_size;
+	size_t gap = (size_t)(map_off - old_end);
+	uint8_t footer[VHD_FOOTER_SIZE];
+	uint8_t *head;
+	int r;
+
+	if (map_off / VHD_SECTOR_SIZE >= VHD_BAT_UNUSED)
+		return vhd_set_error(-EFBIG,
+				     "%s: file too large for a new block",
+				     d->path);
+	head = calloc(1, gap + d->bitmap_size);
+	if (!head)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	for (uint32_t i = first; i < first + n; i++)
+		vhd_bit_set(head + gap, i);
+	vhd_footer_encode(&d->footer, footer);
+
+	r = write_file(d, footer, sizeof(footer), new_footer);
+	if (r == 0)
+		r = write_file(d, head, gap + d->bitmap_size, old_end);
+	if (r == 0)
+		r = write_file(d, src, (size_t)n * VHD_SECTOR_SIZE,
+			       map_off + d->bitmap_size +
+				       (uint64_t)first * VHD_SECTOR_SIZE);
+	if (r == 0)
+		r = sync_file(d);
+	if (r < 0)
+		goto out;
+	d->bat[block] = (uint32_t)(map_off / VHD_SECTOR_SIZE);
+	r = vhd_bat_write_entry(d, block);
+	if (r < 0) {
+		d->bat[block] = VHD_BAT_UNUSED;
+		vhd_set_error(r, "%s: cannot write block table entry %u: %s",
+			      d->path, block, strerror(-r));
+		goto out;
+	}
+	d->footer_off = new_footer;
+	r = sync_file(d);
+	/* The bitmap is ours now: publish it instead of rereading it. */
+	{
+		uint8_t *map = malloc(d->bitmap_size);
+
+		if (map) {
+			memcpy(map, head + gap, d->bitmap_size);
+			atomic_store(&d->bitmaps[block], map);
+		}
+	}
+out:
+	free(head);
+	return r;
+}
+
+static int write_sectors(struct vhd_disk *d, uint64_t sector, uint64_t count,
+			 const uint8_t *src)
+{
+	while (count) {
+		uint32_t block = (uint32_t)(sector / d->sectors_per_block);
+		uint32_t first = (uint32_t)(sector % d->sectors_per_block);
+		uint32_t n = d->sectors_per_block - first;
+		int r;
+
+		if (n > count)
+			n = (uint32_t)count;
+		if (d->bat[block] == VHD_BAT_UNUSED) {
+			r = alloc_block(d, block, first, n, src);
+		} else {
+			r = write_file(d, src, (size_t)n * VHD_SECTOR_SIZE,
+				       block_data_off(d, block) +
+					       (uint64_t)first *
+						       VHD_SECTOR_SIZE);
+			if (r == 0)
+				r = mark_written(d, block, first, n);
+		}
+		if (r < 0)
+			return r;
+		src += (size_t)n * VHD_SECTOR_SIZE;
+		sector += n;
+		count -= n;
+	}
+	return 0;
+}
+
+/* A sub-sector write: the resolved sector, patched, written whole. */
+static int write_partial(struct vhd_disk *d, const uint8_t *src, size_t len,
+			 uint64_t off)
+{
+	uint8_t sector[VHD_SECTOR_SIZE];
+	uint64_t start = off / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+	int r = vhd_read_resolved(d, sector, sizeof(sector), start);
+
+	if (r < 0)
+		return r;
+	memcpy(sector + (off - start), src, len);
+	return write_sectors(d, start / VHD_SECTOR_SIZE, 1, sector);
+}
+
+static int write_range(struct vhd_disk *d, const uint8_t *src, size_t len,
+		       uint64_t off)
+{
+	size_t head = (VHD_SECTOR_SIZE - off % VHD_SECTOR_SIZE) %
+		      VHD_SECTOR_SIZE;
+	size_t whole;
+	int r;
+
+	if (d->footer.disk_type == VHD_TYPE_FIXED)
+		return write_file(d, src, len, off);
+	if (head > len)
+		head = len;
+	if (head) {
+		r = write_partial(d, src, head, off);
+		if (r < 0)
+			return r;
+		src += head;
+		off += head;
+		len -= head;
+	}
+	whole = len / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+	if (whole) {
+		r = write_sectors(d, off / VHD_SECTOR_SIZE,
+				  whole / VHD_SECTOR_SIZE, src);
+		if (r < 0)
+			return r;
+		src += whole;
+		off += whole;
+		len -= whole;
+	}
+	if (len)
+		return write_partial(d, src, len, off);
+	return 0;
+}
+
+ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
+		   uint64_t off)
+{
+	int r;
+
+	if (!(d->flags & VHD_OPEN_RDWR))
+		return vhd_set_error(-EROFS, "%s: opened read-only", d->path);
+	if (!len)
+		return 0;
+	if (off >= d->size)
+		return vhd_set_error(-ENOSPC,
+				     "%s: write at offset %" PRIu64
+				     " is past the end of the disk (%" PRIu64
+				     " bytes)",
+				     d->path, off, d->size);
+	if (len > d->size - off)
+		len = (size_t)(d->size - off);
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	pthread_rwlock_wrlock(&d->lock);
+	r = write_range(d, buf, len, off);
+	pthread_rwlock_unlock(&d->lock);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+int vhd_flush(struct vhd_disk *d)
+{
+	if (!(d->flags & VHD_OPEN_RDWR))
+		return 0;
+	return sync_file(d);
+}
+
+/*
+ * Whether byte @off of the chain is data (held by some image) or a hole,
+ * and where that state ends, at most at @limit.
+ */
+static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
+		  bool *data, uint64_t *end)
+{
+	uint64_t block_off, block_end;
+	uint32_t block, s, e, run;
+	uint8_t *map;
+	bool set;
+	int r;
+
+	if (off >= d->size) {
+		*data = false;
+		*end = limit;
+		return 0;
+	}
+	if (limit > d->size)
+		limit = d->size;
+	if (d->footer.disk_type == VHD_TYPE_FIXED) {
+		*data = true;
+		*end = limit;
+		return 0;
+	}
+	block = (uint32_t)(off / d->block_size);
+	block_off = (uint64_t)block * d->block_size;
+	block_end = block_off + d->block_size;
+	if (block_end > limit)
+		block_end = limit;
+	if (d->footer.disk_type == VHD_TYPE_DYNAMIC) {
+		*data = d->bat[block] != VHD_BAT_UNUSED;
+		*end = block_end;
+		return 0;
+	}
+	if (d->bat[block] == VHD_BAT_UNUSED) {
+		if (!d->parent)
+			return vhd_set_error(-ENOENT, "%s: parent not opened",
+					     d->path);
+		return extent(d->parent, off, block_end, data, end);
+	}
+	r = vhd_bitmap_get(d, block, &map);
+	if (r < 0)
+		return r;
+	s = (uint32_t)((off - block_off) / VHD_SECTOR_SIZE);
+	e = (uint32_t)((block_end - block_off + VHD_SECTOR_SIZE - 1) /
+		       VHD_SECTOR_SIZE);
+	run = vhd_bitmap_run(map, s, e, &set);
+	block_end = block_off + (uint64_t)(s + run) * VHD_SECTOR_SIZE;
+	if (block_end > limit)
+		block_end = limit;
+	if (set) {
+		*data = true;
+		*end = block_end;
+		return 0;
+	}
+	if (!d->parent)
+		return vhd_set_error(-ENOENT, "%s: parent not opened", d->path);
+	return extent(d->parent, off, block_end, data, end);
+}
+
+static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
+{
+	int64_t result = -ENXIO;
+
+	lock_read(d);
+	while (off < d->size) {
+		uint64_t end;
+		bool data;
+		int r = extent(d, off, d->size, &data, &end);
+
+		if (r < 0) {
+			result = r;
+			break;
+		}
+		if (data == want_data) {
+			result = (int64_t)off;
+			break;
+		}
+		off = end;
+		if (!want_data && off >= d->size)
+			result = (int64_t)d->size;
+	}
+	unlock(d);
+	return result;
+}
+
+int64_t vhd_seek_data(struct vhd_disk *d, uint64_t off)
+{
+	return seek(d, off, true);
+}
+
+int64_t vhd_seek_hole(struct vhd_disk *d, uint64_t off)
+{
+	return seek(d, off, false);
+}

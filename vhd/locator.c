@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/* Parent locators and the UTF-16 text they (and the parent name) hold. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhd_i.h"
+
+/* Data space is in sectors per the spec, in bytes per Windows/VirtualBox. */
+uint32_t vhd_locator_space_bytes(const struct vhd_locator *l)
+{
+	if (l->data_space < VHD_SECTOR_SIZE)
+		return l->data_space * VHD_SECTOR_SIZE;
+	return l->data_space;
+}
+
+void vhd_code_str(uint32_t code, char out[5])
+{
+	for (int i = 0; i < 4; i++) {
+		char c = (char)(code >> (24 - 8 * i));
+
+		out[i] = (c >= 0x20 && c < 0x7f) ? c : '?';
+	}
+	out[4] = 0;
+}
+
+int vhd_locators_validate(struct vhd_disk *d, uint64_t file_size)
+{
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+		const struct vhd_locator *l = &d->header.loc[i];
+		char name[5];
+
+		if (!l->code)
+			continue;
+		vhd_code_str(l->code, name);
+		if (l->data_length > VHD_MAX_LOCATOR_LEN)
+			return vhd_set_error(-EINVAL,
+					     "%s: parent locator %d (%s) length "
+					     "%u is absurd",
+					     d->path, i, name, l->data_length);
+		if (l->data_offset > file_size ||
+		    file_size - l->data_offset < l->data_length)
+			return vhd_set_error(-EINVAL,
+					     "%s: parent locator %d (%s) data at "
+					     "offset %" PRIu64 " length %u is "
+					     "beyond the end of the file (%" PRIu64
+					     " bytes)",
+					     d->path, i, name, l->data_offset,
+					     l->data_length, file_size);
+	}
+	return 0;
+}
+
+static int put_utf8(uint32_t cp, char *out, size_t len, size_t *pos)
+{
+	char tmp[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		tmp[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		tmp[0] = (char)(0xC0 | cp >> 6);
+		tmp[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		tmp[0] = (char)(0xE0 | cp >> 12);
+		tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		tmp[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		tmp[0] = (char)(0xF0 | cp >> 18);
+		tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		tmp[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	if (*pos + n >= len)
+		return -ENAMETOOLONG;
+	memcpy(out + *pos, tmp, n);
+	*pos += n;
+	return 0;
+}
+
+/* Stops at the first NUL unit. Unpaired surrogates become U+FFFD. */
+int vhd_utf16_to_utf8(const uint8_t *in, size_t units, bool big_endian,
+		      char *out, size_t len)
+{
+	size_t pos = 0;
+	int r;
+
+	if (!len)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < units; i++) {
+		const uint8_t *p = in + 2 * i;
+		uint32_t u = big_endian ? (uint32_t)(p[0] << 8 | p[1])
+					: (uint32_t)(p[1] << 8 | p[0]);
+
+		if (!u)
+			break;
+		if (u >= 0xD800 && u < 0xDC00 && i + 1 < units) {
+			const uint8_t *q = p + 2;
+			uint32_t lo = big_endian ? (uint32_t)(q[0] << 8 | q[1])
+						 : (uint32_t)(q[1] << 8 | q[0]);
+
+			if (lo >= 0xDC00 && lo < 0xE000) {
+				u = 0x10000 + ((u - 0xD800) << 10) +
+				    (lo - 0xDC00);
+				i++;
+			} else {
+				u = 0xFFFD;
+			}
+		} else if (u >= 0xD800 && u < 0xE000) {
+			u = 0xFFFD;
+		}
+		r = put_utf8(u, out, len, &pos);
+		if (r < 0)
+			return r;
+	}
+	out[pos] = 0;
+	return (int)pos;
+}
+
+static void put_unit(uint8_t *p, uint16_t u, bool big_endian)
+{
+	p[big_endian ? 0 : 1] = (uint8_t)(u >> 8);
+	p[big_endian ? 1 : 0] = (uint8_t)u;
+}
+
+int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
+		      size_t max_units)
+{
+	const uint8_t *s = (const uint8_t *)in;
+	size_t n = 0;
+
+	while (*s) {
+		uint32_t cp;
+		int extra;
+
+		if (*s < 0x80) {
+			cp = *s;
+			extra = 0;
+		} else if ((*s & 0xE0) == 0xC0) {
+			cp = *s & 0x1F;
+			extra = 1;
+		} else if ((*s & 0xF0) == 0xE0) {
+			cp = *s & 0x0F;
+			extra = 2;
+		} else if ((*s & 0xF8) == 0xF0) {
+			cp = *s & 0x07;
+			extra = 3;
+		} else {
+			return -EINVAL;
+		}
+		s++;
+		for (int i = 0; i < extra; i++, s++) {
+			if ((*s & 0xC0) != 0x80)
+				return -EINVAL;
+			cp = cp << 6 | (*s & 0x3F);
+		}
+		if (cp >= 0x10000) {
+			if (n + 2 > max_units)
+				return -ENAMETOOLONG;
+			cp -= 0x10000;
+			put_unit(out + 2 * n++, (uint16_t)(0xD800 + (cp >> 10)),
+				 big_endian);
+			put_unit(out + 2 * n++, (uint16_t)(0xDC00 + (cp & 0x3FF)),
+				 big_endian);
+		} else {
+			if (n + 1 > max_units)
+				return -ENAMETOOLONG;
+			put_unit(out + 2 * n++, (uint16_t)cp, big_endian);
+		}
+	}
+	return (int)n;
+}
+
+void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len)
+{
+	uint8_t be[2 * VHD_NAME_UNITS];
+
+	for (int i = 0; i < VHD_NAME_UNITS; i++)
+		vhd_put16(be + 2 * i, h->parent_name[i]);
+	if (vhd_utf16_to_utf8(be, VHD_NAME_UNITS, true, out, len) < 0)
+		out[0] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* file://[host]/path with %XX escapes → /path */
+static void macx_to_path(char *s)
+{
+	char *src = s, *dst = s;
+
+	if (strncmp(src, "file://", 7) == 0) {
+		src += 7;
+		if (*src != '/') {
+			char *slash = strchr(src, '/');
+
+			src = slash ? slash : src + strlen(src);
+		}
+	}
+	while (*src) {
+		if (src[0] == '%' && hexval(src[1]) >= 0 && hexval(src[2]) >= 0) {
+			*dst++ = (char)(hexval(src[1]) << 4 | hexval(src[2]));
+			src += 3;
+		} else {
+			*dst++ = *src++;
+		}
+	}
+	*dst = 0;
+}
+
+/*
+ * Decode locator @slot's payload to a UTF-8 path with '/' separators, as
+ * stored (a W2ru path stays relative). Returns its length or -errno.
+ */
+int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
+		       size_t len)
+{
+	const struct vhd_locator *l = &d->header.loc[slot];
+	uint8_t *raw;
+	int r;
+
+	if (!len)
+		return -ENAMETOOLONG;
+	out[0] = 0;
+	raw = malloc(l->data_length + 2);
+	if (!raw)
+		return -ENOMEM;
+	r = vhd_io_read(d->fd, raw, l->data_length, l->data_offset);
+	if (r < 0)
+		goto out;
+	raw[l->data_length] = 0;
+	raw[l->data_length + 1] = 0;
+	switch (l->code) {
+	case VHD_PLAT_W2RU:
+	case VHD_PLAT_W2KU:
+		r = vhd_utf16_to_utf8(raw, l->data_length / 2, false, out, len);
+		break;
+	default:
+		/* MacX is UTF-8; the deprecated codes are plain bytes. */
+		r = snprintf(out, len, "%s", (char *)raw) >= (int)len
+			    ? -ENAMETOOLONG
+			    : 0;
+		if (r == 0 && l->code == VHD_PLAT_MACX)
+			macx_to_path(out);
+		break;
+	}
+	if (r < 0)
+		goto out;
+	for (char *p = out; *p; p++)
+		if (*p == '\\')
+			*p = '/';
+	r = (int)strlen(out);
+out:
+	free(raw);
+	return r;
+}
