@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The .control file: each line written is one command, mirroring the
+ * Hyper-V image service methods. Results are kept per open file and in a
+ * bounded global ring, and read back as
+ *   ReturnValue=N [Job=.jobs/ID] [Error="..."] Command="..."
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "vhdfs.h"
+
+#define RING_MAX 64    /* results a fresh open reads */
+#define OWN_MAX 1024   /* results kept per open file */
+#define MAX_TOKENS 8
+#define MSG_MAX 1024
+
+struct vhdfs_control {
+	pthread_mutex_t lock;
+	char *lines[OWN_MAX]; /* protected by lock; oldest first */
+	unsigned n;
+	char *snap;           /* text served to reads; protected by lock */
+	size_t snap_len;
+};
+
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *ring[RING_MAX]; /* protected by ring_lock; oldest first */
+static unsigned ring_n;
+
+int vhdfs_return_value(int err)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case EACCES:
+		return 32769;
+	case EOPNOTSUPP:
+		return 32770;
+	case EINVAL:
+	case EEXIST:
+		return 32773;
+	case EBUSY:
+		return 32774;
+	case EPERM:
+		return 32775;
+	case ENOENT:
+		return 32779;
+	default:
+		return 32768;
+	}
+}
+
+/* Append @line to a bounded array, dropping the oldest when full. */
+static void push(char **arr, unsigned *n, unsigned max, char *line)
+{
+	if (*n == max) {
+		free(arr[0]);
+		memmove(arr, arr + 1, (max - 1) * sizeof(*arr));
+		(*n)--;
+	}
+	arr[(*n)++] = line;
+}
+
+/* Split @line into tokens; double quotes group, \" and \\ escape inside. */
+static int tokenize(char *line, char **tok, int max)
+{
+	char *r = line, *w = line;
+	int n = 0;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (!*r)
+			return n;
+		if (n == max)
+			return -EINVAL;
+		tok[n++] = w;
+		bool quoted = false;
+
+		while (*r && (quoted || (*r != ' ' && *r != '\t'))) {
+			if (*r == '"') {
+				quoted = !quoted;
+				r++;
+			} else if (quoted && *r == '\\' &&
+				   (r[1] == '"' || r[1] == '\\')) {
+				*w++ = r[1];
+				r += 2;
+			} else {
+				*w++ = *r++;
+			}
+		}
+		if (quoted)
+			return -EINVAL;
+		if (*r)
+			r++;
+		*w++ = '\0';
+	}
+}
+
+/* Append @s to @buf quoted when it holds blanks or quotes. */
+static void append_arg(char *buf, size_t len, const char *s)
+{
+	size_t o = strlen(buf);
+	bool q = !*s || strpbrk(s, " \t\"\\");
+
+	if (o && o + 1 < len)
+		buf[o++] = ' ';
+	if (q && o + 1 < len)
+		buf[o++] = '"';
+	for (; *s && o + 2 < len; s++) {
+		if (q && (*s == '"' || *s == '\\'))
+			buf[o++] = '\\';
+		buf[o++] = *s;
+	}
+	if (q && o + 1 < len)
+		buf[o++] = '"';
+	buf[o < len ? o : len - 1] = '\0';
+}
+
+/* Bytes, or a K/M/G/T suffix (powers of 1024, optional "B"/"iB"). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		if (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0)
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	if (shift && v > (~0ull >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+struct result {
+	int err;            /* positive errno, 0 on success */
+	unsigned long job;  /* job started, or 0 */
+	char msg[MSG_MAX];  /* Error= text */
+	char cmd[PATH_MAX * 2 + 64];
+};
+
+static int fail(struct result *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct result *r, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->msg[0]) {
+		va_start(ap, fmt);
+		vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* Failure of a library call: its message, else the errno text. */
+static int lib_fail(struct result *r, int ret)
+{
+	const char *m = vhd_errmsg();
+
+	return fail(r, ret, "%s", m && *m ? m : strerror(-ret));
+}
+
+static int cmd_diff(const char *child, const char *parent, struct result *r)
+{
+	char cpath[PATH_MAX], ppath[PATH_MAX];
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	ret = vhdfs_resolve_new(child, cpath, sizeof(cpath), r->msg,
+				sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = vhdfs_resolve_existing(parent, ppath, sizeof(ppath), r->msg,
+				     sizeof(r->msg));
+	if (ret == -ENOENT) {
+		r->msg[0] = '\0';
+		return fail(r, ret, "parent not found: %s", parent);
+	}
+	if (ret)
+		return ret;
+
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_image_writers(ppath) > 0) {
+		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
+	} else {
+		ret = vhd_create_diff(cpath, ppath);
+		if (ret)
+			lib_fail(r, ret);
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+static int cmd_create(char **tok, int n, struct result *r)
+{
+	struct vhdfs_job_args args = { .kind = VHDFS_JOB_CREATE };
+	uint64_t size, block = 0;
+	bool fixed = false, have_type = false;
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (parse_size(tok[2], &size) || size == 0)
+		return fail(r, -EINVAL, "bad size: %s", tok[2]);
+	if (size > VHD_MAX_SIZE)
+		return fail(r, -EINVAL, "size too large: %s (limit 2040G)",
+			    tok[2]);
+	for (int i = 3; i < n; i++) {
+		if (!have_type && strcasecmp(tok[i], "fixed") == 0) {
+			fixed = true;
+			have_type = true;
+		} else if (!have_type && strcasecmp(tok[i], "dynamic") == 0) {
+			have_type = true;
+		} else if (!block && strncasecmp(tok[i], "block=", 6) == 0) {
+			if (parse_size(tok[i] + 6, &block) || !block ||
+			    block > UINT32_MAX)
+				return fail(r, -EINVAL, "bad block size: %s",
+					    tok[i] + 6);
+		} else {
+			return fail(r, -EINVAL, "unexpected argument: %s",
+				    tok[i]);
+		}
+	}
+	if (fixed && block)
+		return fail(r, -EINVAL, "a fixed image has no block size");
+	ret = vhdfs_resolve_new(tok[1], args.path, sizeof(args.path), r->msg,
+				sizeof(r->msg));
+	if (ret)
+		return ret;
+	args.params.type = fixed ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
+	args.params.size = size;
+	args.params.block_size = (uint32_t)block;
+	if (fixed) {
+		/* Writing every byte of a fixed image takes time: a job. */
+		ret = vhdfs_job_start(&args, r->cmd, &r->job);
+		return ret ? fail(r, ret, "cannot start job: %s",
+				  strerror(-ret))
+			   : 0;
+	}
+	ret = vhd_create(args.path, &args.params);
+	return ret ? lib_fail(r, ret) : 0;
+}
+
+static int cmd_validate(const char *path, struct result *r)
+{
+	struct vhdfs_job_args args = { .kind = VHDFS_JOB_VALIDATE };
+	int ret;
+
+	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path),
+				     r->msg, sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = vhdfs_job_start(&args, r->cmd, &r->job);
+	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
+}
+
+static int cmd_cancel(const char *arg, struct result *r)
+{
+	unsigned long id;
+	char *end;
+	int ret;
+
+	errno = 0;
+	id = strtoul(arg, &end, 10);
+	if (errno || *end || !isdigit((unsigned char)*arg) || !id)
+		return fail(r, -EINVAL, "bad job id: %s", arg);
+	ret = vhdfs_job_cancel(id);
+	if (ret == -ENOENT)
+		return fail(r, ret, "no such job: %s", arg);
+	if (ret == -EPERM)
+		return fail(r, ret, "job %s is not running", arg);
+	return ret;
+}
+
+struct verb {
+	const char *name;
+	int min, max; /* argument count, the verb not counted */
+	bool supported;
+};
+
+static const struct verb verbs[] = {
+	{ "diff", 2, 2, true },      { "create", 2, 4, true },
+	{ "validate", 1, 1, true },  { "cancel", 1, 1, true },
+	{ "merge", 1, 2, false },    { "compact", 1, 1, false },
+	{ "expand", 2, 2, false },   { "reparent", 2, 3, false },
+};
+
+/* Run one command line; fills @r (r->cmd is the canonical command). */
+static int run(char *line, struct result *r)
+{
+	char *tok[MAX_TOKENS + 1];
+	const struct verb *v = NULL;
+	int n;
+
+	n = tokenize(line, tok, MAX_TOKENS);
+	if (n < 0)
+		return fail(r, -EINVAL, "malformed command (quotes?)");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(tok[0], verbs[i].name) == 0)
+			v = &verbs[i];
+	if (!v && n == 2) {
+		/* "CHILD PARENT": the implicit diff */
+		memmove(tok + 1, tok, 2 * sizeof(*tok));
+		tok[0] = "diff";
+		n = 3;
+		v = &verbs[0];
+	}
+	r->cmd[0] = '\0';
+	for (int i = 0; i < n; i++)
+		append_arg(r->cmd, sizeof(r->cmd), tok[i]);
+	if (!v)
+		return fail(r, -EINVAL, "unknown command: %s", tok[0]);
+	if (n - 1 < v->min || n - 1 > v->max)
+		return fail(r, -EINVAL, "wrong number of arguments for %s",
+			    v->name);
+	if (!v->supported)
+		return fail(r, -EOPNOTSUPP, "%s is not supported yet",
+			    v->name);
+	if (strcmp(v->name, "diff") == 0)
+		return cmd_diff(tok[1], tok[2], r);
+	if (strcmp(v->name, "create") == 0)
+		return cmd_create(tok, n, r);
+	if (strcmp(v->name, "validate") == 0)
+		return cmd_validate(tok[1], r);
+	return cmd_cancel(tok[1], r);
+}
+
+static void escape(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < len; s++) {
+		if (*s == '"' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s == '\n' ? ' ' : *s;
+	}
+	out[o] = '\0';
+}
+
+static char *format_result(const struct result *r)
+{
+	char cmd[sizeof(r->cmd) * 2], msg[MSG_MAX * 2], job[64] = "";
+	char err[MSG_MAX * 2 + 16] = "";
+	char *out;
+
+	escape(cmd, sizeof(cmd), r->cmd);
+	if (r->job)
+		snprintf(job, sizeof(job), "Job=%s/%lu ", VHDFS_JOBS_NAME,
+			 r->job);
+	if (r->err) {
+		escape(msg, sizeof(msg),
+		       r->msg[0] ? r->msg : strerror(r->err));
+		snprintf(err, sizeof(err), "Error=\"%s\" ", msg);
+	}
+	if (asprintf(&out, "ReturnValue=%d %s%sCommand=\"%s\"\n",
+		     r->job && !r->err ? 4096 : vhdfs_return_value(r->err),
+		     job, err, cmd) < 0)
+		return NULL;
+	return out;
+}
+
+struct vhdfs_control *vhdfs_control_open(void)
+{
+	struct vhdfs_control *ctl = calloc(1, sizeof(*ctl));
+
+	if (ctl)
+		pthread_mutex_init(&ctl->lock, NULL);
+	return ctl;
+}
+
+void vhdfs_control_release(struct vhdfs_control *ctl)
+{
+	for (unsigned i = 0; i < ctl->n; i++)
+		free(ctl->lines[i]);
+	free(ctl->snap);
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl);
+}
+
+ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
+			    size_t len)
+{
+	char *text = malloc(len + 1), *line, *save;
+	struct result *r = malloc(sizeof(*r));
+	int first = 0;
+
+	if (!text || !r) {
+		free(text);
+		free(r);
+		return -ENOMEM;
+	}
+	memcpy(text, buf, len);
+	text[len] = '\0';
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t l = strlen(line);
+		char *p = line, *s, *s2;
+
+		while (l && isspace((unsigned char)line[l - 1]))
+			line[--l] = '\0';
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		memset(r, 0, sizeof(*r));
+		snprintf(r->cmd, sizeof(r->cmd), "%s", p);
+		r->err = -run(p, r);
+		if (r->err) {
+			vhdfs_log("control: %s: %s (%s)", r->cmd,
+				  r->msg[0] ? r->msg : "failed",
+				  strerror(r->err));
+			if (!first)
+				first = -r->err;
+		}
+		s = format_result(r);
+		s2 = s ? strdup(s) : NULL;
+		if (!s || !s2) {
+			free(s);
+			first = first ? first : -ENOMEM;
+			continue;
+		}
+		pthread_mutex_lock(&ctl->lock);
+		push(ctl->lines, &ctl->n, OWN_MAX, s);
+		pthread_mutex_unlock(&ctl->lock);
+		pthread_mutex_lock(&ring_lock);
+		push(ring, &ring_n, RING_MAX, s2);
+		pthread_mutex_unlock(&ring_lock);
+	}
+	free(text);
+	free(r);
+	return first ? first : (ssize_t)len;
+}
+
+/* Concatenate @n lines into a fresh snapshot. */
+static int snapshot(char **lines, unsigned n, char **out, size_t *len)
+{
+	size_t total = 0, o = 0;
+	char *s;
+
+	for (unsigned i = 0; i < n; i++)
+		total += strlen(lines[i]);
+	s = malloc(total + 1);
+	if (!s)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		size_t l = strlen(lines[i]);
+
+		memcpy(s + o, lines[i], l);
+		o += l;
+	}
+	s[o] = '\0';
+	*out = s;
+	*len = o;
+	return 0;
+}
+
+ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
+			   off_t off)
+{
+	ssize_t ret = 0;
+
+	pthread_mutex_lock(&ctl->lock);
+	/* A read from the start sees the latest results. */
+	if (off == 0 || !ctl->snap) {
+		char *s;
+		size_t l;
+		int err;
+
+		if (ctl->n) {
+			err = snapshot(ctl->lines, ctl->n, &s, &l);
+		} else {
+			pthread_mutex_lock(&ring_lock);
+			err = snapshot(ring, ring_n, &s, &l);
+			pthread_mutex_unlock(&ring_lock);
+		}
+		if (err) {
+			ret = err;
+			goto out;
+		}
+		free(ctl->snap);
+		ctl->snap = s;
+		ctl->snap_len = l;
+	}
+	if (off >= 0 && (size_t)off < ctl->snap_len) {
+		ret = (ssize_t)(ctl->snap_len - (size_t)off);
+		if ((size_t)ret > len)
+			ret = (ssize_t)len;
+		memcpy(buf, ctl->snap + off, (size_t)ret);
+	}
+out:
+	pthread_mutex_unlock(&ctl->lock);
+	return ret;
+}
+
+void vhdfs_control_destroy(void)
+{
+	pthread_mutex_lock(&ring_lock);
+	for (unsigned i = 0; i < ring_n; i++)
+		free(ring[i]);
+	ring_n = 0;
+	pthread_mutex_unlock(&ring_lock);
+}

@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: MIT
+/*
+ * FUSE callbacks: translate each request into path mapping, image handle,
+ * control-file or job calls. Refused requests are logged, one line each.
+ */
+#include "vhdfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+
+/* Per-open state, stored in fi->fh. */
+struct vhdfs_fh {
+	enum vhdfs_node node;
+	bool write;
+	struct vhdfs_image *img;   /* VHDFS_NODE_BACKING */
+	struct vhdfs_control *ctl; /* VHDFS_NODE_CONTROL */
+	char *text;                /* VHDFS_NODE_JOB: snapshot at open */
+	size_t len;
+};
+
+static struct timespec mount_time;
+
+static struct vhdfs_fh *get_fh(const struct fuse_file_info *fi)
+{
+	return (struct vhdfs_fh *)(uintptr_t)fi->fh;
+}
+
+/* Map a FUSE path of the image view to its backing path and stat it.
+ * Only directories (not symlinks to them) and *.vhd regular files (or
+ * symlinks to them) are visible. */
+static int lookup(const char *path, char *bpath, struct stat *st)
+{
+	int ret = vhdfs_backing_path(path, bpath, PATH_MAX);
+
+	if (ret)
+		return ret;
+	if (lstat(bpath, st))
+		return -errno;
+	if (S_ISDIR(st->st_mode))
+		return 0;
+	if (!vhdfs_is_vhd_name(bpath))
+		return -ENOENT;
+	if (S_ISLNK(st->st_mode) && stat(bpath, st))
+		return -ENOENT;
+	return S_ISREG(st->st_mode) ? 0 : -ENOENT;
+}
+
+static void special_stat(struct stat *st, mode_t mode, off_t size)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = vhdfs_cfg.uid;
+	st->st_gid = vhdfs_cfg.gid;
+	st->st_size = size;
+	st->st_atim = st->st_mtim = st->st_ctim = mount_time;
+}
+
+static int vhdfs_getattr(const char *path, struct stat *st,
+			 struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	unsigned long id;
+	uint64_t vsize;
+	enum vhd_type type;
+	char *text;
+	size_t len;
+	int ret;
+
+	(void)fi;
+	switch (vhdfs_classify(path, &id)) {
+	case VHDFS_NODE_CONTROL:
+		special_stat(st, S_IFREG | (vhdfs_cfg.ro ? 0400 : 0600), 0);
+		return 0;
+	case VHDFS_NODE_JOBS_DIR:
+		special_stat(st, S_IFDIR | 0755, 0);
+		return 0;
+	case VHDFS_NODE_JOB:
+		ret = vhdfs_job_render(id, &text, &len);
+		if (ret)
+			return ret;
+		free(text);
+		special_stat(st, S_IFREG | 0444, (off_t)len);
+		return 0;
+	case VHDFS_NODE_ROOT:
+	case VHDFS_NODE_BACKING:
+		break;
+	}
+	ret = lookup(path, bpath, st);
+	if (ret)
+		return ret;
+	if (vhdfs_cfg.ro)
+		st->st_mode &= ~(mode_t)0222;
+	if (S_ISDIR(st->st_mode))
+		return 0;
+	/* st_blocks stays the backing file's: what this layer stores. */
+	if (vhdfs_image_meta(bpath, st, &vsize, &type) == 0)
+		st->st_size = (off_t)vsize;
+	else
+		st->st_size = 0; /* not a readable VHD; open will say why */
+	return 0;
+}
+
+struct fill_ctx {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static void fill_job(void *vctx, unsigned long id)
+{
+	struct fill_ctx *c = vctx;
+	char name[32];
+
+	snprintf(name, sizeof(name), "%lu", id);
+	c->filler(c->buf, name, NULL, 0, 0);
+}
+
+static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+			 off_t off, struct fuse_file_info *fi,
+			 enum fuse_readdir_flags flags)
+{
+	char bpath[PATH_MAX], epath[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	unsigned long id;
+	DIR *d;
+	int ret;
+
+	(void)off, (void)fi, (void)flags;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	switch (vhdfs_classify(path, &id)) {
+	case VHDFS_NODE_JOBS_DIR: {
+		struct fill_ctx c = { buf, filler };
+
+		vhdfs_job_foreach(fill_job, &c);
+		return 0;
+	}
+	case VHDFS_NODE_CONTROL:
+	case VHDFS_NODE_JOB:
+		return -ENOTDIR;
+	case VHDFS_NODE_ROOT:
+		filler(buf, VHDFS_CONTROL_NAME, NULL, 0, 0);
+		filler(buf, VHDFS_JOBS_NAME, NULL, 0, 0);
+		break;
+	case VHDFS_NODE_BACKING:
+		break;
+	}
+	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
+	if (ret)
+		return ret;
+	d = opendir(bpath);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		int n;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strcmp(path, "/") == 0 &&
+		    (strcmp(de->d_name, VHDFS_CONTROL_NAME) == 0 ||
+		     strcmp(de->d_name, VHDFS_JOBS_NAME) == 0))
+			continue;
+		n = snprintf(epath, sizeof(epath), "%s/%s", bpath, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(epath) || lstat(epath, &st))
+			continue;
+		if (!S_ISDIR(st.st_mode)) {
+			if (!vhdfs_is_vhd_name(de->d_name) ||
+			    stat(epath, &st) || !S_ISREG(st.st_mode))
+				continue;
+		}
+		if (filler(buf, de->d_name, NULL, 0, 0))
+			break;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Open an image; a writer must not open a parent of another image. */
+static int open_image(const char *path, const char *bpath, bool write,
+		      struct vhdfs_image **img)
+{
+	char real[PATH_MAX], child[PATH_MAX];
+	int ret;
+
+	if (!write)
+		return vhdfs_image_get(bpath, false, img);
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	if (!realpath(bpath, real))
+		return -errno;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+		vhdfs_log("refusing write open of %s: it is the parent of %s",
+			  path, child + vhdfs_cfg.backing_len);
+		ret = -EPERM;
+	} else {
+		ret = vhdfs_image_get(bpath, true, img);
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+static int vhdfs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = calloc(1, sizeof(*fh));
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	char bpath[PATH_MAX];
+	unsigned long id;
+	struct stat st;
+	int ret = 0;
+
+	if (!fh)
+		return -ENOMEM;
+	fh->node = vhdfs_classify(path, &id);
+	fh->write = write;
+	switch (fh->node) {
+	case VHDFS_NODE_ROOT:
+	case VHDFS_NODE_JOBS_DIR:
+		ret = -EISDIR;
+		break;
+	case VHDFS_NODE_CONTROL: {
+		uid_t uid = fuse_get_context()->uid;
+
+		if (uid != vhdfs_cfg.uid && uid != 0) {
+			vhdfs_log("refusing .control open by uid %u",
+				  (unsigned)uid);
+			ret = -EACCES;
+			break;
+		}
+		fh->ctl = vhdfs_control_open();
+		ret = fh->ctl ? 0 : -ENOMEM;
+		/* Size 0 in getattr: reads must bypass the page cache. */
+		fi->direct_io = 1;
+		break;
+	}
+	case VHDFS_NODE_JOB:
+		if (write) {
+			ret = -EACCES;
+			break;
+		}
+		ret = vhdfs_job_render(id, &fh->text, &fh->len);
+		fi->direct_io = 1;
+		break;
+	case VHDFS_NODE_BACKING:
+		ret = lookup(path, bpath, &st);
+		if (ret)
+			break;
+		if (S_ISDIR(st.st_mode)) {
+			ret = -EISDIR;
+			break;
+		}
+		ret = open_image(path, bpath, write, &fh->img);
+		if (ret && ret != -EPERM)
+			vhdfs_log("open of %s failed: %s%s%s", path,
+				  strerror(-ret), *vhd_errmsg() ? ": " : "",
+				  vhd_errmsg());
+		break;
+	}
+	if (ret) {
+		free(fh);
+		return ret;
+	}
+	fi->fh = (uintptr_t)fh;
+	return 0;
+}
+
+static int vhdfs_read(const char *path, char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = get_fh(fi);
+
+	(void)path;
+	if (off < 0)
+		return -EINVAL;
+	switch (fh->node) {
+	case VHDFS_NODE_CONTROL:
+		return (int)vhdfs_control_read(fh->ctl, buf, size, off);
+	case VHDFS_NODE_JOB:
+		if ((size_t)off >= fh->len)
+			return 0;
+		if (size > fh->len - (size_t)off)
+			size = fh->len - (size_t)off;
+		memcpy(buf, fh->text + off, size);
+		return (int)size;
+	case VHDFS_NODE_BACKING:
+		return (int)vhdfs_image_pread(fh->img, buf, size,
+					      (uint64_t)off);
+	default:
+		return -EBADF;
+	}
+}
+
+static int vhdfs_write(const char *path, const char *buf, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = get_fh(fi);
+	ssize_t ret;
+
+	if (off < 0)
+		return -EINVAL;
+	switch (fh->node) {
+	case VHDFS_NODE_CONTROL:
+		return (int)vhdfs_control_write(fh->ctl, buf, size);
+	case VHDFS_NODE_BACKING:
+		ret = vhdfs_image_pwrite(fh->img, buf, size, (uint64_t)off);
+		if (ret < 0)
+			vhdfs_log("write of %zu bytes at %lld to %s failed: %s",
+				  size, (long long)off, path,
+				  strerror((int)-ret));
+		return (int)ret;
+	default:
+		return -EBADF;
+	}
+}
+
+static int vhdfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = get_fh(fi);
+
+	(void)path;
+	if (fh->node != VHDFS_NODE_BACKING || !fh->write)
+		return 0;
+	return vhdfs_image_flush(fh->img);
+}
+
+static int vhdfs_fsync(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	(void)datasync;
+	return vhdfs_flush(path, fi);
+}
+
+static int vhdfs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = get_fh(fi);
+
+	(void)path;
+	if (fh->img)
+		vhdfs_image_put(fh->img, fh->write);
+	if (fh->ctl)
+		vhdfs_control_release(fh->ctl);
+	free(fh->text);
+	free(fh);
+	return 0;
+}
+
+static int vhdfs_truncate(const char *path, off_t size,
+			  struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	unsigned long id;
+	struct stat st;
+	uint64_t vsize;
+	enum vhd_type type;
+	int ret;
+
+	(void)fi;
+	switch (vhdfs_classify(path, &id)) {
+	case VHDFS_NODE_CONTROL:
+		return 0; /* `echo cmd > .control` truncates first */
+	case VHDFS_NODE_BACKING:
+		break;
+	default:
+		return -EACCES;
+	}
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	ret = vhdfs_image_meta(bpath, &st, &vsize, &type);
+	if (ret)
+		return ret;
+	if ((uint64_t)size == vsize)
+		return 0;
+	vhdfs_log("refusing truncate of %s to %lld bytes (size %llu): "
+		  "use expand", path, (long long)size,
+		  (unsigned long long)vsize);
+	return -EINVAL;
+}
+
+/* -EBUSY (and a log line) when the image at @bpath has a child. */
+static int check_not_parent(const char *path, const char *bpath,
+			    const char *what)
+{
+	char real[PATH_MAX], child[PATH_MAX];
+
+	if (!realpath(bpath, real))
+		return -errno;
+	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+		vhdfs_log("refusing %s of %s: it is the parent of %s", what,
+			  path, child + vhdfs_cfg.backing_len);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int vhdfs_unlink(const char *path)
+{
+	char bpath[PATH_MAX];
+	unsigned long id;
+	struct stat st;
+	int ret;
+
+	switch (vhdfs_classify(path, &id)) {
+	case VHDFS_NODE_JOB:
+		ret = vhdfs_job_remove(id);
+		if (ret == -EBUSY)
+			vhdfs_log("refusing rm of %s: job still running", path);
+		return ret;
+	case VHDFS_NODE_BACKING:
+		break;
+	default:
+		return -EPERM;
+	}
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	ret = check_not_parent(path, bpath, "rm");
+	if (!ret) {
+		ret = unlink(bpath) ? -errno : 0;
+		/* Open handles keep the unlinked file; new opens miss it. */
+		vhdfs_image_forget(bpath);
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	char bfrom[PATH_MAX], bto[PATH_MAX], real[PATH_MAX];
+	char parent[PATH_MAX], child[PATH_MAX];
+	struct stat st, tst;
+	unsigned long id;
+	int ret;
+
+	if (vhdfs_classify(from, &id) != VHDFS_NODE_BACKING ||
+	    vhdfs_classify(to, &id) != VHDFS_NODE_BACKING)
+		return -EPERM;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	ret = lookup(from, bfrom, &st);
+	if (ret)
+		return ret;
+	ret = vhdfs_backing_path(to, bto, sizeof(bto));
+	if (ret)
+		return ret;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	if (!S_ISDIR(st.st_mode) && !vhdfs_is_vhd_name(to)) {
+		vhdfs_log("refusing mv of %s to %s: name must end in .vhd",
+			  from, to);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (S_ISDIR(st.st_mode)) {
+		ret = realpath(bfrom, real) ? 0 : -errno;
+		if (!ret && vhdfs_find_child_under(real, parent, sizeof(parent),
+						   child, sizeof(child)) > 0) {
+			vhdfs_log("refusing mv of %s: %s is the parent of %s",
+				  from, parent, child + vhdfs_cfg.backing_len);
+			ret = -EBUSY;
+		}
+	} else {
+		ret = check_not_parent(from, bfrom, "mv");
+		if (!ret && lstat(bto, &tst) == 0 && !S_ISDIR(tst.st_mode))
+			ret = check_not_parent(to, bto, "replacing mv");
+	}
+	if (!ret) {
+		ret = renameat2(AT_FDCWD, bfrom, AT_FDCWD, bto, flags) ? -errno
+									: 0;
+		if (!ret)
+			vhdfs_image_renamed(bfrom, bto);
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+static int vhdfs_mkdir(const char *path, mode_t mode)
+{
+	char bpath[PATH_MAX];
+	unsigned long id;
+	int ret;
+
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return -EEXIST;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
+	if (ret)
+		return ret;
+	return mkdir(bpath, mode) ? -errno : 0;
+}
+
+static int vhdfs_rmdir(const char *path)
+{
+	char bpath[PATH_MAX];
+	unsigned long id;
+	int ret;
+
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return -EPERM;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
+	if (ret)
+		return ret;
+	return rmdir(bpath) ? -errno : 0;
+}
+
+/* New files are made through .control, never by open(O_CREAT). */
+static int vhdfs_create(const char *path, mode_t mode,
+			struct fuse_file_info *fi)
+{
+	(void)mode, (void)fi;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	vhdfs_log("refusing create of %s: create images through .control",
+		  path);
+	return -EPERM;
+}
+
+static int vhdfs_chmod(const char *path, mode_t mode,
+		       struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	struct stat st;
+	unsigned long id;
+	int ret;
+
+	(void)fi;
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return -EPERM;
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	return chmod(bpath, mode) ? -errno : 0;
+}
+
+static int vhdfs_chown(const char *path, uid_t uid, gid_t gid,
+		       struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	struct stat st;
+	unsigned long id;
+	int ret;
+
+	(void)fi;
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return -EPERM;
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	return chown(bpath, uid, gid) ? -errno : 0;
+}
+
+static int vhdfs_utimens(const char *path, const struct timespec tv[2],
+			 struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	struct stat st;
+	unsigned long id;
+	int ret;
+
+	(void)fi;
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return 0; /* `touch .control` is harmless */
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	return utimensat(AT_FDCWD, bpath, tv, 0) ? -errno : 0;
+}
+
+static int vhdfs_statfs(const char *path, struct statvfs *sv)
+{
+	(void)path;
+	return statvfs(vhdfs_cfg.backing, sv) ? -errno : 0;
+}
+
+static int image_path(const char *path, char *bpath)
+{
+	struct stat st;
+	unsigned long id;
+	int ret;
+
+	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return -ENODATA;
+	ret = lookup(path, bpath, &st);
+	if (ret)
+		return ret;
+	return S_ISDIR(st.st_mode) ? -ENODATA : 0;
+}
+
+static int vhdfs_getxattr_op(const char *path, const char *name, char *value,
+			     size_t size)
+{
+	char bpath[PATH_MAX];
+	int ret = image_path(path, bpath);
+
+	return ret ? ret : vhdfs_getxattr(bpath, name, value, size);
+}
+
+static int vhdfs_listxattr_op(const char *path, char *list, size_t size)
+{
+	char bpath[PATH_MAX];
+	int ret = image_path(path, bpath);
+
+	if (ret == -ENODATA)
+		return 0;
+	return ret ? ret : vhdfs_listxattr(bpath, list, size);
+}
+
+static int vhdfs_setxattr(const char *path, const char *name,
+			  const char *value, size_t size, int flags)
+{
+	(void)value, (void)size, (void)flags;
+	vhdfs_log("refusing setxattr %s on %s: attributes are read-only", name,
+		  path);
+	return -ENOTSUP;
+}
+
+static int vhdfs_removexattr(const char *path, const char *name)
+{
+	vhdfs_log("refusing removexattr %s on %s: attributes are read-only",
+		  name, path);
+	return -ENOTSUP;
+}
+
+static off_t vhdfs_lseek(const char *path, off_t off, int whence,
+			 struct fuse_file_info *fi)
+{
+	struct vhdfs_fh *fh = get_fh(fi);
+
+	(void)path;
+	if (whence == SEEK_SET)
+		return off;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (fh->node != VHDFS_NODE_BACKING)
+		return -EINVAL;
+	if (off < 0)
+		return -ENXIO;
+	return (off_t)vhdfs_image_seek(fh->img, (uint64_t)off,
+				       whence == SEEK_DATA);
+}
+
+static void *vhdfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	(void)conn;
+	/* Other tools change BACKING_DIR behind our back: cache nothing. */
+	cfg->entry_timeout = 0;
+	cfg->attr_timeout = 0;
+	cfg->negative_timeout = 0;
+	/* Unlinked open images keep their handle; no .fuse_hidden files. */
+	cfg->hard_remove = 1;
+	cfg->use_ino = 0;
+	clock_gettime(CLOCK_REALTIME, &mount_time);
+	return NULL;
+}
+
+static void vhdfs_destroy(void *data)
+{
+	(void)data;
+	vhdfs_jobs_destroy();
+	vhdfs_images_destroy();
+	vhdfs_control_destroy();
+}
+
+const struct fuse_operations vhdfs_ops = {
+	.getattr = vhdfs_getattr,
+	.readdir = vhdfs_readdir,
+	.open = vhdfs_open,
+	.read = vhdfs_read,
+	.write = vhdfs_write,
+	.flush = vhdfs_flush,
+	.fsync = vhdfs_fsync,
+	.release = vhdfs_release,
+	.truncate = vhdfs_truncate,
+	.unlink = vhdfs_unlink,
+	.rename = vhdfs_rename,
+	.mkdir = vhdfs_mkdir,
+	.rmdir = vhdfs_rmdir,
+	.create = vhdfs_create,
+	.chmod = vhdfs_chmod,
+	.chown = vhdfs_chown,
+	.utimens = vhdfs_utimens,
+	.statfs = vhdfs_statfs,
+	.getxattr = vhdfs_getxattr_op,
+	.listxattr = vhdfs_listxattr_op,
+	.setxattr = vhdfs_setxattr,
+	.removexattr = vhdfs_removexattr,
+	.lseek = vhdfs_lseek,
+	.init = vhdfs_init,
+	.destroy = vhdfs_destroy,
+};
