@@ -180,8 +180,12 @@ int main(int argc, char *argv[])
 	if (opts.singlethread) {
 		res = fuse_loop(fuse);
 	} else {
+		/* libfuse's "unset" UINT_MAX draws a warning: use 10, the
+		 * documented default. */
 		loop.clone_fd = opts.clone_fd;
-		loop.max_idle_threads = opts.max_idle_threads;
+		loop.max_idle_threads = opts.max_idle_threads == UINT_MAX
+						? 10
+						: opts.max_idle_threads;
 		res = fuse_loop_mt(fuse, &loop);
 	}
 	/* Unmount (res 0) and SIGTERM/SIGINT (res > 0) are clean exits. */
