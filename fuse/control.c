@@ -15,8 +15,8 @@
 
 #include "vhdfs.h"
 
-#define RING_MAX 64    /* results a fresh open reads */
-#define OWN_MAX 1024   /* results kept per open file */
+#define RING_MAX 64  /* results a fresh open reads */
+#define OWN_MAX 1024 /* results kept per open file */
 #define MAX_TOKENS 8
 #define MSG_MAX 1024
 
@@ -24,7 +24,7 @@ struct vhdfs_control {
 	pthread_mutex_t lock;
 	char *lines[OWN_MAX]; /* protected by lock; oldest first */
 	unsigned n;
-	char *snap;           /* text served to reads; protected by lock */
+	char *snap; /* text served to reads; protected by lock */
 	size_t snap_len;
 };
 
@@ -167,9 +167,9 @@ static int parse_size(const char *s, uint64_t *out)
 }
 
 struct result {
-	int err;            /* positive errno, 0 on success */
-	unsigned long job;  /* job started, or 0 */
-	char msg[MSG_MAX];  /* Error= text */
+	int err;	   /* positive errno, 0 on success */
+	unsigned long job; /* job started, or 0 */
+	char msg[MSG_MAX]; /* Error= text */
 	char cmd[PATH_MAX * 2 + 64];
 };
 
@@ -230,7 +230,7 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 
 static int cmd_create(char **tok, int n, struct result *r)
 {
-	struct vhdfs_job_args args = { .kind = VHDFS_JOB_CREATE };
+	struct vhdfs_job_args args = {.kind = VHDFS_JOB_CREATE};
 	uint64_t size, block = 0;
 	bool fixed = false, have_type = false;
 	int ret;
@@ -280,11 +280,11 @@ static int cmd_create(char **tok, int n, struct result *r)
 
 static int cmd_validate(const char *path, struct result *r)
 {
-	struct vhdfs_job_args args = { .kind = VHDFS_JOB_VALIDATE };
+	struct vhdfs_job_args args = {.kind = VHDFS_JOB_VALIDATE};
 	int ret;
 
-	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path),
-				     r->msg, sizeof(r->msg));
+	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path), r->msg,
+				     sizeof(r->msg));
 	if (ret)
 		return ret;
 	ret = vhdfs_job_start(&args, r->cmd, &r->job);
@@ -316,10 +316,10 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{ "diff", 2, 2, true },      { "create", 2, 4, true },
-	{ "validate", 1, 1, true },  { "cancel", 1, 1, true },
-	{ "merge", 1, 2, false },    { "compact", 1, 1, false },
-	{ "expand", 2, 2, false },   { "reparent", 2, 3, false },
+	{"diff", 2, 2, true},	  {"create", 2, 4, true},
+	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
+	{"merge", 1, 2, false},	  {"compact", 1, 1, false},
+	{"expand", 2, 2, false},  {"reparent", 2, 3, false},
 };
 
 /* Run one command line; fills @r (r->cmd is the canonical command). */
@@ -351,8 +351,7 @@ static int run(char *line, struct result *r)
 		return fail(r, -EINVAL, "wrong number of arguments for %s",
 			    v->name);
 	if (!v->supported)
-		return fail(r, -EOPNOTSUPP, "%s is not supported yet",
-			    v->name);
+		return fail(r, -EOPNOTSUPP, "%s is not supported yet", v->name);
 	if (strcmp(v->name, "diff") == 0)
 		return cmd_diff(tok[1], tok[2], r);
 	if (strcmp(v->name, "create") == 0)
@@ -385,13 +384,12 @@ static char *format_result(const struct result *r)
 		snprintf(job, sizeof(job), "Job=%s/%lu ", VHDFS_JOBS_NAME,
 			 r->job);
 	if (r->err) {
-		escape(msg, sizeof(msg),
-		       r->msg[0] ? r->msg : strerror(r->err));
+		escape(msg, sizeof(msg), r->msg[0] ? r->msg : strerror(r->err));
 		snprintf(err, sizeof(err), "Error=\"%s\" ", msg);
 	}
 	if (asprintf(&out, "ReturnValue=%d %s%sCommand=\"%s\"\n",
-		     r->job && !r->err ? 4096 : vhdfs_return_value(r->err),
-		     job, err, cmd) < 0)
+		     r->job && !r->err ? 4096 : vhdfs_return_value(r->err), job,
+		     err, cmd) < 0)
 		return NULL;
 	return out;
 }

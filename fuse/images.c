@@ -27,10 +27,10 @@ struct vhdfs_image {
 	 * read-only handle for a read-write one. */
 	pthread_rwlock_t lock;
 	struct vhd_disk *disk; /* protected by lock */
-	bool rdwr;             /* protected by lock */
-	int refs;              /* protected by images_lock */
-	int writers;           /* protected by images_lock */
-	bool listed;           /* protected by images_lock */
+	bool rdwr;	       /* protected by lock */
+	int refs;	       /* protected by images_lock */
+	int writers;	       /* protected by images_lock */
+	bool listed;	       /* protected by images_lock */
 	struct vhdfs_image *next;
 };
 
@@ -152,8 +152,8 @@ ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,
 	return ret;
 }
 
-ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf,
-			   size_t len, uint64_t off)
+ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
+			   uint64_t off)
 {
 	ssize_t ret;
 
@@ -202,8 +202,8 @@ int vhdfs_image_writers(const char *real)
 }
 
 /* Size of an open image of @bpath with inode @st, or false. */
-static bool open_size(const char *bpath, const struct stat *st,
-		      uint64_t *vsize, enum vhd_type *type)
+static bool open_size(const char *bpath, const struct stat *st, uint64_t *vsize,
+		      enum vhd_type *type)
 {
 	struct vhdfs_image *img;
 	bool found = false;
@@ -246,7 +246,7 @@ struct meta {
 
 static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct meta *meta_tab[META_BUCKETS]; /* protected by meta_lock */
-static unsigned meta_count;                 /* protected by meta_lock */
+static unsigned meta_count;		    /* protected by meta_lock */
 
 static unsigned meta_hash(const char *s)
 {
@@ -374,8 +374,8 @@ found:
 	return err;
 }
 
-int vhdfs_image_meta(const char *bpath, const struct stat *st,
-		     uint64_t *vsize, enum vhd_type *type)
+int vhdfs_image_meta(const char *bpath, const struct stat *st, uint64_t *vsize,
+		     enum vhd_type *type)
 {
 	if (open_size(bpath, st, vsize, type))
 		return 0;
@@ -527,7 +527,9 @@ static int match_child(void *vctx, const char *child, const char *parent)
 int vhdfs_find_child(const char *real, char *child, size_t len)
 {
 	struct find_ctx c = {
-		.target = real, .child = child, .clen = len,
+		.target = real,
+		.child = child,
+		.clen = len,
 	};
 
 	return walk(vhdfs_cfg.backing, 0, match_child, &c);
@@ -537,8 +539,12 @@ int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen)
 {
 	struct find_ctx c = {
-		.target = dir, .prefix = true, .parent = parent, .plen = plen,
-		.child = child, .clen = clen,
+		.target = dir,
+		.prefix = true,
+		.parent = parent,
+		.plen = plen,
+		.child = child,
+		.clen = clen,
 	};
 
 	return walk(vhdfs_cfg.backing, 0, match_child, &c);

@@ -29,21 +29,21 @@ struct job {
 	/* The fields below are protected by jobs_lock. */
 	enum job_state state;
 	int percent;
-	int error_code;     /* ReturnValue */
-	char error[1024];   /* ErrorDescription */
-	struct timespec start;      /* CLOCK_REALTIME */
+	int error_code;		    /* ReturnValue */
+	char error[1024];	    /* ErrorDescription */
+	struct timespec start;	    /* CLOCK_REALTIME */
 	struct timespec mono_start; /* CLOCK_MONOTONIC */
 	struct timespec mono_end;
 	bool cancel;
-	bool done;                  /* worker finished with the record */
+	bool done; /* worker finished with the record */
 	struct job *next;
 };
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
 static struct job *jobs, **jobs_tail = &jobs; /* protected by jobs_lock */
-static unsigned long next_id = 1;             /* protected by jobs_lock */
-static int workers;                           /* protected by jobs_lock */
+static unsigned long next_id = 1;	      /* protected by jobs_lock */
+static int workers;			      /* protected by jobs_lock */
 
 static bool finished(const struct job *j)
 {
@@ -129,7 +129,7 @@ static void report(void *vctx, const char *msg)
 
 static void run_validate(struct job *j)
 {
-	struct check_ctx c = { .job = j };
+	struct check_ctx c = {.job = j};
 	char msg[1200];
 	int ret = vhd_check(j->args.path, report, &c);
 

@@ -14,7 +14,8 @@ void vhdfs_log(const char *fmt, ...)
 	if (vhdfs_cfg.syslog) {
 		vsyslog(LOG_NOTICE, fmt, ap);
 	} else {
-		/* One fprintf per line so lines of threads do not interleave. */
+		/* One fprintf per line so lines of threads do not interleave.
+		 */
 		char line[2048];
 
 		vsnprintf(line, sizeof(line), fmt, ap);

@@ -16,7 +16,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-
 struct vhdfs_config vhdfs_cfg;
 
 enum {
@@ -103,8 +102,8 @@ static int add_fsname(struct fuse_args *args)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts opts = { 0 };
-	struct fuse_loop_config loop = { 0 };
+	struct fuse_cmdline_opts opts = {0};
+	struct fuse_loop_config loop = {0};
 	struct fuse_session *se;
 	struct fuse *fuse;
 	int ret = 1, res;

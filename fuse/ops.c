@@ -16,14 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /* Per-open state, stored in fi->fh. */
 struct vhdfs_fh {
 	enum vhdfs_node node;
 	bool write;
 	struct vhdfs_image *img;   /* VHDFS_NODE_BACKING */
 	struct vhdfs_control *ctl; /* VHDFS_NODE_CONTROL */
-	char *text;                /* VHDFS_NODE_JOB: snapshot at open */
+	char *text;		   /* VHDFS_NODE_JOB: snapshot at open */
 	size_t len;
 };
 
@@ -140,7 +139,7 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	filler(buf, "..", NULL, 0, 0);
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_JOBS_DIR: {
-		struct fill_ctx c = { buf, filler };
+		struct fill_ctx c = {buf, filler};
 
 		vhdfs_job_foreach(fill_job, &c);
 		return 0;
@@ -394,8 +393,8 @@ static int vhdfs_truncate(const char *path, off_t size,
 	if ((uint64_t)size == vsize)
 		return 0;
 	vhdfs_log("refusing truncate of %s to %lld bytes (size %llu): "
-		  "use expand", path, (long long)size,
-		  (unsigned long long)vsize);
+		  "use expand",
+		  path, (long long)size, (unsigned long long)vsize);
 	return -EINVAL;
 }
 
@@ -493,7 +492,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 	}
 	if (!ret) {
 		ret = renameat2(AT_FDCWD, bfrom, AT_FDCWD, bto, flags) ? -errno
-									: 0;
+								       : 0;
 		if (!ret)
 			vhdfs_image_renamed(bfrom, bto);
 	}
@@ -545,8 +544,7 @@ static int vhdfs_create(const char *path, mode_t mode,
 	return -EPERM;
 }
 
-static int vhdfs_chmod(const char *path, mode_t mode,
-		       struct fuse_file_info *fi)
+static int vhdfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	char bpath[PATH_MAX];
 	struct stat st;
@@ -641,8 +639,8 @@ static int vhdfs_listxattr_op(const char *path, char *list, size_t size)
 	return ret ? ret : vhdfs_listxattr(bpath, list, size);
 }
 
-static int vhdfs_setxattr(const char *path, const char *name,
-			  const char *value, size_t size, int flags)
+static int vhdfs_setxattr(const char *path, const char *name, const char *value,
+			  size_t size, int flags)
 {
 	(void)value, (void)size, (void)flags;
 	vhdfs_log("refusing setxattr %s on %s: attributes are read-only", name,

@@ -31,13 +31,13 @@
 
 /* Mount-wide settings, written once by main() before the loop starts. */
 struct vhdfs_config {
-	char backing[PATH_MAX];    /* realpath of BACKING_DIR */
+	char backing[PATH_MAX]; /* realpath of BACKING_DIR */
 	size_t backing_len;
 	char mountpoint[PATH_MAX]; /* realpath of MOUNTPOINT, before mount */
 	size_t mountpoint_len;
-	bool ro;                   /* -o ro: refuse every modification */
-	bool syslog;               /* daemonized: log to syslog, not stderr */
-	uid_t uid;                 /* mount owner: may use .control */
+	bool ro;     /* -o ro: refuse every modification */
+	bool syslog; /* daemonized: log to syslog, not stderr */
+	uid_t uid;   /* mount owner: may use .control */
 	gid_t gid;
 };
 
@@ -51,7 +51,7 @@ enum vhdfs_node {
 	VHDFS_NODE_ROOT,
 	VHDFS_NODE_CONTROL,
 	VHDFS_NODE_JOBS_DIR,
-	VHDFS_NODE_JOB,     /* .jobs/ID */
+	VHDFS_NODE_JOB,	    /* .jobs/ID */
 	VHDFS_NODE_BACKING, /* a file or directory under BACKING_DIR */
 };
 enum vhdfs_node vhdfs_classify(const char *path, unsigned long *job_id);
@@ -99,8 +99,8 @@ int vhdfs_image_get(const char *bpath, bool write, struct vhdfs_image **out);
 void vhdfs_image_put(struct vhdfs_image *img, bool write);
 ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,
 			  uint64_t off);
-ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf,
-			   size_t len, uint64_t off);
+ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
+			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Writers on the image at realpath @real (0 when not open for writing). */
@@ -113,8 +113,8 @@ void vhdfs_image_renamed(const char *from, const char *to);
  * Virtual size and type of the image at @bpath whose lstat/stat is @st,
  * from an open handle or a cache keyed by inode and mtime.
  */
-int vhdfs_image_meta(const char *bpath, const struct stat *st,
-		     uint64_t *vsize, enum vhd_type *type);
+int vhdfs_image_meta(const char *bpath, const struct stat *st, uint64_t *vsize,
+		     enum vhd_type *type);
 /*
  * Find an image under BACKING_DIR whose parent is the file at realpath
  * @real. Returns 1 and the child's backing path in @child when one exists,
