@@ -688,6 +688,52 @@ bool th_msg_has(const char *word)
 	return false;
 }
 
+int th_setup_dir(void **state)
+{
+	*state = th_tmpdir();
+	return 0;
+}
+
+int th_teardown_dir(void **state)
+{
+	vhd_set_io_ops(NULL);
+	th_rmtree(*state);
+	free(*state);
+	return 0;
+}
+
+bool th_msg_names(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	return th_msg_has(base ? base + 1 : path);
+}
+
+void th_open_fails(const char *path, int flags, int err, int alt_err,
+		   const char *const *words)
+{
+	struct vhd_disk *d = NULL;
+	int r = vhd_open(path, flags, &d);
+	bool found = false;
+
+	if (r == 0) {
+		vhd_close(d);
+		die("vhd_open %s succeeded; expected %s", path,
+		    strerror(err));
+	}
+	if (r != -err && (!alt_err || r != -alt_err))
+		die("vhd_open %s: got %d (%s), expected -%d (%s) [%s]", path,
+		    r, strerror(-r), err, strerror(err), vhd_errmsg());
+	if (!th_msg_names(path))
+		die("message does not name the file");
+	for (int i = 0; words[i] && !found; i++)
+		found = strcasestr(vhd_errmsg(), words[i]) != NULL;
+	if (!found)
+		die("message \"%s\" names none of the expected defect words"
+		    " (first: %s)",
+		    vhd_errmsg(), words[0]);
+}
+
 /* --- seeded randomness -------------------------------------------------- */
 
 uint64_t th_seed(const char *env, const char *test)
@@ -743,13 +789,15 @@ struct undo {
 	size_t len;       /* bytes of @old that existed before the write */
 	uint64_t old_size;
 	uint8_t *old;
+	const uint8_t *new_data; /* copy of what was written */
+	size_t new_len;
 };
 
 static struct {
 	pthread_mutex_t lock;
 	long cut;
 	long writes;
-	bool lose;
+	enum th_cut_mode mode;
 	bool tripped;
 	struct undo *log;
 	size_t nlog, cap;
@@ -765,25 +813,36 @@ static void undo_clear(int fd)
 			continue;
 		}
 		free(fault.log[i].old);
+		free((void *)fault.log[i].new_data);
 	}
 	fault.nlog = j;
 }
 
-/* Power loss: put back, newest first, whatever unsynced writes changed. */
-static void undo_apply(void)
+/*
+ * Power loss: put back, newest first, whatever unsynced writes changed;
+ * with @keep_newest, then redo the newest one as if it alone had landed.
+ */
+static void undo_apply(bool keep_newest)
 {
+	struct undo *last = fault.nlog ? &fault.log[fault.nlog - 1] : NULL;
+
 	for (size_t i = fault.nlog; i-- > 0;) {
 		struct undo *u = &fault.log[i];
 
+		if (keep_newest && u == last)
+			continue;
 		if (u->len && pwrite(u->fd, u->old, u->len, u->off) < 0)
 			die("undo pwrite: %s", strerror(errno));
 		if (ftruncate(u->fd, u->old_size))
 			die("undo ftruncate: %s", strerror(errno));
 	}
+	if (keep_newest && last &&
+	    pwrite(last->fd, last->new_data, last->new_len, last->off) < 0)
+		die("redo pwrite: %s", strerror(errno));
 	undo_clear(-1);
 }
 
-static void undo_record(int fd, size_t len, off_t off)
+static void undo_record(int fd, const void *buf, size_t len, off_t off)
 {
 	struct stat st;
 	struct undo *u;
@@ -804,6 +863,9 @@ static void undo_record(int fd, size_t len, off_t off)
 					  len) :
 			 0;
 	u->old = malloc(u->len ? u->len : 1);
+	u->new_data = malloc(len ? len : 1);
+	memcpy((void *)u->new_data, buf, len);
+	u->new_len = len;
 	if (u->len && pread(fd, u->old, u->len, off) != (ssize_t)u->len)
 		die("undo pread: %s", strerror(errno));
 }
@@ -821,15 +883,18 @@ static ssize_t f_pwrite(int fd, const void *buf, size_t len, off_t off)
 
 	pthread_mutex_lock(&fault.lock);
 	fault.writes++;
+	if (getenv("TH_FAULT_TRACE"))
+		print_message("    pwrite #%ld fd %d off %lld len %zu\n",
+			      fault.writes, fd, (long long)off, len);
 	if (fault.cut >= 0 && fault.writes > fault.cut) {
-		if (!fault.tripped && fault.lose)
-			undo_apply();
+		if (!fault.tripped && fault.mode != TH_CUT_KEEP)
+			undo_apply(fault.mode == TH_CUT_KEEP_NEWEST);
 		fault.tripped = true;
 		pthread_mutex_unlock(&fault.lock);
 		return -EIO;
 	}
-	if (fault.lose)
-		undo_record(fd, len, off);
+	if (fault.mode != TH_CUT_KEEP && fault.cut >= 0)
+		undo_record(fd, buf, len, off);
 	n = pwrite(fd, buf, len, off);
 	pthread_mutex_unlock(&fault.lock);
 	return n < 0 ? -errno : n;
@@ -840,11 +905,14 @@ static int f_fsync(int fd)
 	int r;
 
 	pthread_mutex_lock(&fault.lock);
+	if (getenv("TH_FAULT_TRACE"))
+		print_message("    fsync after pwrite #%ld\n", fault.writes);
 	if (fault.tripped) {
 		pthread_mutex_unlock(&fault.lock);
 		return -EIO;
 	}
-	r = fsync(fd) ? -errno : 0;
+	/* Durability is modelled by the undo log, not asked of the disk. */
+	r = fcntl(fd, F_GETFD) < 0 ? -errno : 0;
 	if (!r)
 		undo_clear(fd);
 	pthread_mutex_unlock(&fault.lock);
@@ -853,13 +921,13 @@ static int f_fsync(int fd)
 
 static const struct vhd_io_ops fault_ops = { f_pread, f_pwrite, f_fsync };
 
-void th_fault_install(long cut, bool lose_unsynced)
+void th_fault_install(long cut, enum th_cut_mode mode)
 {
 	pthread_mutex_lock(&fault.lock);
 	undo_clear(-1);
 	fault.cut = cut;
 	fault.writes = 0;
-	fault.lose = lose_unsynced;
+	fault.mode = mode;
 	fault.tripped = false;
 	pthread_mutex_unlock(&fault.lock);
 	vhd_set_io_ops(&fault_ops);

@@ -143,6 +143,20 @@ void th_expect_read(struct vhd_disk *d, const uint8_t *expect, size_t len,
 /* Does vhd_errmsg() contain @word (case-insensitive)? Prints it if not. */
 bool th_msg_has(const char *word);
 
+/* cmocka setup/teardown: *state = a fresh th_tmpdir(), removed after. */
+int th_setup_dir(void **state);
+int th_teardown_dir(void **state);
+/*
+ * vhd_open(@path, @flags) must fail with -@err (or -@alt_err when non-zero)
+ * and leave a message naming the file (its base name) that contains one of
+ * the NULL-terminated @words (case-insensitive).
+ */
+void th_open_fails(const char *path, int flags, int err, int alt_err,
+		   const char *const *words);
+#define TH_WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+/* Message contains the base name of @path. */
+bool th_msg_names(const char *path);
+
 /* --- seeded randomness -------------------------------------------------- */
 
 /* Seed from env var @env if set, else from time; prints it. */
@@ -154,14 +168,21 @@ void th_rand_fill(uint64_t *state, uint8_t *buf, size_t len);
 
 /* --- fault injection --------------------------------------------------- */
 
+enum th_cut_mode {
+	TH_CUT_KEEP,          /* writes before the cut stay (the I/O failed) */
+	TH_CUT_LOSE_UNSYNCED, /* power loss: every unsynced write undone */
+	/* power loss with reordering: only the newest unsynced write landed */
+	TH_CUT_KEEP_NEWEST,
+};
 /*
  * Install an io ops table that counts pwrite calls. With @cut >= 0 the
  * (cut+1)-th pwrite and every later pwrite/fsync fail with -EIO (so @cut
- * writes succeed). @cut < 0 counts only. With @lose_unsynced the cut also
- * undoes every successful write not followed by a successful fsync of its
- * fd, as a power loss would (the extreme where nothing unsynced landed).
+ * writes succeed); at that moment @mode decides which of the writes not
+ * followed by a successful fsync of their fd survive. @cut < 0 counts
+ * only. fsync itself is not passed to the disk (the undo log stands in for
+ * durability), which keeps cut sweeps fast.
  */
-void th_fault_install(long cut, bool lose_unsynced);
+void th_fault_install(long cut, enum th_cut_mode mode);
 /* pwrite calls seen (successful or failed) since install. */
 long th_fault_writes(void);
 bool th_fault_tripped(void);
