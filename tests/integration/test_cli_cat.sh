@@ -36,7 +36,7 @@ same() {
 	local img=$1 size
 	"$VHD" cat "$img" >"$img.cat"
 	qemu-img convert -f vpc -O raw "$img" "$img.raw"
-	size=$(qemu-img info --output=json "$img" |
+	size=$(qemu-img info -f vpc --output=json "$img" |
 		/usr/bin/python3 -c 'import json,sys
 print(json.load(sys.stdin)["virtual-size"])')
 	[ "$(stat -c %s "$img.cat")" = "$size" ] ||

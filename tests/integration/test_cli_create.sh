@@ -43,7 +43,7 @@ check_image() {
 	run 0 "$VHD" create "$@" "$name" "$size"
 	[ -f "$name" ] || fail "$name not created"
 
-	qemu-img info --output=json "$name" >qinfo.json
+	qemu-img info -f vpc --output=json "$name" >qinfo.json
 	[ "$(jget qinfo.json 'd["format"]')" = vpc ] ||
 		fail "$name: qemu-img format is not vpc"
 	local bytes
