@@ -20,11 +20,17 @@
 #define MAX_TOKENS 8
 #define MSG_MAX 1024
 
+/*
+ * Reads are positioned relative to the end of the last write through the
+ * same open (the file offset has moved past the bytes written): a read at
+ * that offset starts at the first result; offsets before it count from 0.
+ */
 struct vhdfs_control {
 	pthread_mutex_t lock;
 	char *lines[OWN_MAX]; /* protected by lock; oldest first */
 	unsigned n;
-	char *snap; /* text served to reads; protected by lock */
+	off_t base; /* offset just after the last write; protected by lock */
+	char *snap; /* ring text while nothing was written; under lock */
 	size_t snap_len;
 };
 
@@ -413,7 +419,7 @@ void vhdfs_control_release(struct vhdfs_control *ctl)
 }
 
 ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
-			    size_t len)
+			    size_t len, off_t off)
 {
 	char *text = malloc(len + 1), *line, *save;
 	struct result *r = malloc(sizeof(*r));
@@ -463,6 +469,10 @@ ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
 	}
 	free(text);
 	free(r);
+	/* A failed write(2) leaves the file offset where it was. */
+	pthread_mutex_lock(&ctl->lock);
+	ctl->base = first ? off : off + (off_t)len;
+	pthread_mutex_unlock(&ctl->lock);
 	return first ? first : (ssize_t)len;
 }
 
@@ -492,38 +502,43 @@ static int snapshot(char **lines, unsigned n, char **out, size_t *len)
 ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 			   off_t off)
 {
+	char *own = NULL;
+	const char *text;
+	size_t tlen, pos;
 	ssize_t ret = 0;
+	int err = 0;
 
 	pthread_mutex_lock(&ctl->lock);
-	/* A read from the start sees the latest results. */
-	if (off == 0 || !ctl->snap) {
-		char *s;
-		size_t l;
-		int err;
-
-		if (ctl->n) {
-			err = snapshot(ctl->lines, ctl->n, &s, &l);
-		} else {
+	pos = (size_t)(off >= ctl->base ? off - ctl->base : off);
+	if (ctl->n) {
+		err = snapshot(ctl->lines, ctl->n, &own, &tlen);
+		text = own;
+	} else {
+		/* A read from the start sees the latest results. */
+		if (off == 0 || !ctl->snap) {
+			free(ctl->snap);
+			ctl->snap = NULL;
 			pthread_mutex_lock(&ring_lock);
-			err = snapshot(ring, ring_n, &s, &l);
+			err = snapshot(ring, ring_n, &ctl->snap,
+				       &ctl->snap_len);
 			pthread_mutex_unlock(&ring_lock);
 		}
-		if (err) {
-			ret = err;
-			goto out;
-		}
-		free(ctl->snap);
-		ctl->snap = s;
-		ctl->snap_len = l;
+		text = ctl->snap;
+		tlen = ctl->snap_len;
 	}
-	if (off >= 0 && (size_t)off < ctl->snap_len) {
-		ret = (ssize_t)(ctl->snap_len - (size_t)off);
+	if (err) {
+		ret = err;
+		goto out;
+	}
+	if (pos < tlen) {
+		ret = (ssize_t)(tlen - pos);
 		if ((size_t)ret > len)
 			ret = (ssize_t)len;
-		memcpy(buf, ctl->snap + off, (size_t)ret);
+		memcpy(buf, text + pos, (size_t)ret);
 	}
 out:
 	pthread_mutex_unlock(&ctl->lock);
+	free(own);
 	return ret;
 }
 

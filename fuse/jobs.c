@@ -154,8 +154,6 @@ static void *worker(void *arg)
 	struct job *j = arg;
 
 	pthread_mutex_lock(&jobs_lock);
-	if (j->state == JOB_STARTING)
-		j->state = JOB_RUNNING;
 	bool cancel = j->cancel;
 
 	pthread_mutex_unlock(&jobs_lock);
@@ -184,7 +182,9 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		return -ENOMEM;
 	}
 	j->args = *args;
-	j->state = JOB_STARTING;
+	/* Running from the start: a `while JobState=4` loop must not end
+	 * before the worker thread got scheduled. */
+	j->state = JOB_RUNNING;
 	clock_gettime(CLOCK_REALTIME, &j->start);
 	clock_gettime(CLOCK_MONOTONIC, &j->mono_start);
 

@@ -317,7 +317,7 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 		return -EINVAL;
 	switch (fh->node) {
 	case VHDFS_NODE_CONTROL:
-		return (int)vhdfs_control_write(fh->ctl, buf, size);
+		return (int)vhdfs_control_write(fh->ctl, buf, size, off);
 	case VHDFS_NODE_BACKING:
 		ret = vhdfs_image_pwrite(fh->img, buf, size, (uint64_t)off);
 		if (ret < 0)

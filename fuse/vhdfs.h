@@ -130,9 +130,12 @@ void vhdfs_images_destroy(void);
 struct vhdfs_control;
 struct vhdfs_control *vhdfs_control_open(void);
 void vhdfs_control_release(struct vhdfs_control *ctl);
-/* Runs every line of @buf; returns @len, or -errno of the first failure. */
+/*
+ * Runs every line of @buf (written at file offset @off); returns @len, or
+ * -errno of the first failure.
+ */
 ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
-			    size_t len);
+			    size_t len, off_t off);
 ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 			   off_t off);
 /* ReturnValue of the image-service method for an errno (0 = success). */
