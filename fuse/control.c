@@ -21,16 +21,16 @@
 #define MSG_MAX 1024
 
 /*
- * Reads are positioned relative to the end of the last write through the
- * same open (the file offset has moved past the bytes written): a read at
- * that offset starts at the first result; offsets before it count from 0.
+ * Reads are positioned relative to an origin: the file offset just after
+ * the last write through the same open (the offset has moved past the
+ * bytes written), or 0 once the reader seeks back to the start.
  */
 struct vhdfs_control {
 	pthread_mutex_t lock;
 	char *lines[OWN_MAX]; /* protected by lock; oldest first */
 	unsigned n;
-	off_t base; /* offset just after the last write; protected by lock */
-	char *snap; /* ring text while nothing was written; under lock */
+	off_t origin; /* offset of the first result; protected by lock */
+	char *snap;   /* ring text while nothing was written; under lock */
 	size_t snap_len;
 };
 
@@ -471,7 +471,7 @@ ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
 	free(r);
 	/* A failed write(2) leaves the file offset where it was. */
 	pthread_mutex_lock(&ctl->lock);
-	ctl->base = first ? off : off + (off_t)len;
+	ctl->origin = first ? off : off + (off_t)len;
 	pthread_mutex_unlock(&ctl->lock);
 	return first ? first : (ssize_t)len;
 }
@@ -509,7 +509,9 @@ ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 	int err = 0;
 
 	pthread_mutex_lock(&ctl->lock);
-	pos = (size_t)(off >= ctl->base ? off - ctl->base : off);
+	if (off < ctl->origin)
+		ctl->origin = 0;
+	pos = (size_t)(off - ctl->origin);
 	if (ctl->n) {
 		err = snapshot(ctl->lines, ctl->n, &own, &tlen);
 		text = own;
