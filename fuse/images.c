@@ -479,7 +479,9 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			continue;
-		if (lstat(path, &st))
+		/* Never walk into our own mount (MOUNTPOINT inside BACKING_DIR)
+		 */
+		if (strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
 			continue;
 		if (S_ISDIR(st.st_mode)) {
 			ret = walk(path, depth + 1, fn, ctx);

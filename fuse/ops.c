@@ -42,6 +42,8 @@ static int lookup(const char *path, char *bpath, struct stat *st)
 
 	if (ret)
 		return ret;
+	if (strcmp(bpath, vhdfs_cfg.mountpoint) == 0)
+		return -ENOENT;
 	if (lstat(bpath, st))
 		return -errno;
 	if (S_ISDIR(st->st_mode))
@@ -171,7 +173,10 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		     strcmp(de->d_name, VHDFS_JOBS_NAME) == 0))
 			continue;
 		n = snprintf(epath, sizeof(epath), "%s/%s", bpath, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(epath) || lstat(epath, &st))
+		/* MOUNTPOINT inside BACKING_DIR: do not show us to ourselves */
+		if (n < 0 || (size_t)n >= sizeof(epath) ||
+		    strcmp(epath, vhdfs_cfg.mountpoint) == 0 ||
+		    lstat(epath, &st))
 			continue;
 		if (!S_ISDIR(st.st_mode)) {
 			if (!vhdfs_is_vhd_name(de->d_name) ||
