@@ -86,6 +86,10 @@ _t_exit() {
 	exit "$rc"
 }
 trap _t_exit EXIT
+# Name the command when set -e ends the test, so no failure is silent.
+set -o errtrace
+trap '[[ $- != *e* ]] || printf "%s: line %s: command failed (status %s): %s\n" \
+	"$T_NAME" "$LINENO" "$?" "$BASH_COMMAND" >&2' ERR
 # Run the EXIT trap on signals too (e.g. tests/run.sh's timeout).
 trap 'exit 143' TERM
 trap 'exit 130' INT
