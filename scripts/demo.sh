@@ -28,6 +28,11 @@ run() {
 	printf '$ %s\n' "$*"
 	"$@"
 }
+# A shell command line with redirections or pipes, shown as typed.
+runsh() {
+	printf '$ %s\n' "$1"
+	bash -c "$1"
+}
 die() {
 	echo "demo: $*" >&2
 	exit 1
@@ -104,7 +109,7 @@ echo "vhdfs $B $M   (log: $DIR/vhdfs.log)"
 run ls -la "$M"
 
 say "Partition and format the base through the mount (it is a writable leaf)"
-echo 'start=2048, type=83' | run sfdisk -q "$M/base.vhd"
+runsh "echo 'start=2048, type=83' | sfdisk -q $M/base.vhd"
 dev=$(attach_part "$M/base.vhd")
 run mkfs.ext4 -q -L demo-base "$dev"
 mount "$dev" "$FS"
@@ -115,7 +120,7 @@ umount "$FS"
 losetup -d "$dev"
 
 say "Create a differencing child: one line to the control file"
-run sh -c "echo 'child.vhd base.vhd' > '$M/.control'"
+runsh "echo 'child.vhd base.vhd' > $M/.control"
 run cat "$M/.control"
 run ls -l "$M"
 echo "(st_size is the virtual size; du shows what each layer stores:)"
@@ -125,7 +130,7 @@ run ls -l "$B"
 say "The child reads exactly like its parent"
 run cmp "$M/base.vhd" "$M/child.vhd" || die "child differs from its parent"
 echo "identical"
-run sh -c "hexdump -C '$M/child.vhd' | head -n 8"
+runsh "hexdump -C $M/child.vhd | head -n 8"
 run fdisk -l "$M/child.vhd"
 run getfattr -d "$M/child.vhd"
 run "$VHD" info "$B/child.vhd"
@@ -148,7 +153,7 @@ echo "base.vhd sha256 after:  $now_sum"
 run cmp "$M/base.vhd" "$M/child.vhd" || true
 run du -h "$B"/*.vhd
 echo "A parent is read-only while it has a child:"
-run sh -c "echo x | dd of='$M/base.vhd' conv=notrunc status=none" || true
+runsh "echo x | dd of=$M/base.vhd conv=notrunc status=none" || true
 
 cat <<EOF
 
