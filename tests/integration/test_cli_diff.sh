@@ -157,9 +157,56 @@ cp out weird.json
 	fail "parent name with special characters: $(cat weird.json)"
 pass "JSON escapes quotes and control characters, keeps UTF-8"
 
+# Relative locators for a parent in the child's own directory or below it
+# are ./NAME and ./SUB/NAME, however the paths are spelled.
+w2ru_of() {
+	"$VHD" info --json "$1" >w.json
+	jget w.json '[l["path"] for l in d["locators"] if l["code"] == "W2ru"][0]'
+}
+mkdir -p same/sub
+"$VHD" create same/p.vhd 1M
+"$VHD" create same/sub/q.vhd 1M
+(cd same && "$VHD" diff c1.vhd p.vhd)
+"$VHD" diff same/c2.vhd same/p.vhd
+"$VHD" diff "$tmp/same/c3.vhd" "$tmp/same/p.vhd"
+(cd same && "$VHD" diff c4.vhd sub/q.vhd)
+"$VHD" diff same/c5.vhd same/sub/q.vhd
+for c in c1 c2 c3; do
+	[ "$(w2ru_of same/$c.vhd)" = ./p.vhd ] ||
+		fail "same/$c.vhd: W2ru '$(w2ru_of same/$c.vhd)', want ./p.vhd"
+done
+for c in c4 c5; do
+	[ "$(w2ru_of same/$c.vhd)" = ./sub/q.vhd ] ||
+		fail "same/$c.vhd: W2ru '$(w2ru_of same/$c.vhd)', want ./sub/q.vhd"
+done
+pass "W2ru of a parent beside or below the child"
+
+# The same, from directories of every name length 1..32: an off-by-one
+# past the end of the directory string shows up only for some lengths.
+for n in $(seq 1 32); do
+	d=len/$(head -c "$n" /dev/zero | tr '\0' d)
+	mkdir -p "$d"
+	(cd "$d" && "$VHD" create p.vhd 1M && "$VHD" diff c.vhd p.vhd)
+	got=$("$VHD" info "$d/c.vhd" | awk '$2 == "W2ru" { print $NF }')
+	[ "$got" = ./p.vhd ] ||
+		fail "diff in a directory named with $n letters: W2ru '$got'"
+done
+pass "W2ru ./p.vhd from directories of 32 name lengths"
+
+# Move the whole tree: W2ku goes stale, no parent sits next to the child
+# under its own name, so only the relative locator can find it.
+mkdir moved
+mv vms golden moved/
+run 0 "$VHD" info --json moved/vms/child.vhd
+cp out moved.json
+[ "$(jget moved.json 'd["parent"]')" -ef moved/golden/base.vhd ] ||
+	fail "moved chain not resolved through W2ru"
+"$VHD" cat moved/vms/child.vhd | cmp - base.flat || fail "moved data"
+pass "a moved chain resolves through the relative locator"
+
 # Failures: existing child, missing parent, non-VHD parent.
 printf 'x' >exists.vhd
-run 1 "$VHD" diff exists.vhd golden/base.vhd
+run 1 "$VHD" diff exists.vhd moved/golden/base.vhd
 [ "$(cat exists.vhd)" = x ] || fail "existing child replaced"
 grep -q exists.vhd err || fail "EEXIST message"
 run 1 "$VHD" diff orphan.vhd missing.vhd
