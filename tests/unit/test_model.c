@@ -138,8 +138,8 @@ static void test_random_chain(void **state)
 	m.rng = th_seed("VHD_MODEL_SEED", "test_model");
 	fixed = th_rand_below(&m.rng, 3) == 0;
 	m.bs = th_rand_below(&m.rng, 2) ? 512 << 10 : 2 << 20;
-	/* 3..6 MiB, not a whole number of blocks. */
-	m.size = 3 * TH_MIB + 512 * th_rand_below(&m.rng, 6144);
+	/* 2..4 MiB, not a whole number of blocks. */
+	m.size = 2 * TH_MIB + 512 * th_rand_below(&m.rng, 4096);
 	if (m.size % m.bs == 0)
 		m.size += 512;
 	m.max = 2 * m.bs + 8192;
