@@ -193,6 +193,22 @@ for n in $(seq 1 32); do
 done
 pass "W2ru ./p.vhd from directories of 32 name lengths"
 
+# Block size of a child: the parent's when 512K or 2M, else 2M; a fixed
+# parent gets 2M.
+bs_of() { "$VHD" info "$1" | awk '$1 == "Block" { print $3 }'; }
+"$VHD" create --block-size 512K bs512.vhd 3M
+"$VHD" create --block-size 1M bs1m.vhd 3M
+"$VHD" create --block-size 4M bs4m.vhd 3M
+"$VHD" create --fixed bsfix.vhd 3M
+for p in bs512:524288 bs1m:2097152 bs4m:2097152 bsfix:2097152; do
+	"$VHD" diff "${p%%:*}-child.vhd" "${p%%:*}.vhd"
+	[ "$(bs_of "${p%%:*}-child.vhd")" = "${p#*:}" ] ||
+		fail "${p%%:*}: child block size $(bs_of "${p%%:*}-child.vhd")"
+	"$VHD" cat "${p%%:*}-child.vhd" | cmp - <("$VHD" cat "${p%%:*}.vhd") ||
+		fail "${p%%:*}: child data"
+done
+pass "child block size follows the parent's 512K/2M, else 2M"
+
 # Move the whole tree: W2ku goes stale, no parent sits next to the child
 # under its own name, so only the relative locator can find it.
 mkdir moved
