@@ -122,9 +122,13 @@ pass "both footers corrupt: exit 1"
 cp good.vhd onefoot.vhd
 flip onefoot.vhd $((size - 512 + 64))
 run 0 "$VHD" info --json onefoot.vhd
-"$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["footer_from_copy"] is True' out ||
+"$PY" -c 'import json, sys
+assert json.load(open(sys.argv[1]))["footer_from_copy"] is True' out ||
 	fail "footer_from_copy not reported"
-"$VHD" cat onefoot.vhd | cmp - <("$VHD" cat good.vhd) || fail "copy footer data"
+run 0 "$VHD" info onefoot.vhd
+grep -q '^Footer: .*copy' out || fail "text info has no footer-copy note"
+"$VHD" cat onefoot.vhd | cmp - <("$VHD" cat good.vhd) ||
+	fail "data read through the footer copy differs"
 run 1 "$VHD" check onefoot.vhd
 grep -q '^onefoot.vhd: ' out || fail "check problem lines not 'PATH: problem'"
 pass "trailing footer corrupt: info via the copy, check exit 1"

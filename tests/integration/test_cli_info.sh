@@ -59,7 +59,8 @@ grep -Eq 'W2ru +offset 12288 space 65536 length 32 path \./fat-parent.vhd$' \
 	text.out || fail "W2ru locator: $(grep W2ru text.out)"
 pass "info reports the header of a child whose parent is missing"
 
-grep -qi 'not found' text.err || fail "no parent-not-found error: $(cat text.err)"
+grep -qi 'not found' text.err ||
+	fail "no parent-not-found error: $(cat text.err)"
 grep -q 'fat-parent.vhd' text.err || fail "error does not name the parent"
 # The relative locator resolves next to the child: that path was tried.
 grep -Fq "$TESTDATA/" text.err || grep -Fq "$(cd "$TESTDATA" && pwd -P)/" \
