@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+# Shared setup of the interop tests (sourced, not run): checks the env the
+# runner passes, makes $T (a temp dir removed on exit), and helpers.
+set -euo pipefail
+
+: "${VHD:?VHD (path of the vhd CLI) must be set}"
+: "${BUILD:?BUILD must be set}"
+: "${REPO:?REPO must be set}"
+: "${TESTDATA:=$REPO/../shared/testdata/real-world}"
+PY=/usr/bin/python3
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vhd-interop.XXXXXX")
+cleanup() { rm -rf "$T"; }
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# Skip (77) when an oracle tool is missing.
+need() {
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || {
+			echo "SKIP: $t not installed"
+			exit 77
+		}
+	done
+}
+
+# Build tests/interop/vhd-write.c against this build's libvhd.a into $T.
+# An ASan build's library needs the sanitizer runtime at link time too.
+build_writer() {
+	local san=""
+	if nm "$BUILD/libvhd.a" 2>/dev/null | grep -q __asan_; then
+		san="-fsanitize=address,undefined"
+	fi
+	cc -std=gnu11 -O1 -g $san -I"$REPO/vhd" \
+		"$REPO/tests/interop/vhd-write.c" "$BUILD/libvhd.a" \
+		-luuid -pthread -o "$T/vhd-write" ||
+		fail "cannot build vhd-write"
+	WRITE=$T/vhd-write
+}
+
+# same FILE1 FILE2 WHAT: byte-for-byte equality, with the first difference.
+same() {
+	cmp "$1" "$2" >/dev/null 2>&1 && return 0
+	cmp "$1" "$2" | head -1 >&2 || true
+	fail "$3: $1 and $2 differ"
+}
