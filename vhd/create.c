@@ -235,28 +235,31 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 static int relative_path(const char *from, const char *to, char *out,
 			 size_t len)
 {
-	size_t i = 0, common, pos = 0;
+	const char *from_rest, *to_rest;
+	size_t i = 0, pos = 0;
 
 	while (from[i] && from[i] == to[i])
 		i++;
-	if (!from[i] && (to[i] == '/' || from[i - 1] == '/')) {
-		common = to[i] == '/' ? i + 1 : i;
+	if (!from[i] && to[i] == '/') { /* @to is below @from */
+		from_rest = from + i;
+		to_rest = to + i + 1;
 	} else {
 		while (i > 0 && from[i - 1] != '/')
 			i--;
-		common = i;
+		from_rest = from + i;
+		to_rest = to + i;
 	}
 	/* one "../" per component of @from below the common directory */
-	for (const char *p = from + common; *p; p = strchr(p, '/') ?
-						     strchr(p, '/') + 1 : "") {
+	for (const char *p = from_rest; *p;
+	     p = strchr(p, '/') ? strchr(p, '/') + 1 : "") {
 		if (pos + 3 >= len)
 			return -ENAMETOOLONG;
 		memcpy(out + pos, "../", 3);
 		pos += 3;
 	}
-	if (pos + strlen(to + common) >= len)
+	if (pos + strlen(to_rest) >= len)
 		return -ENAMETOOLONG;
-	strcpy(out + pos, to + common);
+	strcpy(out + pos, to_rest);
 	return 0;
 }
 
