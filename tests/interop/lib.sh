@@ -48,3 +48,6 @@ same() {
 	cmp "$1" "$2" | head -1 >&2 || true
 	fail "$3: $1 and $2 differ"
 }
+
+# Every script works inside its own temp dir.
+cd "$T" || exit 1

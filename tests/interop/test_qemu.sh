@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need qemu-img qemu-io
 build_writer
-cd "$T"
+
 
 qsize() { # IMAGE -> virtual size as qemu sees it
 	qemu-img info -f vpc --output=json "$1" |
