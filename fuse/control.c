@@ -202,6 +202,29 @@ static int lib_fail(struct result *r, int ret)
 	return fail(r, ret, "%s", m && *m ? m : strerror(-ret));
 }
 
+/*
+ * The child adds a level: refuse when the parent's chain is already as
+ * deep as vhd_open() follows, or the child could never be opened.
+ */
+static int chain_room(const char *ppath, const char *parent, struct result *r)
+{
+	struct vhd_disk *disk, *d;
+	int depth = 0, ret;
+
+	ret = vhd_open(ppath, VHD_OPEN_RDONLY, &disk);
+	if (ret)
+		return lib_fail(r, ret);
+	for (d = disk; d; d = vhd_parent(d))
+		depth++;
+	vhd_close(disk);
+	if (depth >= VHD_MAX_CHAIN_DEPTH)
+		return fail(
+			r, -ELOOP,
+			"chain too deep: %s already has %d levels (limit %d)",
+			parent, depth, VHD_MAX_CHAIN_DEPTH);
+	return 0;
+}
+
 static int cmd_diff(const char *child, const char *parent, struct result *r)
 {
 	char cpath[PATH_MAX], ppath[PATH_MAX];
@@ -222,6 +245,9 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	if (ret)
 		return ret;
 
+	ret = chain_room(ppath, parent, r);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
