@@ -79,7 +79,8 @@ pass "usage errors exit 2"
 
 # --- help and version: 0 -------------------------------------------------
 run 0 "$VHD" --help
-grep -q 'create' out && grep -q 'check' out || fail "--help lists commands"
+grep -q 'create' out || fail "--help does not list create"
+grep -q 'check' out || fail "--help does not list check"
 run 0 "$VHD" --version
 grep -Eq '[0-9]+\.[0-9]+\.[0-9]+' out || fail "--version"
 run 0 "$VHD" help info
