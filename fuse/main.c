@@ -154,6 +154,19 @@ int main(int argc, char *argv[])
 		snprintf(vhdfs_cfg.mountpoint, sizeof(vhdfs_cfg.mountpoint),
 			 "%s", opts.mountpoint);
 	vhdfs_cfg.mountpoint_len = strlen(vhdfs_cfg.mountpoint);
+	/* The daemon reads BACKING_DIR by path: the mount must not hide it. */
+	if (strncmp(vhdfs_cfg.backing, vhdfs_cfg.mountpoint,
+		    vhdfs_cfg.mountpoint_len) == 0 &&
+	    (vhdfs_cfg.backing[vhdfs_cfg.mountpoint_len] == '\0' ||
+	     vhdfs_cfg.backing[vhdfs_cfg.mountpoint_len] == '/' ||
+	     vhdfs_cfg.mountpoint_len == 1)) {
+		fprintf(stderr,
+			"vhdfs: %s: BACKING_DIR must not be MOUNTPOINT or "
+			"lie below it\n",
+			backing_arg);
+		ret = 2;
+		goto out_opts;
+	}
 	vhdfs_cfg.uid = getuid();
 	vhdfs_cfg.gid = getgid();
 
