@@ -111,23 +111,44 @@ static void walk_chain(struct vhd_disk *full, struct info_report *r)
 	}
 }
 
-int cmd_info(int argc, char **argv)
+/*
+ * Resolve the chain of a differencing image into @r (leaf first). The
+ * chain handle is kept in *@full so the path strings stay valid.
+ */
+static void resolve_chain(struct vhd_disk *meta, struct info_report *r,
+			  struct vhd_disk **full)
+{
+	struct vhd_info fi;
+	int err;
+
+	err = vhd_open(r->path, VHD_OPEN_RDONLY, full);
+	if (err) {
+		*full = NULL;
+		explain_chain_error(meta, r, err);
+		return;
+	}
+	walk_chain(*full, r);
+	/* Only the opened chain can compare the parent file's mtime. */
+	if (!vhd_get_info(*full, &fi))
+		r->info.parent_timestamp_mismatch =
+			fi.parent_timestamp_mismatch;
+}
+
+/* Returns -1 to go on (operand at argv[optind]) or an exit status. */
+static int parse_args(int argc, char **argv, bool *json)
 {
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct vhd_disk *meta = NULL, *full = NULL;
-	struct info_report *r;
-	bool json = false;
-	int c, err, ret = CLI_EXIT_OK;
+	int c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			json = true;
+			*json = true;
 			break;
 		case 'h':
 			cli_print_usage(stdout, argv[0]);
@@ -141,7 +162,20 @@ int cmd_info(int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage_error(argv[0], "extra operand '%s'",
 				       argv[optind + 1]);
+	return -1;
+}
 
+int cmd_info(int argc, char **argv)
+{
+	struct vhd_disk *meta = NULL, *full = NULL;
+	struct info_report *r;
+	bool json = false;
+	int err, ret;
+
+	ret = parse_args(argc, argv, &json);
+	if (ret >= 0)
+		return ret;
+	ret = CLI_EXIT_OK;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		cli_msg("%s", strerror(ENOMEM));
@@ -149,37 +183,21 @@ int cmd_info(int argc, char **argv)
 	}
 	r->path = argv[optind];
 
+	/* The leaf alone first, so a broken chain still shows its header. */
 	err = vhd_open(r->path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &meta);
-	if (err) {
-		ret = cli_fail(r->path, err);
-		goto out;
-	}
-	err = vhd_get_info(meta, &r->info);
+	if (!err)
+		err = vhd_get_info(meta, &r->info);
 	if (!err && r->info.type == VHD_TYPE_DIFF)
 		err = get_locators(meta, r);
 	if (err) {
 		ret = cli_fail(r->path, err);
 		goto out;
 	}
-
 	r->chain[0].path = vhd_path(meta);
 	r->chain[0].type = r->info.type;
 	r->chain_len = 1;
-	if (r->info.type == VHD_TYPE_DIFF) {
-		err = vhd_open(r->path, VHD_OPEN_RDONLY, &full);
-		if (err) {
-			explain_chain_error(meta, r, err);
-		} else {
-			struct vhd_info fi;
-
-			walk_chain(full, r);
-			/* Only the opened chain can compare the parent mtime.
-			 */
-			if (!vhd_get_info(full, &fi))
-				r->info.parent_timestamp_mismatch =
-					fi.parent_timestamp_mismatch;
-		}
-	}
+	if (r->info.type == VHD_TYPE_DIFF)
+		resolve_chain(meta, r, &full);
 
 	if (json)
 		info_print_json(stdout, r);
