@@ -32,7 +32,8 @@ need() {
 # An ASan build's library needs the sanitizer runtime at link time too.
 build_writer() {
 	local san=""
-	if nm "$BUILD/libvhd.a" 2>/dev/null | grep -q __asan_; then
+	# (no grep -q: an early exit would SIGPIPE nm under pipefail)
+	if nm "$BUILD/libvhd.a" 2>/dev/null | grep __asan_ >/dev/null; then
 		san="-fsanitize=address,undefined"
 	fi
 	cc -std=gnu11 -O1 -g $san -I"$REPO/vhd" \

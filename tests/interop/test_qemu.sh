@@ -36,13 +36,15 @@ while read -r kind size want args; do
 		qemu-img info --output=json "$img" | grep -q '"format": "vpc"' ||
 			fail "$img not probed as vpc"
 	fi
+	# Reading a big empty image end to end only costs time.
+	[ "$want" -le 104857600 ] || continue
 	qraw "$img" "$img.raw"
 	"$VHD" cat "$img" > "$img.cat" || fail "vhd cat $img"
 	same "$img.raw" "$img.cat" "empty $img"
 done <<'LIST'
 dynamic 100M 104857600
 dynamic 12345678 12345856
-dynamic 300M 314572800
+dynamic 2040G 2190433320960
 fixed 10M 10485760
 fixed 3000001 3000320
 dynamic 5M 5242880 --block-size 512K
