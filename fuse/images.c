@@ -554,6 +554,15 @@ int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 
 void vhdfs_images_destroy(void)
 {
+	struct vhdfs_image *img;
+
+	/* Handles still open at unmount (a lazy unmount, a signal): make
+	 * their acknowledged writes durable before the process ends. */
+	pthread_mutex_lock(&images_lock);
+	for (img = images; img; img = img->next)
+		if (img->writers)
+			vhdfs_image_flush(img);
+	pthread_mutex_unlock(&images_lock);
 	pthread_mutex_lock(&meta_lock);
 	meta_clear_locked();
 	pthread_mutex_unlock(&meta_lock);
