@@ -358,7 +358,7 @@ static const struct verb verbs[] = {
 /* Run one command line; fills @r (r->cmd is the canonical command). */
 static int run(char *line, struct result *r)
 {
-	char *tok[MAX_TOKENS + 1];
+	char *tok[MAX_TOKENS + 1] = {0};
 	const struct verb *v = NULL;
 	int n;
 
