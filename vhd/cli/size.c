@@ -68,11 +68,25 @@ char *cli_format_size(uint64_t bytes, char *buf, unsigned long len)
 		scale <<= 10;
 		u++;
 	}
-	if (bytes % scale == 0)
+	if (bytes % scale == 0) {
 		snprintf(buf, len, "%llu %s",
 			 (unsigned long long)(bytes / scale), units[u]);
-	else
-		snprintf(buf, len, "%.1f %s", (double)bytes / (double)scale,
-			 units[u]);
+	} else {
+		/* Three significant digits, truncated: 2040 GiB is "1.99 TiB",
+		 * never a rounded-up "2.0 TiB" it does not reach. */
+		uint64_t whole = bytes / scale;
+		int dec = whole < 10 ? 2 : whole < 100 ? 1 : 0;
+		uint64_t mul = dec == 2 ? 100 : dec == 1 ? 10 : 1;
+		/* frac < scale <= 2^40, so this cannot overflow */
+		uint64_t frac = bytes % scale * mul / scale;
+
+		if (dec)
+			snprintf(buf, len, "%llu.%0*llu %s",
+				 (unsigned long long)whole, dec,
+				 (unsigned long long)frac, units[u]);
+		else
+			snprintf(buf, len, "%llu %s", (unsigned long long)whole,
+				 units[u]);
+	}
 	return buf;
 }
