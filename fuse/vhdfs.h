@@ -5,8 +5,9 @@
  * parses the VHD format itself.
  *
  * Lock order (outermost first): vhdfs_topo_lock (images.c) -> the images
- * list lock -> one image's I/O rwlock. The job table lock and the control
- * result ring lock are leaves: nothing else is taken while holding them.
+ * list lock -> one image's I/O rwlock; an open .control's lock -> the
+ * result ring lock. The metadata cache lock, the job table lock and the
+ * ring lock are leaves: nothing else is taken while holding them.
  */
 #ifndef VHDFS_H
 #define VHDFS_H
