@@ -72,8 +72,10 @@ char *cli_format_size(uint64_t bytes, char *buf, unsigned long len)
 		snprintf(buf, len, "%llu %s",
 			 (unsigned long long)(bytes / scale), units[u]);
 	} else {
-		/* Three significant digits, truncated: 2040 GiB is "1.99 TiB",
-		 * never a rounded-up "2.0 TiB" it does not reach. */
+		/*
+		 * Three significant digits, truncated: 2040 GiB is "1.99 TiB",
+		 * never a rounded-up "2.0 TiB" it does not reach.
+		 */
 		uint64_t whole = bytes / scale;
 		int dec = whole < 10 ? 2 : whole < 100 ? 1 : 0;
 		uint64_t mul = dec == 2 ? 100 : dec == 1 ? 10 : 1;

@@ -18,7 +18,8 @@
 int cli_parse_size(const char *s, uint64_t *out);
 
 /*
- * Format @bytes for humans into @buf: "4 MiB", "1.5 GiB", "512 B".
+ * Format @bytes for humans into @buf, three significant digits truncated:
+ * "4 MiB", "1.50 GiB", "99.5 GiB", "512 B".
  * Always NUL-terminates (given @len > 0). Returns @buf.
  */
 char *cli_format_size(uint64_t bytes, char *buf, unsigned long len);
