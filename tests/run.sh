@@ -81,7 +81,7 @@ run_one() {
 		return 0
 	fi
 	mkdir -p "$(dirname "$logf")"
-	tmp="$RUN_TMP/$(echo "$name" | tr '/ ' '__')"
+	tmp="$RUN_TMP/$(echo "$name" | tr -c 'A-Za-z0-9._\n-' '_')"
 	mkdir -p -m 755 "$tmp"
 	t0=$(date +%s)
 	TMPDIR=$tmp timeout -k 15 "$TIMEOUT" "$@" </dev/null >"$logf" 2>&1
@@ -94,7 +94,7 @@ run_one() {
 			[ "$rc" -ne 0 ] || rc=1
 		fi
 	fi
-	rm -rf --one-file-system "$tmp" 2>/dev/null
+	[ -n "${KEEP_TMP:-}" ] || rm -rf --one-file-system "$tmp" 2>/dev/null
 	if [ "$rc" -eq 77 ] && ! { [ "$kind" = mount ] &&
 		[ "${CI:-}" = true ]; }; then
 		skipped=$((skipped + 1))
@@ -166,7 +166,11 @@ for b in "$@"; do
 	first=0
 done
 
-rmdir "$RUN_TMP" 2>/dev/null || rm -rf --one-file-system "$RUN_TMP"
+if [ -n "${KEEP_TMP:-}" ]; then
+	echo "run.sh: test directories kept in $RUN_TMP"
+else
+	rm -rf --one-file-system "$RUN_TMP"
+fi
 
 echo "run.sh: $(($(date +%s) - start_all))s in all${failures[*]:+; failed: ${failures[*]}}"
 summary="$passed passed, $failed failed"

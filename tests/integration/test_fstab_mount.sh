@@ -18,7 +18,8 @@ mount -t fuse "$VHDFS#$B" "$M" -o defaults,nofail,noatime
 cleanup_push "! is_mounted '$M' || umount '$M'"
 is_mounted "$M" || fail "mount -t fuse.vhdfs did not mount $M"
 # The daemon of this mount, by its command line.
-pid=$(pgrep -f -- "^$VHDFS $B $M( |\$)" || true)
+re=$(printf '%s' "$VHDFS $B $M" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+pid=$(pgrep -f -- "^$re( |\$)" || true)
 [ -n "$pid" ] || fail "no daemon process found for $M"
 assert_eq 1 "$(wc -w <<<"$pid")" "daemon processes for $M"
 

@@ -59,6 +59,8 @@ _t_exit() {
 	local rc=$? i
 	set +e
 	trap - EXIT
+	# Descriptors a test held open on the mount would make it busy.
+	for i in 3 4 5 6 7 8 9; do eval "exec $i>&-"; done
 	for ((i = ${#_T_CLEANUPS[@]} - 1; i >= 0; i--)); do
 		if ! eval "${_T_CLEANUPS[i]}"; then
 			printf '%s: cleanup failed: %s\n' "$T_NAME" \
@@ -323,13 +325,17 @@ vhdfs_kill9() {
 # be lost in the subshell.
 loop_attach() {
 	LOOPDEV=$(losetup -f --show -- "$1") || fail "losetup $1"
-	cleanup_push "loop_detach '$LOOPDEV'"
+	cleanup_push "loop_detach '$LOOPDEV' '$(realpath "$1")'"
 }
 
+# loop_detach DEV [FILE]: detach DEV if it is (still) attached to FILE, so
+# a device name reused by a later attach is never detached by mistake.
 loop_detach() {
-	local dev=$1 name i
+	local dev=$1 name i back
 	name=${dev#/dev/}
-	[ -e "/sys/block/$name/loop/backing_file" ] || return 0
+	back=$(cat "/sys/block/$name/loop/backing_file" 2>/dev/null) ||
+		return 0
+	[ -z "${2:-}" ] || [ "$back" = "$2" ] || return 0
 	losetup -d "$dev" || return 1
 	# Detach completes asynchronously once the last opener is gone.
 	for ((i = 0; i < 100; i++)); do
