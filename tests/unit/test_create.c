@@ -153,6 +153,9 @@ static void create_fails(const char *dir, const char *name,
 	int before = th_count_entries(dir);
 	int r = vhd_create(th_path(dir, name), &prm);
 
+	if (r == 0)
+		fail_msg("vhd_create %s size %llu bs %u succeeded, want %d",
+			 name, (unsigned long long)size, bs, -e1);
 	if (r != -e1 && r != -e2)
 		fail_msg("vhd_create %s size %llu bs %u: %d (%s), want %d",
 			 name, (unsigned long long)size, bs, r, vhd_errmsg(),
