@@ -124,6 +124,7 @@ static void *reader(void *arg)
 struct writer_arg {
 	struct shared *s;
 	int id;
+	uint64_t seed;
 };
 
 static void *writer(void *arg)
@@ -132,7 +133,7 @@ static void *writer(void *arg)
 	struct shared *s = wa->s;
 	/* Writer k owns every other 256 KiB stripe of the written half. */
 	const uint64_t stripe = 256 * 1024;
-	uint64_t rng = s->seed * 7919 + wa->id;
+	uint64_t rng = wa->seed;
 	uint8_t *buf = malloc(stripe);
 
 	for (uint64_t gen = 1; gen <= WRITES && !s->failures; gen++) {
@@ -187,14 +188,15 @@ static void test_readers_and_writers(void **state)
 
 	s.leaf = th_open(c, VHD_OPEN_RDWR);
 	s.base = th_open(b, VHD_OPEN_RDONLY);
-	for (int i = 0; i < READERS; i++)
-		assert_int_equal(pthread_create(&rt[i], NULL, reader, &s), 0);
 	for (int i = 0; i < WRITERS; i++) {
 		wa[i].s = &s;
 		wa[i].id = i;
+		wa[i].seed = s.seed * 7919 + 1000 + i;
 		assert_int_equal(pthread_create(&wt[i], NULL, writer, &wa[i]),
 				 0);
 	}
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&rt[i], NULL, reader, &s), 0);
 	for (int i = 0; i < WRITERS; i++)
 		pthread_join(wt[i], NULL);
 	for (int i = 0; i < READERS; i++)
