@@ -337,6 +337,45 @@ static void test_fixed_size_mismatch(void **state)
 			       "file"));
 }
 
+/* Saved-state and temporary flags are reported, not refused. */
+static void test_saved_state_and_temporary(void **state)
+{
+	const char *p = th_path(DIR_, "saved.vhd");
+	struct vhd_info info;
+	struct vhd_disk *d;
+	uint8_t v[4];
+
+	build(p, VHD_TYPE_DYNAMIC, TH_MIB);
+	patch_footers(p, 84, "\1", 1);
+	th_be32(v, 3);
+	patch_footers(p, 8, v, 4);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_get_info(d, &info), 0);
+	assert_true(info.saved_state);
+	assert_int_equal(info.features, 3);
+	vhd_close(d);
+}
+
+/* Legacy 511-byte footer (reserved area one byte short) on a fixed disk. */
+static void test_legacy_511_byte_footer(void **state)
+{
+	const char *p = th_path(DIR_, "legacy.vhd");
+	uint8_t f[512], data[1024];
+	struct vhd_disk *d;
+
+	build(p, VHD_TYPE_FIXED, TH_MIB);
+	th_fill_pattern(data, sizeof(data), TH_MIB - 1024, 4);
+	th_pwrite_raw(p, data, sizeof(data), TH_MIB - 1024);
+	th_read_footer(p, f);
+	/* The last byte is reserved (zero): the sum is the same without it. */
+	assert_int_equal(f[511], 0);
+	th_truncate(p, TH_MIB + 511);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_true(vhd_size(d) == TH_MIB);
+	th_expect_read(d, data, sizeof(data), TH_MIB - 1024);
+	vhd_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +397,8 @@ int main(void)
 		T(test_size_beyond_limit_fixed),
 		T(test_data_offset_beyond_eof),
 		T(test_fixed_size_mismatch),
+		T(test_saved_state_and_temporary),
+		T(test_legacy_511_byte_footer),
 #undef T
 	};
 
