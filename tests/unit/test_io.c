@@ -449,6 +449,26 @@ static void test_write_past_end(void **state)
 	chain_free(&c);
 }
 
+/* A write crossing the end is short: the bytes up to the end land. */
+static void test_write_crossing_end(void **state)
+{
+	struct chain c;
+	struct vhd_disk *d;
+	uint8_t buf[1024];
+
+	build_cfg(&c, DIR_, CFG_DIFF_512K);
+	th_fill_pattern(buf, sizeof(buf), 0, 77);
+	d = th_open(c.paths[0], VHD_OPEN_RDWR);
+	assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), c.size - 100), 100);
+	memcpy(c.model + c.size - 100, buf, 100);
+	th_expect_read(d, c.model, c.size, 0);
+	assert_int_equal(vhd_close(d), 0);
+	d = th_open(c.paths[0], VHD_OPEN_RDONLY);
+	th_expect_read(d, c.model, c.size, 0);
+	vhd_close(d);
+	chain_free(&c);
+}
+
 static void test_readonly_handles(void **state)
 {
 	struct chain c;
@@ -576,6 +596,7 @@ int main(void)
 		T(test_writes_every_config),
 		T(test_read_past_end),
 		T(test_write_past_end),
+		T(test_write_crossing_end),
 		T(test_readonly_handles),
 		T(test_seek_data_hole),
 		T(test_allocation_accounting),
