@@ -76,6 +76,16 @@ int vhd_bat_write_entry(struct vhd_disk *d, uint32_t block)
 			    d->header.table_offset + (uint64_t)block * 4);
 }
 
+/* Dirty-block tracking of a writable image: at most one entry per block. */
+int vhd_bat_alloc_dirty(struct vhd_disk *d)
+{
+	d->dirty = calloc(d->entries ? d->entries : 1, sizeof(*d->dirty));
+	d->dirty_flag = calloc(d->entries ? d->entries : 1, 1);
+	if (!d->dirty || !d->dirty_flag)
+		return vhd_set_error(-ENOMEM, "%s: out of memory", d->path);
+	return 0;
+}
+
 uint32_t vhd_bat_allocated(const struct vhd_disk *d)
 {
 	uint32_t n = 0;

@@ -14,6 +14,8 @@ static void close_fields(struct vhd_disk *d)
 {
 	vhd_bitmap_free(d);
 	free(d->bat);
+	free(d->dirty);
+	free(d->dirty_flag);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);
@@ -81,6 +83,8 @@ int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
 			r = vhd_locators_validate(d, file_size);
 		if (r == 0)
 			r = vhd_bat_load(d, file_size);
+		if (r == 0 && (flags & VHD_OPEN_RDWR))
+			r = vhd_bat_alloc_dirty(d);
 		if (r < 0)
 			goto fail;
 	}
@@ -201,6 +205,7 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 	const char *base;
 	int r = -ENOMEM;
 
+	vhd_clear_error();
 	if (!decoded || !path)
 		goto out;
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
@@ -250,7 +255,7 @@ out:
 	return r;
 }
 
-int vhd_close(struct vhd_disk *disk)
+void vhd_close_chain(struct vhd_disk *disk)
 {
 	while (disk) {
 		struct vhd_disk *parent = disk->parent;
@@ -258,7 +263,20 @@ int vhd_close(struct vhd_disk *disk)
 		vhd_close_one(disk);
 		disk = parent;
 	}
-	return 0;
+}
+
+int vhd_close(struct vhd_disk *disk)
+{
+	int r = 0;
+
+	vhd_clear_error();
+	if (disk && (disk->flags & VHD_OPEN_RDWR) && disk->ndirty) {
+		pthread_rwlock_wrlock(&disk->lock);
+		r = vhd_flush_locked(disk);
+		pthread_rwlock_unlock(&disk->lock);
+	}
+	vhd_close_chain(disk);
+	return r;
 }
 
 int vhd_open(const char *path, int flags, struct vhd_disk **out)
@@ -267,6 +285,7 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 	struct vhd_disk *leaf = NULL, *cur, *p;
 	int depth = 1, r;
 
+	vhd_clear_error();
 	if (!parent_path)
 		return vhd_set_error(-ENOMEM, "out of memory");
 	r = vhd_open_one(path, flags, &leaf);
@@ -312,7 +331,7 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 	*out = leaf;
 	goto out;
 fail:
-	vhd_close(leaf);
+	vhd_close_chain(leaf);
 out:
 	free(parent_path);
 	return r;

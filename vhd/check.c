@@ -122,15 +122,17 @@ static void check_chain(const char *path, struct checker *c)
 			    "the parent file's modification time",
 			    d->path, info.parent_timestamp);
 	}
-	vhd_close(chain);
+	vhd_close_chain(chain);
 }
 
 int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 {
 	struct checker c = {report, ctx, 0};
 	struct vhd_disk *d;
-	int r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
+	int r;
 
+	vhd_clear_error();
+	r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
 	if (r < 0)
 		return r;
 	if (d->footer.saved_state)

@@ -17,6 +17,8 @@
 #define CREATOR_VERSION 0x000A0000u /* what Windows 10 Hyper-V writes */
 #define BAT_OFFSET 1536u
 #define FILL_CHUNK 65536u
+/* Smaller blocks are read (other writers) but not made: no peer uses them. */
+#define CREATE_MIN_BLOCK_SIZE (512u << 10)
 
 /*
  * Images are built under a hidden temporary name in the target directory
@@ -188,6 +190,7 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 	struct tmpfile t;
 	int r;
 
+	vhd_clear_error();
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL, "%s: can only create fixed or "
 				     "dynamic disks here", path);
@@ -200,10 +203,11 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 				     "VHD limit",
 				     path, size);
 	if (p->type == VHD_TYPE_DYNAMIC &&
-	    (!is_pow2(bs) || bs < VHD_MIN_BLOCK_SIZE || bs > VHD_MAX_BLOCK_SIZE))
+	    (!is_pow2(bs) || bs < CREATE_MIN_BLOCK_SIZE ||
+	     bs > VHD_MAX_BLOCK_SIZE))
 		return vhd_set_error(-EINVAL,
 				     "%s: block size %u is not a power of two "
-				     "from 512 bytes to 256 MiB",
+				     "from 512 KiB to 256 MiB",
 				     path, bs);
 	r = refuse_existing(path);
 	if (r < 0)
@@ -220,10 +224,10 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 		if (ftruncate(t.fd, (off_t)size) < 0)
 			r = vhd_set_error(-errno, "%s: %s", path,
 					  strerror(errno));
-		else
-			r = vhd_io_write(t.fd, footer, sizeof(footer), size);
-		if (r < 0 && !*vhd_errmsg())
-			vhd_set_error(r, "%s: %s", path, strerror(-r));
+		else if ((r = vhd_io_write(t.fd, footer, sizeof(footer),
+					   size)) < 0)
+			vhd_set_error(r, "%s: write failed: %s", path,
+				      strerror(-r));
 	} else {
 		header_init(&h, size, bs);
 		r = write_sparse(t.fd, path, &f, &h, NULL, 0);
@@ -300,6 +304,7 @@ int vhd_create_diff(const char *child, const char *parent)
 	uint32_t bs;
 	int r, n;
 
+	vhd_clear_error();
 	if (stat(parent, &st) < 0)
 		return vhd_set_error(-ENOENT, "parent not found: %s", parent);
 	r = refuse_existing(child);
@@ -308,6 +313,17 @@ int vhd_create_diff(const char *child, const char *parent)
 	r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
 	if (r < 0)
 		return r;
+	n = 1;
+	for (struct vhd_disk *q = p; q; q = q->parent)
+		n++;
+	if (n > VHD_MAX_CHAIN_DEPTH) {
+		r = vhd_set_error(-ELOOP,
+				  "%s: a child of %s would make a chain of %d "
+				  "images (the limit is %d)",
+				  child, parent, n, VHD_MAX_CHAIN_DEPTH);
+		vhd_close_chain(p);
+		return r;
+	}
 	abs_parent = realpath(parent, NULL);
 	slash = strrchr(child, '/');
 	child_dir = slash ? strndup(child, (size_t)(slash - child + 1))
@@ -372,6 +388,6 @@ out:
 	free(w2ru);
 	free(abs_parent);
 	free(child_dir);
-	vhd_close(p);
+	vhd_close_chain(p);
 	return r;
 }

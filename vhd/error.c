@@ -17,6 +17,11 @@ int vhd_set_error(int err, const char *fmt, ...)
 	return err;
 }
 
+void vhd_clear_error(void)
+{
+	errmsg[0] = 0;
+}
+
 const char *vhd_errmsg(void)
 {
 	return errmsg;

@@ -128,7 +128,9 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 	r = vhd_io_read(d->fd, buf, VHD_FOOTER_SIZE, 0);
 	if (r == 0 && vhd_footer_validate(d->path, buf, 0) == 0 &&
 	    vhd_get32(buf + 60) != VHD_TYPE_FIXED) {
+		/* The damaged tail is not data: new blocks go after it. */
 		d->footer_from_copy = true;
+		d->footer_off = file_size;
 		goto found;
 	}
 	return vhd_set_error(first, "%s; the copy at offset 0 is not usable "

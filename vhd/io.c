@@ -150,6 +150,7 @@ ssize_t vhd_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 {
 	int r;
 
+	vhd_clear_error();
 	if (off >= d->size)
 		return 0;
 	if (len > d->size - off)
@@ -162,17 +163,18 @@ ssize_t vhd_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 	return r < 0 ? r : (ssize_t)len;
 }
 
-/*
- * Set bits [first, first+n) of an allocated block's bitmap and write the
- * sectors of the bitmap that changed. On failure the cached copy is
- * dropped so the next use rereads what the file really holds.
- */
+static void mark_dirty(struct vhd_disk *d, uint32_t block)
+{
+	if (!d->dirty_flag[block]) {
+		d->dirty_flag[block] = 1;
+		d->dirty[d->ndirty++] = block;
+	}
+}
+
+/* Set bits [first, first+n) in the cached bitmap; written at flush. */
 static int mark_written(struct vhd_disk *d, uint32_t block, uint32_t first,
 			uint32_t n)
 {
-	uint32_t lo = first / 8 / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
-	uint32_t hi = (uint32_t)vhd_align_up((first + n - 1) / 8 + 1,
-					     VHD_SECTOR_SIZE);
 	bool changed = false;
 	uint8_t *map;
 	int r;
@@ -186,22 +188,17 @@ static int mark_written(struct vhd_disk *d, uint32_t block, uint32_t first,
 			changed = true;
 		}
 	}
-	if (!changed)
-		return 0;
-	r = write_file(d, map + lo, hi - lo,
-		       (uint64_t)d->bat[block] * VHD_SECTOR_SIZE + lo);
-	if (r < 0) {
-		atomic_store(&d->bitmaps[block], NULL);
-		free(map);
-	}
-	return r;
+	if (changed)
+		mark_dirty(d, block);
+	return 0;
 }
 
 /*
- * A new block goes where the footer was. Order (vhd-format.md): footer at
- * the new end, bitmap + data into the gap, sync, BAT entry, sync — so a
- * crash at any point leaves a valid footer and never a BAT entry pointing
- * at unwritten data.
+ * A new block goes where the footer was. The new footer is made durable at
+ * the new end first, so the file always ends in a valid footer; then the
+ * bitmap and data go into the gap. The BAT entry only reaches the file at
+ * the next flush, after the data is durable: a crash before it leaves an
+ * unreferenced block, never a referenced block of unwritten data.
  */
 static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 		       uint32_t n, const uint8_t *src)
@@ -212,7 +209,7 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 	uint64_t new_footer = map_off + d->bitmap_size + d->block_size;
 	size_t gap = (size_t)(map_off - old_end);
 	uint8_t footer[VHD_FOOTER_SIZE];
-	uint8_t *head;
+	uint8_t *head, *map;
 	int r;
 
 	if (map_off / VHD_SECTOR_SIZE >= VHD_BAT_UNUSED)
@@ -220,43 +217,36 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 				     "%s: file too large for a new block",
 				     d->path);
 	head = calloc(1, gap + d->bitmap_size);
-	if (!head)
-		return vhd_set_error(-ENOMEM, "out of memory");
+	map = malloc(d->bitmap_size);
+	if (!head || !map) {
+		r = vhd_set_error(-ENOMEM, "out of memory");
+		goto out;
+	}
 	for (uint32_t i = first; i < first + n; i++)
 		vhd_bit_set(head + gap, i);
 	vhd_footer_encode(&d->footer, footer);
 
 	r = write_file(d, footer, sizeof(footer), new_footer);
 	if (r == 0)
-		r = write_file(d, head, gap + d->bitmap_size, old_end);
+		r = sync_file(d);
+	if (r < 0)
+		goto out;
+	d->footer_off = new_footer;
+	/* Zeros over the old footer and the gap, then the bitmap. */
+	r = write_file(d, head, gap + d->bitmap_size, old_end);
 	if (r == 0)
 		r = write_file(d, src, (size_t)n * VHD_SECTOR_SIZE,
 			       map_off + d->bitmap_size +
 				       (uint64_t)first * VHD_SECTOR_SIZE);
-	if (r == 0)
-		r = sync_file(d);
 	if (r < 0)
 		goto out;
 	d->bat[block] = (uint32_t)(map_off / VHD_SECTOR_SIZE);
-	r = vhd_bat_write_entry(d, block);
-	if (r < 0) {
-		d->bat[block] = VHD_BAT_UNUSED;
-		vhd_set_error(r, "%s: cannot write block table entry %u: %s",
-			      d->path, block, strerror(-r));
-		goto out;
-	}
-	d->footer_off = new_footer;
-	r = sync_file(d);
-	/* The bitmap is ours now: publish it instead of rereading it. */
-	{
-		uint8_t *map = malloc(d->bitmap_size);
-
-		if (map) {
-			memcpy(map, head + gap, d->bitmap_size);
-			atomic_store(&d->bitmaps[block], map);
-		}
-	}
+	memcpy(map, head + gap, d->bitmap_size);
+	atomic_store(&d->bitmaps[block], map);
+	map = NULL;
+	mark_dirty(d, block);
 out:
+	free(map);
 	free(head);
 	return r;
 }
@@ -345,6 +335,7 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 {
 	int r;
 
+	vhd_clear_error();
 	if (!(d->flags & VHD_OPEN_RDWR))
 		return vhd_set_error(-EROFS, "%s: opened read-only", d->path);
 	if (!len)
@@ -365,11 +356,54 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 	return r < 0 ? r : (ssize_t)len;
 }
 
+/*
+ * Data first (sync), then the metadata that points at it (sync). A dirty
+ * block stays queued until its bitmap and BAT entry are written.
+ */
+int vhd_flush_locked(struct vhd_disk *d)
+{
+	uint32_t kept = 0;
+	int r = sync_file(d);
+
+	if (r < 0 || !d->ndirty)
+		return r;
+	for (uint32_t i = 0; i < d->ndirty; i++) {
+		uint32_t block = d->dirty[i];
+		uint8_t *map = atomic_load(&d->bitmaps[block]);
+
+		if (r == 0)
+			r = write_file(d, map, d->bitmap_size,
+				       (uint64_t)d->bat[block] *
+					       VHD_SECTOR_SIZE);
+		if (r == 0) {
+			r = vhd_bat_write_entry(d, block);
+			if (r < 0)
+				vhd_set_error(r, "%s: cannot write block "
+					      "table entry %u: %s",
+					      d->path, block, strerror(-r));
+		}
+		if (r < 0)
+			d->dirty[kept++] = block;
+		else
+			d->dirty_flag[block] = 0;
+	}
+	d->ndirty = kept;
+	if (r == 0)
+		r = sync_file(d);
+	return r;
+}
+
 int vhd_flush(struct vhd_disk *d)
 {
+	int r;
+
+	vhd_clear_error();
 	if (!(d->flags & VHD_OPEN_RDWR))
 		return 0;
-	return sync_file(d);
+	pthread_rwlock_wrlock(&d->lock);
+	r = vhd_flush_locked(d);
+	pthread_rwlock_unlock(&d->lock);
+	return r;
 }
 
 /*
@@ -437,6 +471,7 @@ static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 {
 	int64_t result = -ENXIO;
 
+	vhd_clear_error();
 	lock_read(d);
 	while (off < d->size) {
 		uint64_t end;

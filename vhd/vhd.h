@@ -6,7 +6,9 @@
  * Conventions, for every function below unless it says otherwise:
  * - Returns 0 (or a byte count) on success and -errno on failure. On
  *   failure a human-readable message naming the file and the defect is
- *   left in a thread-local buffer, readable with vhd_errmsg().
+ *   left in a thread-local buffer, readable with vhd_errmsg(); every call
+ *   that can fail clears it first, so it is non-empty exactly after a
+ *   failure.
  * - Handles are opaque. A handle is safe for concurrent vhd_pread() calls
  *   from many threads; vhd_pwrite()/vhd_flush() may run concurrently with
  *   reads and with each other (a per-image rwlock serialises writers; reads
@@ -61,7 +63,11 @@ struct vhd_disk;
  */
 int vhd_open(const char *path, int flags, struct vhd_disk **out);
 
-/* Close the image and its chain. Does not flush (call vhd_flush first). */
+/*
+ * Close the image and its chain. A writable image first writes its pending
+ * metadata and syncs, as vhd_flush; that result is returned (the handle is
+ * freed either way).
+ */
 int vhd_close(struct vhd_disk *disk);
 
 /*
@@ -73,15 +79,22 @@ ssize_t vhd_pread(struct vhd_disk *disk, void *buf, size_t len, uint64_t off);
 
 /*
  * Write @len bytes at @off into this image (never into a parent). Partial
- * sectors are read-modify-write of the resolved sector. New blocks are
- * allocated in the crash-safe order (footer, bitmap+data, sync, BAT entry,
- * sync). Writes past the virtual size fail -ENOSPC; a fixed image is
- * written in place. Returns @len on success.
+ * sectors are read-modify-write of the resolved sector. A new block goes
+ * at the end of the file after the footer has moved (and been synced)
+ * past it; the BAT entries and bitmap bits that make written sectors
+ * visible are held in memory and written by vhd_flush()/vhd_close() only
+ * after the data is durable, so a crash shows each unflushed sector either
+ * old or new, never garbage. Writes past the virtual size fail -ENOSPC
+ * (a write crossing the end is short); a fixed image is written in place.
+ * Returns the bytes written.
  */
 ssize_t vhd_pwrite(struct vhd_disk *disk, const void *buf, size_t len,
 		   uint64_t off);
 
-/* Make every write acknowledged so far durable in the backing file. */
+/*
+ * Make every write acknowledged so far durable in the backing file: sync
+ * the data, write pending BAT entries and bitmaps, sync again.
+ */
 int vhd_flush(struct vhd_disk *disk);
 
 /*

@@ -103,6 +103,15 @@ struct vhd_disk {
 	/* Cached bitmaps, filled lazily with compare-and-swap so readers of
 	 * read-only images need no lock; changed only under the write lock. */
 	_Atomic(uint8_t *) *bitmaps;
+	/*
+	 * Blocks whose BAT entry or bitmap changed in memory but not yet on
+	 * disk (writable images only; protected by lock). Metadata reaches
+	 * the file only in vhd_flush, after the data it describes is
+	 * durable, so a crash can never expose unwritten sectors.
+	 */
+	uint32_t *dirty;
+	uint32_t ndirty;
+	uint8_t *dirty_flag; /* per block: queued in dirty[] */
 
 	struct vhd_disk *parent;
 };
@@ -110,6 +119,8 @@ struct vhd_disk {
 /* error.c */
 int vhd_set_error(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Every public call that can fail starts with this. */
+void vhd_clear_error(void);
 
 /* fileio.c: full-length transfers through the (injectable) ops table. */
 int vhd_io_read(int fd, void *buf, size_t len, uint64_t off);
@@ -165,6 +176,7 @@ int vhd_read_header(struct vhd_disk *d, uint64_t file_size);
 /* bat.c */
 int vhd_bat_load(struct vhd_disk *d, uint64_t file_size);
 int vhd_bat_write_entry(struct vhd_disk *d, uint32_t block);
+int vhd_bat_alloc_dirty(struct vhd_disk *d);
 uint32_t vhd_bat_allocated(const struct vhd_disk *d);
 
 /* bitmap.c */
@@ -200,7 +212,11 @@ void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
 /* chain.c */
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
+/* Close a read-only chain without touching the error message. */
+void vhd_close_chain(struct vhd_disk *d);
 
+/* io.c: pending metadata to disk and sync; caller holds the write lock. */
+int vhd_flush_locked(struct vhd_disk *d);
 /* io.c: internal read of a byte range; caller holds the lock if any. */
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);
