@@ -4,7 +4,7 @@
 # other tools show up (or vanish) without a remount, also in new
 # subdirectories; non-.vhd files stay hidden. rm of a leaf through the mount
 # deletes its file; a size change by truncate fails. `fusermount3 -u`
-# makes the daemon exit 0.
+# makes the daemon exit 0. Writes past the end fail with ENOSPC.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3
@@ -62,6 +62,12 @@ if truncate -s 1M "$M/first.vhd" 2>"$T/trunc.err"; then
 fi
 assert_eq 4194304 "$(stat -c %s "$M/first.vhd")" "size after truncate"
 assert_eq "$sum" "$(sha "$B/first.vhd")" "backing file after truncate"
+
+# A write past the end of the disk fails and changes nothing.
+expect_errno ENOSPC dd if=/dev/zero of="$M/first.vhd" bs=512 count=1 \
+	seek=$((4194304 / 512)) conv=notrunc status=none
+assert_eq 4194304 "$(stat -c %s "$M/first.vhd")" "size after write past end"
+assert_eq "$sum" "$(sha "$B/first.vhd")" "backing file after write past end"
 
 # Unmount: daemon exit status 0 (checked by vhdfs_umount), nothing mounted.
 vhdfs_umount "$M"

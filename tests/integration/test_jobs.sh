@@ -54,7 +54,7 @@ res=$(last_result)
 log "result: $res"
 id=$(job_of "$res")
 [ -n "$id" ] || fail "fixed create did not report a job: $res"
-assert_eq 'Command="create fixed.vhd 4M fixed"' "${res#* Job=.jobs/$id }" \
+assert_eq 'Command="create fixed.vhd 4M fixed"' "${res#* Job=.jobs/"$id" }" \
 	"job result line"
 [ -f "$M/.jobs/$id" ] || fail ".jobs/$id missing"
 ls "$M/.jobs" | grep -qx "$id" || fail ".jobs does not list $id"
