@@ -15,6 +15,8 @@
 # fail.
 
 set -euo pipefail
+# Error messages are matched as text: keep them untranslated.
+export LC_ALL=C
 
 T_NAME=$(basename "$0" .sh)
 : "${REPO:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
