@@ -787,6 +787,7 @@ void th_rand_fill(uint64_t *s, uint8_t *buf, size_t len)
 
 struct undo {
 	int fd;
+	char path[PATH_MAX]; /* the fd may be closed by the time of the undo */
 	uint64_t off;
 	size_t len;       /* bytes of @old that existed before the write */
 	uint64_t old_size;
@@ -830,17 +831,27 @@ static void undo_apply(bool keep_newest)
 
 	for (size_t i = fault.nlog; i-- > 0;) {
 		struct undo *u = &fault.log[i];
+		int fd;
 
 		if (keep_newest && u == last)
 			continue;
-		if (u->len && pwrite(u->fd, u->old, u->len, u->off) < 0)
+		fd = open(u->path, O_WRONLY);
+		if (fd < 0)
+			die("undo open %s: %s", u->path, strerror(errno));
+		if (u->len && pwrite(fd, u->old, u->len, u->off) < 0)
 			die("undo pwrite: %s", strerror(errno));
-		if (ftruncate(u->fd, u->old_size))
+		if (ftruncate(fd, u->old_size))
 			die("undo ftruncate: %s", strerror(errno));
+		close(fd);
 	}
-	if (keep_newest && last &&
-	    pwrite(last->fd, last->new_data, last->new_len, last->off) < 0)
-		die("redo pwrite: %s", strerror(errno));
+	if (keep_newest && last) {
+		int fd = open(last->path, O_WRONLY);
+
+		if (fd < 0 || pwrite(fd, last->new_data, last->new_len,
+				     last->off) < 0)
+			die("redo pwrite: %s", strerror(errno));
+		close(fd);
+	}
 	undo_clear(-1);
 }
 
@@ -857,6 +868,16 @@ static void undo_record(int fd, const void *buf, size_t len, off_t off)
 	}
 	u = &fault.log[fault.nlog++];
 	u->fd = fd;
+	{
+		char link[64];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, u->path, sizeof(u->path) - 1);
+		if (n < 0)
+			die("readlink %s: %s", link, strerror(errno));
+		u->path[n] = 0;
+	}
 	u->off = off;
 	u->old_size = st.st_size;
 	u->len = (uint64_t)off < (uint64_t)st.st_size ?
@@ -933,6 +954,14 @@ void th_fault_install(long cut, enum th_cut_mode mode)
 	fault.tripped = false;
 	pthread_mutex_unlock(&fault.lock);
 	vhd_set_io_ops(&fault_ops);
+}
+
+void th_fault_power_loss(void)
+{
+	pthread_mutex_lock(&fault.lock);
+	undo_apply(false);
+	fault.tripped = true;
+	pthread_mutex_unlock(&fault.lock);
 }
 
 long th_fault_writes(void)

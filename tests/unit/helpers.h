@@ -183,6 +183,12 @@ enum th_cut_mode {
  * durability), which keeps cut sweeps fast.
  */
 void th_fault_install(long cut, enum th_cut_mode mode);
+/*
+ * Power loss now (install with a large @cut and TH_CUT_LOSE_UNSYNCED): undo
+ * every write not followed by a successful fsync of its file, even if the
+ * library has closed it since; later pwrite/fsync fail.
+ */
+void th_fault_power_loss(void);
 /* pwrite calls seen (successful or failed) since install. */
 long th_fault_writes(void);
 bool th_fault_tripped(void);
