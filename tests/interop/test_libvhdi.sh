@@ -71,15 +71,18 @@ for bs in 2M 512K; do
 	put leaf-$bs.vhd flat 12578816 700000 4096      # last 4 KiB
 
 	info=$(vhdiinfo leaf-$bs.vhd) || fail "vhdiinfo leaf-$bs.vhd"
-	echo "$info" | grep -Eq 'Disk type[[:space:]]*: Differential' ||
+	grep -Eq 'Disk type[[:space:]]*: Differential' <<< "$info" ||
 		fail "vhdiinfo: leaf not differencing: $info"
-	echo "$info" | grep -Eq "Parent filename[[:space:]]*: mid-$bs.vhd\$" ||
+	grep -Eq "Parent filename[[:space:]]*: mid-$bs.vhd\$" <<< "$info" ||
 		fail "vhdiinfo: parent name: $info"
-	echo "$info" | grep -Eq "Parent identifier[[:space:]]*: $(uuid_of mid-$bs.vhd)" ||
-		fail "vhdiinfo: parent id is not mid's $(uuid_of mid-$bs.vhd)"
-	echo "$info" | grep -Eq 'Media size.*\(12582912 bytes\)' ||
+	mid_uuid=$(uuid_of mid-$bs.vhd)
+	[ ${#mid_uuid} -eq 36 ] || fail "vhd info: mid UUID '$mid_uuid'"
+	grep -Eq "Parent identifier[[:space:]]*: $mid_uuid" <<< "$info" ||
+		fail "vhdiinfo: parent id is not mid's $mid_uuid"
+	grep -Eq 'Media size.*\(12582912 bytes\)' <<< "$info" ||
 		fail "vhdiinfo: media size: $info"
-	vhdiinfo base-$bs.vhd | grep -Eq 'Disk type[[:space:]]*: Dynamic' ||
+	binfo=$(vhdiinfo base-$bs.vhd) || fail "vhdiinfo base-$bs.vhd"
+	grep -Eq 'Disk type[[:space:]]*: Dynamic' <<< "$binfo" ||
 		fail "vhdiinfo: base not dynamic"
 
 	"$VHD" cat leaf-$bs.vhd > ours || fail "vhd cat leaf"

@@ -71,7 +71,8 @@ open("win.flat", "wb").write(flat)
 '
 "$VHD" cat win.vhd > got || fail "vhd cat win.vhd"
 same win.flat got "Windows-style 512 KiB child found via W2ru"
-"$VHD" info win.vhd | grep -q "Block size: *524288" || fail "win.vhd block size"
+"$VHD" info win.vhd > info.txt || fail "vhd info win.vhd"
+grep -q "Block size: *524288" info.txt || fail "win.vhd block size"
 put win.vhd win.flat 524000 100 2000
 put win.vhd win.flat 5767168 200 524288
 "$VHD" cat win.vhd > got

@@ -33,7 +33,9 @@ while read -r kind size want args; do
 	[ "$(oursize "$img")" = "$want" ] ||
 		fail "$img: our size $(oursize "$img"), want $want"
 	if [ "$kind" = dynamic ]; then
-		qemu-img info --output=json "$img" | grep -q '"format": "vpc"' ||
+		qemu-img info --output=json "$img" > qinfo ||
+			fail "qemu-img info $img"
+		grep -q '"format": "vpc"' qinfo ||
 			fail "$img not probed as vpc"
 	fi
 	# Reading a big empty image end to end only costs time.

@@ -30,7 +30,8 @@ qemu-img convert -f vpc -O raw "$D/ext2.vhd" ext2.raw
 same ext2.raw ext2.img "ext2.vhd"
 [ "$(stat -c %s ext2.img)" = 4212736 ] || fail "ext2.vhd size"
 e2fsck -fn ext2.img > fsck.log 2>&1 || fail "e2fsck: $(cat fsck.log)"
-debugfs -R ls ext2.img 2> /dev/null | grep -q lost+found ||
+debugfs -R ls ext2.img > ls.txt 2> /dev/null || fail "debugfs failed"
+grep -q lost+found ls.txt ||
 	fail "debugfs: no lost+found in ext2.vhd's file system"
 
 # pyread IMAGE OUT [PARENT]: libvhdi's reading, for the lenient case.
