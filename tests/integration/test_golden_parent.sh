@@ -22,8 +22,9 @@ vhdfs_mount "$B" "$M"
 
 ctl "$M" "vm.vhd $G"
 assert_cmp "$T/golden.flat" "$M/vm.vhd" "child of the golden image"
-getfattr --only-values -n user.vhd.parent "$M/vm.vhd" | grep -qx "$G" ||
-	fail "user.vhd.parent is not $G"
+parent=$(getfattr --only-values -n user.vhd.parent "$M/vm.vhd")
+[ "$parent" = "$G" ] || [ "$parent" = "$(realpath "$G")" ] ||
+	fail "user.vhd.parent is '$parent', not $G"
 e2fsck -fn "$M/vm.vhd" >&2 || fail "e2fsck of the fresh child"
 
 loop_attach "$M/vm.vhd"
