@@ -306,6 +306,7 @@ vhdfs_umount() {
 
 # Crash case only: SIGKILL the daemon of MNT and remove the dead mount
 # (a dead FUSE mount normally unmounts; lazy only as a last resort here).
+# With --keep-mount the dead mount is left for the caller (auto_unmount).
 vhdfs_kill9() {
 	local mnt pid
 	mnt=$(realpath "$1")
@@ -313,6 +314,10 @@ vhdfs_kill9() {
 	unset "_T_PID[$mnt]"
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
+	if [ "${2:-}" = --keep-mount ]; then
+		cleanup_push "! is_mounted '$mnt' || fusermount3 -u -z '$mnt'"
+		return 0
+	fi
 	if ! fusermount3 -u "$mnt" 2>/dev/null; then
 		log "dead mount did not unmount normally; lazy unmount"
 		fusermount3 -u -z "$mnt"
