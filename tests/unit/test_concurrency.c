@@ -3,7 +3,7 @@
  * Concurrency: reader threads vhd_pread a differencing chain through one
  * shared handle (and the base through its own) while two writer threads
  * vhd_pwrite disjoint regions of the same handle, allocating blocks as they
- * go. Every sector a reader sees is either the parent's or a whole sector
+ * go, and another thread calls vhd_flush over and over. Every sector a reader sees is either the parent's or a whole sector
  * some writer wrote there; at the end the image equals the writers' model,
  * also after reopening.
  */
@@ -162,11 +162,22 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* Flushes racing the writes, until both writers are done. */
+static void *flusher(void *arg)
+{
+	struct shared *s = arg;
+
+	while (s->writers_done < WRITERS && !s->failures)
+		if (vhd_flush(s->leaf))
+			record(s, "concurrent flush failed", 0);
+	return NULL;
+}
+
 static void test_readers_and_writers(void **state)
 {
 	const char *b = th_path(DIR_, "base.vhd");
 	const char *c = th_path(DIR_, "child.vhd");
-	pthread_t rt[READERS], wt[WRITERS];
+	pthread_t rt[READERS], wt[WRITERS], ft;
 	struct writer_arg wa[WRITERS];
 	struct shared s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct vhd_disk *d;
@@ -197,8 +208,10 @@ static void test_readers_and_writers(void **state)
 	}
 	for (int i = 0; i < READERS; i++)
 		assert_int_equal(pthread_create(&rt[i], NULL, reader, &s), 0);
+	assert_int_equal(pthread_create(&ft, NULL, flusher, &s), 0);
 	for (int i = 0; i < WRITERS; i++)
 		pthread_join(wt[i], NULL);
+	pthread_join(ft, NULL);
 	for (int i = 0; i < READERS; i++)
 		pthread_join(rt[i], NULL);
 	if (s.failures)

@@ -248,6 +248,52 @@ static void test_cuts_differencing(void **state)
 	free(flat);
 }
 
+/*
+ * A child from another writer whose blocks already exist with partly set
+ * bitmaps: the workload sets bits in existing blocks (deferred metadata).
+ */
+static void test_cuts_foreign_child(void **state)
+{
+	const char *base = th_path(DIR_, "base.vhd");
+	const char *orig = th_path(DIR_, "foreign.orig");
+	const char *child = th_path(DIR_, "foreign.vhd");
+	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = SIZE,
+			     .block_size = BS, .w2ru = ".\\base.vhd" };
+	uint8_t *flat = calloc(1, SIZE), *bm, *data, f[512];
+	struct vhd_disk *d;
+
+	th_create(base, VHD_TYPE_DYNAMIC, SIZE, BS);
+	d = th_open(base, VHD_OPEN_RDWR);
+	th_fill_pattern(flat, SIZE, 0, 6);
+	th_write(d, flat, SIZE, 0);
+	assert_int_equal(vhd_close(d), 0);
+	th_read_footer(base, f);
+	memcpy(c.parent_uuid, f + 68, 16);
+	c.parent_ts = (uint32_t)(th_mtime(base) - VHD_EPOCH_OFFSET);
+	th_build(child, &c);
+	bm = calloc(1, 512);
+	data = malloc(BS);
+	for (uint32_t b = 0; b < 4; b++) {
+		memset(bm, 0, 512);
+		for (int i = 0; i < 512; i += 3)
+			bm[i] = 0x5a;
+		th_fill_pattern(data, BS, (uint64_t)b * BS, 60 + b);
+		th_alloc_block(child, b, bm, data, 4096);
+		for (uint32_t sct = 0; sct < BS / 512; sct++)
+			if (bm[sct / 8] & (0x80 >> (sct % 8)))
+				memcpy(flat + (uint64_t)b * BS + sct * 512,
+				       data + sct * 512, 512);
+	}
+	d = th_open(child, VHD_OPEN_RDONLY);
+	th_expect_read(d, flat, SIZE, 0);
+	vhd_close(d);
+	th_copy_file(child, orig);
+	sweep(DIR_, orig, child, base, flat);
+	free(bm);
+	free(data);
+	free(flat);
+}
+
 static void test_cuts_dynamic(void **state)
 {
 	const char *orig = th_path(DIR_, "dyn.orig");
@@ -320,6 +366,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cuts_differencing,
+						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cuts_foreign_child,
 						th_setup_dir, th_teardown_dir),
 		cmocka_unit_test_setup_teardown(test_cuts_dynamic,
 						th_setup_dir, th_teardown_dir),
