@@ -538,6 +538,49 @@ static void test_diff_cost_is_bat(void **state)
 	check_child(c, b, 2 << 20);
 }
 
+/* Non-ASCII parent names: UTF-16 (with a surrogate pair) both ways. */
+static void test_diff_unicode_name(void **state)
+{
+	/* "b\u00e4se \u20ac\U0001F600.vhd" */
+	const char *name = "b\xc3\xa4se \xe2\x82\xac\xf0\x9f\x98\x80.vhd";
+	static const uint16_t units[] = { 'b', 0xE4, 's', 'e', ' ', 0x20AC,
+					  0xD83D, 0xDE00, '.', 'v', 'h', 'd' };
+	const char *b = th_path(DIR_, name);
+	const char *c = th_path(DIR_, "child.vhd");
+	uint8_t h[1024], want[512] = { 0 };
+	struct vhd_locator_info li;
+	struct vhd_info info;
+	struct vhd_disk *d;
+	int found = 0;
+
+	th_create(b, VHD_TYPE_DYNAMIC, 4 * TH_MIB, 0);
+	th_create_diff(c, b);
+	th_pread_raw(c, h, 1024, 512);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		th_be16(want + 2 * i, units[i]);
+	assert_memory_equal(h + 64, want, 512);
+
+	d = th_open(c, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_get_info(d, &info), 0);
+	assert_string_equal(info.parent_name, name);
+	for (int i = 0; i < vhd_locator_count(d); i++) {
+		assert_int_equal(vhd_get_locator(d, i, &li), 0);
+		if (li.code == TH_W2RU) {
+			assert_int_equal(li.data_length,
+					 2 * (strlen(".\\") + 12));
+			assert_non_null(strstr(li.path, name));
+			found++;
+		}
+		if (li.code == TH_W2KU) {
+			assert_string_equal(li.path, b);
+			found++;
+		}
+	}
+	assert_int_equal(found, 2);
+	assert_non_null(vhd_parent(d));
+	vhd_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +597,7 @@ int main(void)
 		T(test_diff_of_diff),
 		T(test_diff_other_directory),
 		T(test_diff_cost_is_bat),
+		T(test_diff_unicode_name),
 #undef T
 	};
 
