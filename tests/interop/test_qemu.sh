@@ -121,6 +121,9 @@ for sub in dynamic fixed; do
 
 	sum=$(sha256sum < "$img")
 	"$VHD" diff "child-$sub.vhd" "$img" || fail "vhd diff on $img"
+	# qemu opens our child (as a stand-alone disk) with the same size.
+	[ "$(qsize "child-$sub.vhd")" = "$(oursize "$img")" ] ||
+		fail "child of $img: qemu size $(qsize "child-$sub.vhd")"
 	"$VHD" cat "child-$sub.vhd" > child.cat
 	same "$img.raw" child.cat "empty child of $img"
 	cp "$img.raw" child.flat
