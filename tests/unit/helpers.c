@@ -118,8 +118,8 @@ static void full_pread(int fd, void *buf, size_t len, uint64_t off,
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done,
-				  off + done);
+		ssize_t n =
+			pread(fd, (char *)buf + done, len - done, off + done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -186,8 +186,7 @@ void th_pread_raw(const char *path, void *buf, size_t len, uint64_t off)
 	close(fd);
 }
 
-void th_pwrite_raw(const char *path, const void *buf, size_t len,
-		   uint64_t off)
+void th_pwrite_raw(const char *path, const void *buf, size_t len, uint64_t off)
 {
 	int fd = open(path, O_WRONLY);
 
@@ -249,7 +248,7 @@ uint64_t th_file_hash(const char *path)
 
 void th_set_mtime(const char *path, time_t t)
 {
-	struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+	struct timespec ts[2] = {{t, 0}, {t, 0}};
 
 	if (utimensat(AT_FDCWD, path, ts, 0))
 		die("utimensat %s: %s", path, strerror(errno));
@@ -366,8 +365,8 @@ void th_from_utf16(char *out, const uint8_t *in, size_t len, bool big_endian)
 	size_t i;
 
 	for (i = 0; i + 1 < len; i += 2) {
-		unsigned c = big_endian ? (in[i] << 8 | in[i + 1]) :
-					  (in[i + 1] << 8 | in[i]);
+		unsigned c = big_endian ? (in[i] << 8 | in[i + 1])
+					: (in[i + 1] << 8 | in[i]);
 		if (!c)
 			break;
 		*out++ = c < 128 ? (char)c : '?';
@@ -465,8 +464,8 @@ void th_build(const char *path, const struct th_spec *s)
 	th_be32(header + 28, mte);
 	th_be32(header + 32, bs);
 	if (s->type == VHD_TYPE_DIFF) {
-		const char *pay[2] = { s->w2ru, s->w2ku };
-		uint32_t codes[2] = { TH_W2RU, TH_W2KU };
+		const char *pay[2] = {s->w2ru, s->w2ku};
+		uint32_t codes[2] = {TH_W2RU, TH_W2KU};
 		int slot = 0;
 
 		memcpy(header + 40, s->parent_uuid, 16);
@@ -474,7 +473,7 @@ void th_build(const char *path, const struct th_spec *s)
 		if (s->parent_name)
 			th_utf16(header + 64, s->parent_name, true);
 		for (int i = 0; i < 2; i++) {
-			uint8_t buf[8192] = { 0 };
+			uint8_t buf[8192] = {0};
 			size_t n, space;
 
 			if (!pay[i])
@@ -483,9 +482,9 @@ void th_build(const char *path, const struct th_spec *s)
 			space = round_up(n ? n : 1, 512);
 			full_pwrite(fd, buf, space, pos, path);
 			set_locator(header, slot++, codes[i],
-				    s->locator_space_sectors ?
-					    (uint32_t)(space / 512) :
-					    (uint32_t)space,
+				    s->locator_space_sectors
+					    ? (uint32_t)(space / 512)
+					    : (uint32_t)space,
 				    (uint32_t)n, pos);
 			pos += space;
 		}
@@ -602,7 +601,7 @@ void th_fill_pattern(uint8_t *buf, size_t len, uint64_t off, uint32_t tag)
 void th_create(const char *path, enum vhd_type type, uint64_t size,
 	       uint32_t block_size)
 {
-	struct vhd_create_params p = { type, size, block_size };
+	struct vhd_create_params p = {type, size, block_size};
 	int r = vhd_create(path, &p);
 
 	if (r)
@@ -720,12 +719,11 @@ void th_open_fails(const char *path, int flags, int err, int alt_err,
 
 	if (r == 0) {
 		vhd_close(d);
-		die("vhd_open %s succeeded; expected %s", path,
-		    strerror(err));
+		die("vhd_open %s succeeded; expected %s", path, strerror(err));
 	}
 	if (r != -err && (!alt_err || r != -alt_err))
-		die("vhd_open %s: got %d (%s), expected -%d (%s) [%s]", path,
-		    r, strerror(-r), err, strerror(err), vhd_errmsg());
+		die("vhd_open %s: got %d (%s), expected -%d (%s) [%s]", path, r,
+		    strerror(-r), err, strerror(err), vhd_errmsg());
 	if (!th_msg_names(path))
 		die("message does not name the file");
 	for (int i = 0; words[i] && !found; i++)
@@ -751,8 +749,7 @@ uint64_t th_seed(const char *env, const char *test)
 		seed = (uint64_t)ts.tv_sec * 1000003u ^ ts.tv_nsec ^ getpid();
 	}
 	print_message("%s: seed %llu (set %s=%llu to repeat)\n", test,
-		      (unsigned long long)seed, env,
-		      (unsigned long long)seed);
+		      (unsigned long long)seed, env, (unsigned long long)seed);
 	return seed ? seed : 1;
 }
 
@@ -789,7 +786,7 @@ struct undo {
 	int fd;
 	char path[PATH_MAX]; /* the fd may be closed by the time of the undo */
 	uint64_t off;
-	size_t len;       /* bytes of @old that existed before the write */
+	size_t len; /* bytes of @old that existed before the write */
 	uint64_t old_size;
 	uint8_t *old;
 	const uint8_t *new_data; /* copy of what was written */
@@ -804,7 +801,7 @@ static struct {
 	bool tripped;
 	struct undo *log;
 	size_t nlog, cap;
-} fault = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} fault = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void undo_clear(int fd)
 {
@@ -847,8 +844,8 @@ static void undo_apply(bool keep_newest)
 	if (keep_newest && last) {
 		int fd = open(last->path, O_WRONLY);
 
-		if (fd < 0 || pwrite(fd, last->new_data, last->new_len,
-				     last->off) < 0)
+		if (fd < 0 ||
+		    pwrite(fd, last->new_data, last->new_len, last->off) < 0)
 			die("redo pwrite: %s", strerror(errno));
 		close(fd);
 	}
@@ -880,11 +877,11 @@ static void undo_record(int fd, const void *buf, size_t len, off_t off)
 	}
 	u->off = off;
 	u->old_size = st.st_size;
-	u->len = (uint64_t)off < (uint64_t)st.st_size ?
-			 (size_t)((uint64_t)st.st_size - off < len ?
-					  (uint64_t)st.st_size - off :
-					  len) :
-			 0;
+	u->len = (uint64_t)off < (uint64_t)st.st_size
+			 ? (size_t)((uint64_t)st.st_size - off < len
+					    ? (uint64_t)st.st_size - off
+					    : len)
+			 : 0;
 	u->old = malloc(u->len ? u->len : 1);
 	u->new_data = malloc(len ? len : 1);
 	memcpy((void *)u->new_data, buf, len);
@@ -942,7 +939,7 @@ static int f_fsync(int fd)
 	return r;
 }
 
-static const struct vhd_io_ops fault_ops = { f_pread, f_pwrite, f_fsync };
+static const struct vhd_io_ops fault_ops = {f_pread, f_pwrite, f_fsync};
 
 void th_fault_install(long cut, enum th_cut_mode mode)
 {

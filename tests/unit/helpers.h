@@ -46,8 +46,7 @@ uint64_t th_file_size(const char *path);
 uint8_t *th_read_file(const char *path, size_t *len);
 void th_write_file(const char *path, const void *buf, size_t len);
 void th_pread_raw(const char *path, void *buf, size_t len, uint64_t off);
-void th_pwrite_raw(const char *path, const void *buf, size_t len,
-		   uint64_t off);
+void th_pwrite_raw(const char *path, const void *buf, size_t len, uint64_t off);
 void th_truncate(const char *path, uint64_t size);
 void th_copy_file(const char *from, const char *to);
 /* FNV-1a 64 of the contents, and the size, for "file unchanged" checks. */
@@ -74,24 +73,23 @@ uint32_t th_chs(uint64_t size);
 /* ASCII to UTF-16 (BE or LE) into @out; returns bytes written. */
 size_t th_utf16(uint8_t *out, const char *s, bool big_endian);
 /* UTF-16 (BE or LE) of @len bytes back to ASCII (non-ASCII -> '?'). */
-void th_from_utf16(char *out, const uint8_t *in, size_t len,
-		   bool big_endian);
+void th_from_utf16(char *out, const uint8_t *in, size_t len, bool big_endian);
 
 /* --- images built by hand ---------------------------------------------- */
 
 struct th_spec {
 	enum vhd_type type;
-	uint64_t size;              /* current = original size */
-	uint32_t block_size;        /* 0 = 2 MiB */
-	uint8_t uuid[16];           /* all-zero = random */
+	uint64_t size;	     /* current = original size */
+	uint32_t block_size; /* 0 = 2 MiB */
+	uint8_t uuid[16];    /* all-zero = random */
 	/* differencing: */
 	uint8_t parent_uuid[16];
 	uint32_t parent_ts;
 	const char *parent_name;    /* unicode name (BE); NULL = none */
-	const char *w2ru;           /* payload as stored, e.g. ".\\b.vhd" */
-	const char *w2ku;           /* payload as stored */
+	const char *w2ru;	    /* payload as stored, e.g. ".\\b.vhd" */
+	const char *w2ku;	    /* payload as stored */
 	bool locator_space_sectors; /* data space in sectors, not bytes */
-	const char *creator;        /* 4 chars; NULL = "tst " */
+	const char *creator;	    /* 4 chars; NULL = "tst " */
 	/* Malformed images are made by patching a valid one afterwards. */
 };
 
@@ -100,7 +98,7 @@ struct th_layout {
 	uint64_t table_offset;
 	uint32_t max_table_entries;
 	uint32_t block_size;
-	uint32_t bitmap_size;       /* padded to 512 */
+	uint32_t bitmap_size; /* padded to 512 */
 	uint64_t size;
 };
 
@@ -153,7 +151,7 @@ int th_teardown_dir(void **state);
  */
 void th_open_fails(const char *path, int flags, int err, int alt_err,
 		   const char *const *words);
-#define TH_WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define TH_WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 /* Message contains the base name of @path. */
 bool th_msg_names(const char *path);
 
@@ -169,7 +167,7 @@ void th_rand_fill(uint64_t *state, uint8_t *buf, size_t len);
 /* --- fault injection --------------------------------------------------- */
 
 enum th_cut_mode {
-	TH_CUT_KEEP,          /* writes before the cut stay (the I/O failed) */
+	TH_CUT_KEEP,	      /* writes before the cut stay (the I/O failed) */
 	TH_CUT_LOSE_UNSYNCED, /* power loss: every unsynced write undone */
 	/* power loss with reordering: only the newest unsynced write landed */
 	TH_CUT_KEEP_NEWEST,

@@ -38,7 +38,7 @@ static void collect(void *ctx, const char *msg)
 /* vhd_check must find problems; returns the lines it reported. */
 static struct lines check_finds(const char *p)
 {
-	struct lines l = { 0 };
+	struct lines l = {0};
 	int r = vhd_check(p, collect, &l);
 
 	print_message("  check %s: %d\n%s", strrchr(p, '/') + 1, r, l.all);
@@ -51,7 +51,7 @@ static struct lines check_finds(const char *p)
 
 static void check_clean(const char *p)
 {
-	struct lines l = { 0 };
+	struct lines l = {0};
 	int r = vhd_check(p, collect, &l);
 
 	if (r != 0)
@@ -166,10 +166,10 @@ static void test_missing_parent(void **state)
 	int r;
 
 	make_chain(DIR_);
-	assert_int_equal(rename(th_path(DIR_, "base.vhd"),
-				th_path(DIR_, "moved.vhd")),
-			 0);
-	l = (struct lines){ 0 };
+	assert_int_equal(
+		rename(th_path(DIR_, "base.vhd"), th_path(DIR_, "moved.vhd")),
+		0);
+	l = (struct lines){0};
 	r = vhd_check(c, collect, &l);
 	assert_true(r != 0);
 	if (r > 0)
@@ -196,14 +196,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
-		T(test_clean_images),
-		T(test_unreadable),
-		T(test_shared_block),
-		T(test_block_over_metadata),
-		T(test_bad_trailing_footer),
-		T(test_footer_copy_differs),
-		T(test_missing_parent),
-		T(test_parent_id_mismatch),
+		T(test_clean_images),	     T(test_unreadable),
+		T(test_shared_block),	     T(test_block_over_metadata),
+		T(test_bad_trailing_footer), T(test_footer_copy_differs),
+		T(test_missing_parent),	     T(test_parent_id_mismatch),
 #undef T
 	};
 

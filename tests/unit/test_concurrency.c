@@ -3,9 +3,9 @@
  * Concurrency: reader threads vhd_pread a differencing chain through one
  * shared handle (and the base through its own) while two writer threads
  * vhd_pwrite disjoint regions of the same handle, allocating blocks as they
- * go, and another thread calls vhd_flush over and over. Every sector a reader sees is either the parent's or a whole sector
- * some writer wrote there; at the end the image equals the writers' model,
- * also after reopening.
+ * go, and another thread calls vhd_flush over and over. Every sector a reader
+ * sees is either the parent's or a whole sector some writer wrote there; at the
+ * end the image equals the writers' model, also after reopening.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,8 +31,8 @@
 
 struct shared {
 	struct vhd_disk *leaf, *base;
-	uint8_t *parent;  /* base content */
-	uint8_t *model;   /* final content, written by writers only */
+	uint8_t *parent; /* base content */
+	uint8_t *model;	 /* final content, written by writers only */
 	atomic_int failures;
 	atomic_int writers_done;
 	uint64_t seed;
@@ -57,8 +57,7 @@ static void record(struct shared *s, const char *what, uint64_t sector)
 }
 
 /* A sector as read: the parent's, or a writer's whole stamped sector. */
-static void check_sector(struct shared *s, const uint8_t *sec,
-			 uint64_t sector)
+static void check_sector(struct shared *s, const uint8_t *sec, uint64_t sector)
 {
 	uint8_t want[512];
 	uint64_t tag, gen;
@@ -108,8 +107,7 @@ static void *reader(void *arg)
 		for (uint64_t k = 0; k < n; k++) {
 			if (use_base) {
 				if (memcmp(buf + k * 512,
-					   s->parent + (sector + k) * 512,
-					   512))
+					   s->parent + (sector + k) * 512, 512))
 					record(s, "base read changed",
 					       sector + k);
 			} else {
@@ -179,7 +177,7 @@ static void test_readers_and_writers(void **state)
 	const char *c = th_path(DIR_, "child.vhd");
 	pthread_t rt[READERS], wt[WRITERS], ft;
 	struct writer_arg wa[WRITERS];
-	struct shared s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct shared s = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct vhd_disk *d;
 
 	s.seed = th_seed("VHD_TEST_SEED", "test_concurrency");

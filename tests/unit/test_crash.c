@@ -60,18 +60,18 @@ static void add_flush(void)
 static void make_workload(void)
 {
 	nops = 0;
-	add_write(100 * 1024, 4096, 11);        /* new block 0 */
-	add_write(BS + 1234, 700, 12);          /* new block 1, partial */
+	add_write(100 * 1024, 4096, 11); /* new block 0 */
+	add_write(BS + 1234, 700, 12);	 /* new block 1, partial */
 	add_flush();
-	add_write(3, 512, 13);                  /* unaligned, block 0 */
-	add_write(3ull * BS - 2048, 8192, 14);  /* new blocks 2 and 3 */
+	add_write(3, 512, 13);		       /* unaligned, block 0 */
+	add_write(3ull * BS - 2048, 8192, 14); /* new blocks 2 and 3 */
 	add_flush();
-	add_write(100 * 1024 + 1024, 1024, 0);  /* zeros over our data */
-	add_write(SIZE - 1, 1, 15);             /* last byte */
-	add_write(BS, BS, 16);                  /* whole block 1 */
+	add_write(100 * 1024 + 1024, 1024, 0); /* zeros over our data */
+	add_write(SIZE - 1, 1, 15);	       /* last byte */
+	add_write(BS, BS, 16);		       /* whole block 1 */
 	add_flush();
-	add_write(2ull * BS + 5, 3000, 17);     /* left unflushed */
-	add_write(4ull * BS + 512, 1024, 18);   /* new partial last block */
+	add_write(2ull * BS + 5, 3000, 17);   /* left unflushed */
+	add_write(4ull * BS + 512, 1024, 18); /* new partial last block */
 }
 
 static void free_workload(void)
@@ -125,11 +125,11 @@ static int run_workload(const char *path, struct run *r)
 }
 
 /* Each byte: its flushed value, or what one of the later writes put. */
-static const char *const mode_name[] = { "writes kept", "unsynced lost",
-					 "only newest unsynced landed" };
+static const char *const mode_name[] = {"writes kept", "unsynced lost",
+					"only newest unsynced landed"};
 
-static void verify_after_cut(const uint8_t *got, const struct run *r,
-			     long cut, int mode)
+static void verify_after_cut(const uint8_t *got, const struct run *r, long cut,
+			     int mode)
 {
 	for (uint64_t i = 0; i < SIZE; i++) {
 		bool ok = got[i] == r->committed[i];
@@ -147,8 +147,8 @@ static void verify_after_cut(const uint8_t *got, const struct run *r,
 		if (!ok)
 			fail_msg("cut after write %ld (%s): byte %llu is 0x%02x"
 				 ", flushed value 0x%02x",
-				 cut, mode_name[mode], (unsigned long long)i, got[i],
-				 r->committed[i]);
+				 cut, mode_name[mode], (unsigned long long)i,
+				 got[i], r->committed[i]);
 	}
 }
 
@@ -257,8 +257,10 @@ static void test_cuts_foreign_child(void **state)
 	const char *base = th_path(DIR_, "base.vhd");
 	const char *orig = th_path(DIR_, "foreign.orig");
 	const char *child = th_path(DIR_, "foreign.vhd");
-	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = SIZE,
-			     .block_size = BS, .w2ru = ".\\base.vhd" };
+	struct th_spec c = {.type = VHD_TYPE_DIFF,
+			    .size = SIZE,
+			    .block_size = BS,
+			    .w2ru = ".\\base.vhd"};
 	uint8_t *flat = calloc(1, SIZE), *bm, *data, f[512];
 	struct vhd_disk *d;
 
@@ -369,8 +371,8 @@ int main(void)
 						th_setup_dir, th_teardown_dir),
 		cmocka_unit_test_setup_teardown(test_cuts_foreign_child,
 						th_setup_dir, th_teardown_dir),
-		cmocka_unit_test_setup_teardown(test_cuts_dynamic,
-						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cuts_dynamic, th_setup_dir,
+						th_teardown_dir),
 		cmocka_unit_test_setup_teardown(test_close_makes_durable,
 						th_setup_dir, th_teardown_dir),
 	};

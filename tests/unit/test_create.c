@@ -85,14 +85,14 @@ static void test_dynamic_sizes(void **state)
 		uint64_t size, want;
 		uint32_t bs, want_bs;
 	} c[] = {
-		{ TH_MIB, TH_MIB, 0, 2 << 20 },
-		{ 10 * TH_MIB + 1, 10 * TH_MIB + 512, 0, 2 << 20 },
-		{ 3 * TH_GIB, 3 * TH_GIB, 512 << 10, 512 << 10 },
-		{ 7 * TH_MIB - 512, 7 * TH_MIB - 512, 2 << 20, 2 << 20 },
-		{ 100 * TH_MIB + 1000, 100 * TH_MIB + 1024, 256u << 20,
-		  256u << 20 },
-		{ 127 * TH_GIB + 3, 127 * TH_GIB + 512, 0, 2 << 20 },
-		{ VHD_MAX_SIZE, VHD_MAX_SIZE, 0, 2 << 20 },
+		{TH_MIB, TH_MIB, 0, 2 << 20},
+		{10 * TH_MIB + 1, 10 * TH_MIB + 512, 0, 2 << 20},
+		{3 * TH_GIB, 3 * TH_GIB, 512 << 10, 512 << 10},
+		{7 * TH_MIB - 512, 7 * TH_MIB - 512, 2 << 20, 2 << 20},
+		{100 * TH_MIB + 1000, 100 * TH_MIB + 1024, 256u << 20,
+		 256u << 20},
+		{127 * TH_GIB + 3, 127 * TH_GIB + 512, 0, 2 << 20},
+		{VHD_MAX_SIZE, VHD_MAX_SIZE, 0, 2 << 20},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -117,9 +117,9 @@ static void test_fixed_sizes(void **state)
 	static const struct {
 		uint64_t size, want;
 	} c[] = {
-		{ TH_MIB, TH_MIB },
-		{ 5 * TH_MIB + 7, 5 * TH_MIB + 512 },
-		{ 512, 512 },
+		{TH_MIB, TH_MIB},
+		{5 * TH_MIB + 7, 5 * TH_MIB + 512},
+		{512, 512},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -145,11 +145,10 @@ static void test_fixed_sizes(void **state)
 	}
 }
 
-static void create_fails(const char *dir, const char *name,
-			 enum vhd_type type, uint64_t size, uint32_t bs,
-			 int e1, int e2)
+static void create_fails(const char *dir, const char *name, enum vhd_type type,
+			 uint64_t size, uint32_t bs, int e1, int e2)
 {
-	struct vhd_create_params prm = { type, size, bs };
+	struct vhd_create_params prm = {type, size, bs};
 	int before = th_count_entries(dir);
 	int r = vhd_create(th_path(dir, name), &prm);
 
@@ -177,8 +176,8 @@ static void test_create_rejects_bad_params(void **state)
 	create_fails(DIR_, "a.vhd", VHD_TYPE_FIXED, VHD_MAX_SIZE + 512, 0,
 		     EFBIG, ENOSPC);
 	/* vhd.h: dynamic block sizes are 512 KiB..256 MiB. */
-	create_fails(DIR_, "a.vhd", VHD_TYPE_DYNAMIC, TH_MIB, 256 << 10,
-		     EINVAL, EINVAL);
+	create_fails(DIR_, "a.vhd", VHD_TYPE_DYNAMIC, TH_MIB, 256 << 10, EINVAL,
+		     EINVAL);
 	create_fails(DIR_, "a.vhd", VHD_TYPE_DYNAMIC, TH_MIB, 4096, EINVAL,
 		     EINVAL);
 	assert_int_equal(th_count_entries(DIR_), 0);
@@ -188,7 +187,7 @@ static void test_eexist_never_replaces(void **state)
 {
 	const char *p = th_path(DIR_, "x.vhd");
 	const char *b = th_path(DIR_, "b.vhd");
-	struct vhd_create_params prm = { VHD_TYPE_DYNAMIC, TH_MIB, 0 };
+	struct vhd_create_params prm = {VHD_TYPE_DYNAMIC, TH_MIB, 0};
 	uint64_t h;
 
 	th_write_file(p, "precious", 8);
@@ -213,7 +212,7 @@ static void test_eexist_never_replaces(void **state)
 
 static void test_missing_directory(void **state)
 {
-	struct vhd_create_params prm = { VHD_TYPE_DYNAMIC, TH_MIB, 0 };
+	struct vhd_create_params prm = {VHD_TYPE_DYNAMIC, TH_MIB, 0};
 	const char *b = th_path(DIR_, "b.vhd");
 
 	assert_int_equal(vhd_create(th_path(DIR_, "no/such/x.vhd"), &prm),
@@ -243,10 +242,10 @@ static void test_diff_bad_parent(void **state)
  * Every cut of the write sequence of a creation fails it and leaves the
  * directory as it was; past the last write, creation succeeds.
  */
-static void sweep_cuts(const char *dir, const char *name,
-		       const char *parent, enum vhd_type type, uint64_t size)
+static void sweep_cuts(const char *dir, const char *name, const char *parent,
+		       enum vhd_type type, uint64_t size)
 {
-	struct vhd_create_params prm = { type, size, 0 };
+	struct vhd_create_params prm = {type, size, 0};
 	const char *p = th_path(dir, name);
 	int before = th_count_entries(dir);
 	long total;
@@ -317,10 +316,9 @@ static void locator_payload(const char *p, const uint8_t *e, char *out,
  * Every field of a child as design.md specifies, against a parent with
  * odd geometry (copied, not recomputed) and a known mtime.
  */
-static void check_child(const char *child, const char *parent,
-			uint32_t want_bs)
+static void check_child(const char *child, const char *parent, uint32_t want_bs)
 {
-	uint8_t cf[512], c0[512], pf[512], h[1024], name[512] = { 0 };
+	uint8_t cf[512], c0[512], pf[512], h[1024], name[512] = {0};
 	const uint8_t *ru, *ku;
 	char path[4096], real[PATH_MAX], joined[PATH_MAX * 2];
 	const char *base = strrchr(parent, '/') + 1;
@@ -407,8 +405,10 @@ static void test_diff_fields_dynamic_parent(void **state)
 {
 	const char *b = th_path(DIR_, "base.vhd");
 	const char *c = th_path(DIR_, "child.vhd");
-	struct th_spec s = { .type = VHD_TYPE_DYNAMIC, .size = 300 * TH_MIB,
-			     .block_size = 512 << 10, .creator = "qemu" };
+	struct th_spec s = {.type = VHD_TYPE_DYNAMIC,
+			    .size = 300 * TH_MIB,
+			    .block_size = 512 << 10,
+			    .creator = "qemu"};
 	uint8_t f[512];
 	struct vhd_info info;
 	struct vhd_disk *d;
@@ -441,12 +441,12 @@ static void test_diff_block_size_rules(void **state)
 		uint32_t bs, want;
 		bool hand;
 	} c[] = {
-		{ VHD_TYPE_DYNAMIC, 512 << 10, 512 << 10, false },
-		{ VHD_TYPE_DYNAMIC, 2 << 20, 2 << 20, false },
-		{ VHD_TYPE_FIXED, 0, 2 << 20, false },
-		{ VHD_TYPE_DYNAMIC, 4096, 2 << 20, true },
-		{ VHD_TYPE_DYNAMIC, 1 << 20, 2 << 20, false },
-		{ VHD_TYPE_DYNAMIC, 16 << 20, 2 << 20, false },
+		{VHD_TYPE_DYNAMIC, 512 << 10, 512 << 10, false},
+		{VHD_TYPE_DYNAMIC, 2 << 20, 2 << 20, false},
+		{VHD_TYPE_FIXED, 0, 2 << 20, false},
+		{VHD_TYPE_DYNAMIC, 4096, 2 << 20, true},
+		{VHD_TYPE_DYNAMIC, 1 << 20, 2 << 20, false},
+		{VHD_TYPE_DYNAMIC, 16 << 20, 2 << 20, false},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -458,9 +458,9 @@ static void test_diff_block_size_rules(void **state)
 		b = th_path(DIR_, bn);
 		ch = th_path(DIR_, cn);
 		if (c[i].hand) {
-			struct th_spec s = { .type = c[i].type,
-					     .size = 5 * TH_MIB + 512,
-					     .block_size = c[i].bs };
+			struct th_spec s = {.type = c[i].type,
+					    .size = 5 * TH_MIB + 512,
+					    .block_size = c[i].bs};
 			th_build(b, &s);
 		} else {
 			th_create(b, c[i].type, 5 * TH_MIB + 512, c[i].bs);
@@ -543,11 +543,11 @@ static void test_diff_unicode_name(void **state)
 {
 	/* "b\u00e4se \u20ac\U0001F600.vhd" */
 	const char *name = "b\xc3\xa4se \xe2\x82\xac\xf0\x9f\x98\x80.vhd";
-	static const uint16_t units[] = { 'b', 0xE4, 's', 'e', ' ', 0x20AC,
-					  0xD83D, 0xDE00, '.', 'v', 'h', 'd' };
+	static const uint16_t units[] = {'b',	 0xE4,	 's', 'e', ' ', 0x20AC,
+					 0xD83D, 0xDE00, '.', 'v', 'h', 'd'};
 	const char *b = th_path(DIR_, name);
 	const char *c = th_path(DIR_, "child.vhd");
-	uint8_t h[1024], want[512] = { 0 };
+	uint8_t h[1024], want[512] = {0};
 	struct vhd_locator_info li;
 	struct vhd_info info;
 	struct vhd_disk *d;

@@ -20,7 +20,7 @@
 
 static void build(const char *path, enum vhd_type type, uint64_t size)
 {
-	struct th_spec s = { .type = type, .size = size };
+	struct th_spec s = {.type = type, .size = size};
 
 	th_build(path, &s);
 }
@@ -107,7 +107,7 @@ static void test_dynamic_opens(void **state)
 static void test_empty_and_short_files(void **state)
 {
 	const char *p = th_path(DIR_, "short.vhd");
-	static const size_t sizes[] = { 0, 1, 100, 511 };
+	static const size_t sizes[] = {0, 1, 100, 511};
 	uint8_t buf[512];
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -247,8 +247,7 @@ static void test_bad_checksum_fixed(void **state)
 	th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0, TH_WORDS("checksum"));
 }
 
-static void patch_footers(const char *p, size_t off, const void *v,
-			  size_t len)
+static void patch_footers(const char *p, size_t off, const void *v, size_t len)
 {
 	uint8_t f[512];
 
@@ -260,15 +259,14 @@ static void patch_footers(const char *p, size_t off, const void *v,
 static void test_bad_disk_type(void **state)
 {
 	const char *p = th_path(DIR_, "type.vhd");
-	static const uint32_t types[] = { 0, 1, 5, 6, 0xFFFFFFFF };
+	static const uint32_t types[] = {0, 1, 5, 6, 0xFFFFFFFF};
 	uint8_t v[4];
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		build(p, VHD_TYPE_DYNAMIC, TH_MIB);
 		th_be32(v, types[i]);
 		patch_footers(p, 60, v, 4);
-		th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0,
-			      TH_WORDS("type"));
+		th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0, TH_WORDS("type"));
 	}
 }
 
@@ -286,7 +284,7 @@ static void test_size_beyond_limit_dynamic(void **state)
 static void test_size_at_limit_dynamic(void **state)
 {
 	const char *p = th_path(DIR_, "max.vhd");
-	uint8_t buf[512], zero[512] = { 0 };
+	uint8_t buf[512], zero[512] = {0};
 	struct vhd_disk *d;
 
 	build(p, VHD_TYPE_DYNAMIC, VHD_MAX_SIZE);
@@ -316,8 +314,8 @@ static void test_data_offset_beyond_eof(void **state)
 	th_be64(v, 1ull << 40);
 	patch_footers(p, 16, v, 8);
 	th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0,
-		      TH_WORDS("header", "offset", "beyond", "truncat",
-			       "eof", "end of file", "cxsparse"));
+		      TH_WORDS("header", "offset", "beyond", "truncat", "eof",
+			       "end of file", "cxsparse"));
 }
 
 /* A fixed image whose file holds less data than its footer claims. */
@@ -333,8 +331,7 @@ static void test_fixed_size_mismatch(void **state)
 	th_fix_footer_cksum(f);
 	th_pwrite_raw(p, f, 512, TH_MIB);
 	th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0,
-		      TH_WORDS("size", "truncat", "short", "small",
-			       "file"));
+		      TH_WORDS("size", "truncat", "short", "small", "file"));
 }
 
 /* Saved-state and temporary flags are reported, not refused. */

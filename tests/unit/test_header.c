@@ -20,8 +20,8 @@
 
 static void build_dyn(const char *p, uint64_t size, uint32_t bs)
 {
-	struct th_spec s = { .type = VHD_TYPE_DYNAMIC, .size = size,
-			     .block_size = bs };
+	struct th_spec s = {
+		.type = VHD_TYPE_DYNAMIC, .size = size, .block_size = bs};
 
 	th_build(p, &s);
 }
@@ -90,8 +90,8 @@ static void test_absurd_block_sizes(void **state)
 {
 	const char *p = th_path(DIR_, "bs.vhd");
 	static const uint32_t sizes[] = {
-		0, 3 * 1024 * 1024, 1000000, 256, 1u << 30, 1u << 31,
-		0xFFFFFFFF, 511,
+		0,	  3 * 1024 * 1024, 1000000,    256,
+		1u << 30, 1u << 31,	   0xFFFFFFFF, 511,
 	};
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -106,7 +106,7 @@ static void test_absurd_max_table_entries(void **state)
 {
 	const char *p = th_path(DIR_, "mte.vhd");
 	/* 8 MiB in 2 MiB blocks needs 4 entries. */
-	static const uint32_t mtes[] = { 0, 1, 3, 0xFFFFFFFF, 0x40000000 };
+	static const uint32_t mtes[] = {0, 1, 3, 0xFFFFFFFF, 0x40000000};
 
 	for (size_t i = 0; i < sizeof(mtes) / sizeof(mtes[0]); i++) {
 		build_dyn(p, 8 * TH_MIB, 0);
@@ -123,8 +123,8 @@ static void test_bat_beyond_eof(void **state)
 	build_dyn(p, 8 * TH_MIB, 0);
 	patch_header64(p, 16, 1ull << 40);
 	th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0,
-		      TH_WORDS("BAT", "table", "beyond", "eof",
-			       "end of file", "truncat"));
+		      TH_WORDS("BAT", "table", "beyond", "eof", "end of file",
+			       "truncat"));
 }
 
 /* The BAT starts inside the file but runs past its end. */
@@ -136,8 +136,8 @@ static void test_bat_straddles_eof(void **state)
 	build_dyn(p, TH_GIB, 0);
 	patch_header64(p, 16, th_file_size(p) - 1024);
 	th_open_fails(p, VHD_OPEN_RDONLY, EINVAL, 0,
-		      TH_WORDS("BAT", "table", "beyond", "eof",
-			       "end of file", "truncat"));
+		      TH_WORDS("BAT", "table", "beyond", "eof", "end of file",
+			       "truncat"));
 }
 
 /*
@@ -205,8 +205,8 @@ static void test_bat_entry_into_metadata(void **state)
 static void build_diff_with_locator(const char *dir, const char *child,
 				    bool space_sectors)
 {
-	struct th_spec b = { .type = VHD_TYPE_DYNAMIC, .size = 4 * TH_MIB };
-	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = 4 * TH_MIB };
+	struct th_spec b = {.type = VHD_TYPE_DYNAMIC, .size = 4 * TH_MIB};
+	struct th_spec c = {.type = VHD_TYPE_DIFF, .size = 4 * TH_MIB};
 	uint8_t f[512];
 
 	th_build(th_path(dir, "lbase.vhd"), &b);
@@ -269,7 +269,7 @@ static void test_locator_length_exceeds_space(void **state)
 static void test_moved_bat_and_aligned_data(void **state)
 {
 	const char *p = th_path(DIR_, "win.vhd");
-	struct th_spec s = { .type = VHD_TYPE_DYNAMIC, .size = 6 * TH_MIB };
+	struct th_spec s = {.type = VHD_TYPE_DYNAMIC, .size = 6 * TH_MIB};
 	uint8_t h[1024], f[512], bat[512], *blk, *file;
 	struct vhd_disk *d;
 	struct vhd_info info;
@@ -305,8 +305,7 @@ static void test_moved_bat_and_aligned_data(void **state)
 static void test_unusual_valid_block_sizes(void **state)
 {
 	const char *p = th_path(DIR_, "bsok.vhd");
-	static const uint32_t sizes[] = { 4096, 512 * 1024, 16 << 20,
-					  64 << 20 };
+	static const uint32_t sizes[] = {4096, 512 * 1024, 16 << 20, 64 << 20};
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		uint32_t bs = sizes[i];

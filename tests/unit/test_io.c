@@ -29,7 +29,7 @@ struct chain {
 	char paths[MAX_LEVELS][256]; /* [0] = leaf */
 	int levels;
 	uint64_t size;
-	uint32_t leaf_bs;          /* 0 = fixed leaf */
+	uint32_t leaf_bs; /* 0 = fixed leaf */
 	uint8_t *model;
 	uint64_t hashes[MAX_LEVELS];
 };
@@ -45,8 +45,8 @@ static void fill_blocks(struct chain *c, const char *p, uint32_t every,
 	blk = malloc(l.block_size);
 	for (uint32_t b = 0; b < l.max_table_entries; b += every) {
 		uint64_t off = (uint64_t)b * l.block_size;
-		uint64_t n = l.size - off < l.block_size ? l.size - off :
-							   l.block_size;
+		uint64_t n = l.size - off < l.block_size ? l.size - off
+							 : l.block_size;
 
 		memset(blk, 0, l.block_size);
 		th_fill_pattern(blk, n, off, tag);
@@ -76,8 +76,8 @@ static void fill_partial(struct chain *c, const char *p, uint32_t every,
 		for (uint32_t s = 0; s < 16 && s < l.block_size / 512; s++)
 			if ((bm[s / 8] & (0x80 >> (s % 8))) &&
 			    off + (s + 1) * 512 <= l.size)
-				memcpy(c->model + off + s * 512,
-				       blk + s * 512, 512);
+				memcpy(c->model + off + s * 512, blk + s * 512,
+				       512);
 	}
 	free(blk);
 	free(bm);
@@ -95,8 +95,7 @@ static const char *push(struct chain *c, const char *name)
 {
 	/* New leaf at [0]; older levels shift up. */
 	memmove(c->paths[1], c->paths[0], sizeof(c->paths[0]) * c->levels);
-	snprintf(c->paths[0], sizeof(c->paths[0]), "%s", th_path(c->dir,
-								name));
+	snprintf(c->paths[0], sizeof(c->paths[0]), "%s", th_path(c->dir, name));
 	c->levels++;
 	return c->paths[0];
 }
@@ -119,9 +118,9 @@ static void base_dynamic(struct chain *c, const char *name, uint32_t bs,
 	const char *p = push(c, name);
 
 	if (by_hand) {
-		struct th_spec s = { .type = VHD_TYPE_DYNAMIC,
-				     .size = c->size,
-				     .block_size = bs };
+		struct th_spec s = {.type = VHD_TYPE_DYNAMIC,
+				    .size = c->size,
+				    .block_size = bs};
 		th_build(p, &s);
 	} else {
 		th_create(p, VHD_TYPE_DYNAMIC, c->size, bs);
@@ -148,8 +147,8 @@ static void add_diff(struct chain *c, const char *name, uint32_t tag)
 static void add_diff_by_hand(struct chain *c, const char *name, uint32_t bs,
 			     uint32_t tag)
 {
-	struct th_spec s = { .type = VHD_TYPE_DIFF, .size = c->size,
-			     .block_size = bs };
+	struct th_spec s = {
+		.type = VHD_TYPE_DIFF, .size = c->size, .block_size = bs};
 	char parent[256], ru[300];
 	uint8_t f[512];
 	const char *p;
@@ -200,10 +199,16 @@ enum cfg {
 };
 
 static const char *const cfg_names[] = {
-	"fixed", "dynamic 512K", "dynamic 2M", "dynamic 4K (other writer)",
-	"dynamic 16M (other writer)", "diff over dynamic 512K",
-	"diff over dynamic 4K", "diff over dynamic 16M",
-	"diff over diff over fixed", "4K-block diff (other writer) over 2M",
+	"fixed",
+	"dynamic 512K",
+	"dynamic 2M",
+	"dynamic 4K (other writer)",
+	"dynamic 16M (other writer)",
+	"diff over dynamic 512K",
+	"diff over dynamic 4K",
+	"diff over dynamic 16M",
+	"diff over diff over fixed",
+	"4K-block diff (other writer) over 2M",
 	"16M-block diff (other writer) over 512K",
 };
 
@@ -371,8 +376,7 @@ static void write_battery(struct vhd_disk *d, struct chain *c, uint32_t bs,
 		if (th_rand_below(rng, 4) == 0)
 			do_write(d, c, zero, len, off);
 		else
-			do_write(d, c, buf + th_rand_below(rng, 64), len,
-				 off);
+			do_write(d, c, buf + th_rand_below(rng, 64), len, off);
 		if (i % 10 == 9)
 			th_expect_read(d, c->model, c->size, 0);
 	}
@@ -435,7 +439,7 @@ static void test_write_past_end(void **state)
 {
 	struct chain c;
 	struct vhd_disk *d;
-	uint8_t buf[1024] = { 1 };
+	uint8_t buf[1024] = {1};
 	uint64_t h;
 
 	build_cfg(&c, DIR_, CFG_DIFF_512K);
@@ -473,7 +477,7 @@ static void test_readonly_handles(void **state)
 {
 	struct chain c;
 	struct vhd_disk *d;
-	uint8_t buf[512] = { 1 };
+	uint8_t buf[512] = {1};
 	uint64_t h;
 
 	build_cfg(&c, DIR_, CFG_DIFF_DIFF_FIXED);
@@ -525,8 +529,7 @@ static void test_seek_data_hole(void **state)
 	/* Sector precision is the contract; block precision rounds down. */
 	assert_true(r >= (int64_t)(4 * bs) && r <= (int64_t)(4 * bs + 4096));
 	r = vhd_seek_hole(d, 4 * bs + 4096);
-	assert_true(r >= (int64_t)(4 * bs + 8192) &&
-		    r <= (int64_t)(5 * bs));
+	assert_true(r >= (int64_t)(4 * bs + 8192) && r <= (int64_t)(5 * bs));
 	assert_int_equal(vhd_seek_data(d, 5 * bs), -ENXIO);
 	assert_int_equal(vhd_seek_hole(d, 5 * bs), 5 * bs);
 	assert_int_equal(vhd_seek_data(d, size), -ENXIO);
@@ -541,8 +544,7 @@ static void test_seek_data_hole(void **state)
 	r = vhd_seek_data(d, 5 * bs);
 	assert_true(r >= (int64_t)(6 * bs) && r <= (int64_t)(6 * bs + 8192));
 	r = vhd_seek_hole(d, 6 * bs + 8192);
-	assert_true(r >= (int64_t)(6 * bs + 12288) &&
-		    r <= (int64_t)(7 * bs));
+	assert_true(r >= (int64_t)(6 * bs + 12288) && r <= (int64_t)(7 * bs));
 	vhd_close(d);
 
 	/* Fixed: all data. */
@@ -583,8 +585,8 @@ static void test_allocation_accounting(void **state)
 	assert_int_equal(info.allocated_blocks, 3);
 	assert_true(info.file_size == th_file_size(ch));
 	/* Each block costs its bitmap and data; no more than 4 KiB slack. */
-	assert_true(th_file_size(ch) <= 3 * ((512 << 10) + 512 + 4096) +
-						 64 * TH_KIB);
+	assert_true(th_file_size(ch) <=
+		    3 * ((512 << 10) + 512 + 4096) + 64 * TH_KIB);
 	vhd_close(d);
 }
 
@@ -592,14 +594,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
-		T(test_reads_every_config),
-		T(test_writes_every_config),
-		T(test_read_past_end),
-		T(test_write_past_end),
-		T(test_write_crossing_end),
-		T(test_readonly_handles),
-		T(test_seek_data_hole),
-		T(test_allocation_accounting),
+		T(test_reads_every_config), T(test_writes_every_config),
+		T(test_read_past_end),	    T(test_write_past_end),
+		T(test_write_crossing_end), T(test_readonly_handles),
+		T(test_seek_data_hole),	    T(test_allocation_accounting),
 #undef T
 	};
 

@@ -129,10 +129,10 @@ static void test_random_chain(void **state)
 	const char *leaf = th_path(DIR_, "leaf.vhd");
 	const char *env = getenv("VHD_MODEL_STEPS");
 	long steps = env ? atol(env) : 300;
-	struct model m = { 0 };
+	struct model m = {0};
 	bool fixed;
 	struct vhd_disk *d;
-	const char *parents[3] = { NULL };
+	const char *parents[3] = {NULL};
 	uint64_t hashes[3];
 
 	m.rng = th_seed("VHD_MODEL_SEED", "test_model");
@@ -184,8 +184,8 @@ static void test_random_chain(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_random_chain,
-						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_random_chain, th_setup_dir,
+						th_teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,13 +27,13 @@
 /* Base: blocks 0 and 2 allocated with pattern @tag; flat image in @flat. */
 static void mk_base(const char *p, uint32_t tag, uint8_t *flat)
 {
-	struct th_spec s = { .type = VHD_TYPE_DYNAMIC, .size = SIZE };
+	struct th_spec s = {.type = VHD_TYPE_DYNAMIC, .size = SIZE};
 
 	th_build(p, &s);
 	memset(flat, 0, SIZE);
 	for (uint32_t b = 0; b < 4; b += 2) {
-		th_fill_pattern(flat + (uint64_t)b * BS, BS,
-				(uint64_t)b * BS, tag);
+		th_fill_pattern(flat + (uint64_t)b * BS, BS, (uint64_t)b * BS,
+				tag);
 		th_alloc_block(p, b, NULL, flat + (uint64_t)b * BS, 0);
 	}
 }
@@ -50,8 +50,8 @@ static void uuid_of(const char *p, uint8_t uuid[16])
  * Give differencing image @p block @blk with bitmap byte 0 = @bits (rest
  * clear) and data pattern @tag; apply the present sectors to @flat.
  */
-static void child_block(const char *p, uint32_t blk, uint8_t bits,
-			uint32_t tag, uint8_t *flat)
+static void child_block(const char *p, uint32_t blk, uint8_t bits, uint32_t tag,
+			uint8_t *flat)
 {
 	struct th_layout l;
 	uint8_t *bm, *data;
@@ -60,8 +60,7 @@ static void child_block(const char *p, uint32_t blk, uint8_t bits,
 	bm = calloc(1, l.bitmap_size);
 	data = malloc(l.block_size);
 	bm[0] = bits;
-	th_fill_pattern(data, l.block_size, (uint64_t)blk * l.block_size,
-			tag);
+	th_fill_pattern(data, l.block_size, (uint64_t)blk * l.block_size, tag);
 	th_alloc_block(p, blk, bm, data, 0);
 	for (int s = 0; s < 8; s++)
 		if (bits & (0x80 >> s))
@@ -74,7 +73,7 @@ static void child_block(const char *p, uint32_t blk, uint8_t bits,
 static void mk_child(const char *p, const char *parent, const char *w2ru,
 		     const char *w2ku, const char *uname, bool sectors)
 {
-	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = SIZE };
+	struct th_spec c = {.type = VHD_TYPE_DIFF, .size = SIZE};
 
 	uuid_of(parent, c.parent_uuid);
 	c.parent_ts = (uint32_t)(th_mtime(parent) - VHD_EPOCH_OFFSET);
@@ -238,7 +237,7 @@ static void test_missing_parent_names_paths(void **state)
 	const char *base = th_path(DIR_, "base.vhd");
 	const char *child = th_path(DIR_, "child.vhd");
 	uint8_t *flat = malloc(SIZE);
-	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = SIZE };
+	struct th_spec c = {.type = VHD_TYPE_DIFF, .size = SIZE};
 	char found[4096];
 	struct vhd_disk *d;
 
@@ -312,8 +311,7 @@ static void test_info_of_differencing(void **state)
 	assert_int_equal(vhd_get_info(d, &info), 0);
 	assert_int_equal(info.type, VHD_TYPE_DIFF);
 	assert_memory_equal(info.parent_uuid, puuid, 16);
-	assert_int_equal(info.parent_timestamp,
-			 1500000000 - VHD_EPOCH_OFFSET);
+	assert_int_equal(info.parent_timestamp, 1500000000 - VHD_EPOCH_OFFSET);
 	assert_string_equal(info.parent_name, "base.vhd");
 	assert_false(info.parent_timestamp_mismatch);
 	assert_int_equal(info.block_size, BS);
@@ -348,8 +346,8 @@ static void test_cycle_two(void **state)
 {
 	const char *a = th_path(DIR_, "a.vhd");
 	const char *b = th_path(DIR_, "b.vhd");
-	struct th_spec sa = { .type = VHD_TYPE_DIFF, .size = SIZE };
-	struct th_spec sb = { .type = VHD_TYPE_DIFF, .size = SIZE };
+	struct th_spec sa = {.type = VHD_TYPE_DIFF, .size = SIZE};
+	struct th_spec sb = {.type = VHD_TYPE_DIFF, .size = SIZE};
 
 	th_random_uuid(sa.uuid);
 	th_random_uuid(sb.uuid);
@@ -370,7 +368,7 @@ static void test_cycle_two(void **state)
 static void test_cycle_self(void **state)
 {
 	const char *a = th_path(DIR_, "self.vhd");
-	struct th_spec sa = { .type = VHD_TYPE_DIFF, .size = SIZE };
+	struct th_spec sa = {.type = VHD_TYPE_DIFF, .size = SIZE};
 
 	th_random_uuid(sa.uuid);
 	memcpy(sa.parent_uuid, sa.uuid, 16);
@@ -456,8 +454,8 @@ static void test_child_larger_than_parent(void **state)
 {
 	const char *base = th_path(DIR_, "small.vhd");
 	const char *child = th_path(DIR_, "big.vhd");
-	struct th_spec b = { .type = VHD_TYPE_FIXED, .size = 3 * TH_MIB };
-	struct th_spec c = { .type = VHD_TYPE_DIFF, .size = SIZE };
+	struct th_spec b = {.type = VHD_TYPE_FIXED, .size = 3 * TH_MIB};
+	struct th_spec c = {.type = VHD_TYPE_DIFF, .size = SIZE};
 	uint8_t *flat = calloc(1, SIZE);
 	struct vhd_disk *d;
 
