@@ -2,6 +2,7 @@
 # Shared setup of the interop tests (sourced, not run): checks the env the
 # runner passes, makes $T (a temp dir removed on exit), and helpers.
 set -euo pipefail
+export LC_ALL=C # tool output matched below must not be translated
 
 : "${VHD:?VHD (path of the vhd CLI) must be set}"
 : "${BUILD:?BUILD must be set}"
