@@ -22,6 +22,7 @@ cat >"$T/writer.fio" <<EOF
 [global]
 filename=$M/leaf.vhd
 ioengine=psync
+verify_state_save=0
 [writer]
 rw=randwrite
 offset=0
@@ -48,7 +49,7 @@ time_based
 runtime=4
 EOF
 } >"$T/all.fio"
-fio --output="$T/fio.out" "$T/all.fio" || {
+(cd "$T" && fio --output="$T/fio.out" "$T/all.fio") || {
 	cat "$T/fio.out" >&2
 	fail "fio reported errors"
 }
@@ -68,7 +69,7 @@ assert_eq "$base_sha" "$(sha "$B/base.vhd")" "parent backing file sha256"
 
 # Durable across a remount: the writer's data verifies again.
 vhdfs_mount "$B" "$M"
-fio --output="$T/fio2.out" --verify_only "$T/writer.fio" || {
+(cd "$T" && fio --output="$T/fio2.out" --verify_only "$T/writer.fio") || {
 	cat "$T/fio2.out" >&2
 	fail "fio --verify_only after remount"
 }
