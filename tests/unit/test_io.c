@@ -341,10 +341,12 @@ static void write_battery(struct vhd_disk *d, struct chain *c, uint32_t bs,
 {
 	uint32_t step = bs ? bs : 2 << 20;
 	size_t max = 3 * step + 4096;
-	uint8_t *buf = malloc(max), *zero = calloc(1, max);
+	/* Slack: random writes start up to 63 bytes in and round up to 512. */
+	size_t room = max + 1024;
+	uint8_t *buf = malloc(room), *zero = calloc(1, room);
 	uint64_t last;
 
-	th_rand_fill(rng, buf, max);
+	th_rand_fill(rng, buf, room);
 	/* Sector-granular, at the very start. */
 	do_write(d, c, buf, 512, 0);
 	/* Straddling a block boundary, aligned and not. */
