@@ -118,17 +118,20 @@ out:
 
 void vhdfs_image_put(struct vhdfs_image *img, bool write)
 {
-	bool last;
-
 	pthread_mutex_lock(&images_lock);
 	if (write)
 		img->writers--;
-	last = --img->refs == 0;
-	if (last && img->listed)
-		unlist(img);
-	pthread_mutex_unlock(&images_lock);
-	if (!last)
+	if (--img->refs > 0) {
+		pthread_mutex_unlock(&images_lock);
 		return;
+	}
+	/*
+	 * Flush and close before the image leaves the list, with the list
+	 * locked: the library keeps new BAT entries and bitmaps in memory
+	 * until the flush, and the kernel sends RELEASE asynchronously, so a
+	 * reopen racing this close must not read the file before it is
+	 * complete.
+	 */
 	if (img->rdwr) {
 		int ret = vhd_flush(img->disk);
 
@@ -137,6 +140,9 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 				  strerror(-ret));
 	}
 	vhd_close(img->disk);
+	if (img->listed)
+		unlist(img);
+	pthread_mutex_unlock(&images_lock);
 	pthread_rwlock_destroy(&img->lock);
 	free(img);
 }
