@@ -549,21 +549,32 @@ static int vhdfs_create(const char *path, mode_t mode,
 	return -EPERM;
 }
 
-static int vhdfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+/*
+ * Backing path of an existing file or directory whose attributes may be
+ * changed: -EPERM for our virtual files, -EROFS on a read-only mount.
+ */
+static int changeable_path(const char *path, char *bpath)
 {
-	char bpath[PATH_MAX];
 	struct stat st;
 	unsigned long id;
 	int ret;
 
-	(void)fi;
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	ret = lookup(path, bpath, &st);
 	if (ret)
 		return ret;
-	if (vhdfs_cfg.ro)
-		return -EROFS;
+	return vhdfs_cfg.ro ? -EROFS : 0;
+}
+
+static int vhdfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	char bpath[PATH_MAX];
+	int ret = changeable_path(path, bpath);
+
+	(void)fi;
+	if (ret)
+		return ret;
 	return chmod(bpath, mode) ? -errno : 0;
 }
 
@@ -571,18 +582,11 @@ static int vhdfs_chown(const char *path, uid_t uid, gid_t gid,
 		       struct fuse_file_info *fi)
 {
 	char bpath[PATH_MAX];
-	struct stat st;
-	unsigned long id;
-	int ret;
+	int ret = changeable_path(path, bpath);
 
 	(void)fi;
-	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
-		return -EPERM;
-	ret = lookup(path, bpath, &st);
 	if (ret)
 		return ret;
-	if (vhdfs_cfg.ro)
-		return -EROFS;
 	return chown(bpath, uid, gid) ? -errno : 0;
 }
 
@@ -590,18 +594,15 @@ static int vhdfs_utimens(const char *path, const struct timespec tv[2],
 			 struct fuse_file_info *fi)
 {
 	char bpath[PATH_MAX];
-	struct stat st;
 	unsigned long id;
 	int ret;
 
 	(void)fi;
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return 0; /* `touch .control` is harmless */
-	ret = lookup(path, bpath, &st);
+	ret = changeable_path(path, bpath);
 	if (ret)
 		return ret;
-	if (vhdfs_cfg.ro)
-		return -EROFS;
 	return utimensat(AT_FDCWD, bpath, tv, 0) ? -errno : 0;
 }
 
