@@ -128,50 +128,6 @@ static void append_arg(char *buf, size_t len, const char *s)
 	buf[o < len ? o : len - 1] = '\0';
 }
 
-/* Bytes, or a K/M/G/T suffix (powers of 1024, optional "B"/"iB"). */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case '\0':
-		break;
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	case 'T':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end) {
-		end++;
-		if (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0)
-			end += strlen(end);
-		if (*end)
-			return -EINVAL;
-	}
-	if (shift && v > (~0ull >> shift))
-		return -EINVAL;
-	*out = v << shift;
-	return 0;
-}
-
 struct result {
 	int err;	   /* positive errno, 0 on success */
 	unsigned long job; /* job started, or 0 */
@@ -269,7 +225,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 
 	if (vhdfs_cfg.ro)
 		return fail(r, -EROFS, "read-only mount");
-	if (parse_size(tok[2], &size) || size == 0)
+	if (vhd_parse_size(tok[2], &size) || size == 0)
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
 	if (size > VHD_MAX_SIZE)
 		return fail(r, -EINVAL, "size too large: %s (limit 2040G)",
@@ -281,7 +237,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 		} else if (!have_type && strcasecmp(tok[i], "dynamic") == 0) {
 			have_type = true;
 		} else if (!block && strncasecmp(tok[i], "block=", 6) == 0) {
-			if (parse_size(tok[i] + 6, &block) || !block ||
+			if (vhd_parse_size(tok[i] + 6, &block) || !block ||
 			    block > UINT32_MAX)
 				return fail(r, -EINVAL, "bad block size: %s",
 					    tok[i] + 6);

@@ -197,6 +197,14 @@ int vhd_create_diff(const char *child, const char *parent);
 typedef void (*vhd_report_fn)(void *ctx, const char *msg);
 int vhd_check(const char *path, vhd_report_fn report, void *ctx);
 
+/*
+ * Parse a size argument as the CLI and the control file take it: a decimal
+ * byte count, optionally followed by K, M, G or T (powers of 1024, any
+ * case, optional trailing "B" or "iB": 2M, 2m, 2MiB). Returns 0, -EINVAL
+ * when @s is not a size, -ERANGE on 64-bit overflow. Zero is accepted.
+ */
+int vhd_parse_size(const char *s, uint64_t *out);
+
 /* Last error message of this thread ("" when none). */
 const char *vhd_errmsg(void);
 

@@ -16,7 +16,7 @@ static int parse_block_size(const char *s, uint32_t *out)
 {
 	uint64_t v;
 
-	if (cli_parse_size(s, &v))
+	if (vhd_parse_size(s, &v))
 		return -EINVAL;
 	if (v < MIN_BLOCK_SIZE || v > MAX_BLOCK_SIZE || (v & (v - 1)))
 		return -EINVAL;
@@ -65,7 +65,7 @@ int cmd_create(int argc, char **argv)
 	path = argv[optind];
 	size_arg = argv[optind + 1];
 
-	err = cli_parse_size(size_arg, &p.size);
+	err = vhd_parse_size(size_arg, &p.size);
 	if (err || p.size == 0 || p.size > VHD_MAX_SIZE)
 		return cli_usage_error(argv[0],
 				       "invalid size '%s' (1 byte to 2040G)",
