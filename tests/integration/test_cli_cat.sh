@@ -3,21 +3,10 @@
 # dynamic/fixed image (data written by qemu-io into images we created).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-REPO=${REPO:-$(cd "$here/../.." && pwd)}
-VHD=${VHD:-$REPO/build/vhd}
-case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok - $*"; }
-[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
-for t in qemu-img qemu-io; do
-	command -v $t >/dev/null || { echo "skip: $t missing"; exit 77; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-cat.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+# shellcheck source=SCRIPTDIR/../lib/cli.sh
+. "$(dirname "$0")/../lib/cli.sh"
+need_cmd qemu-img qemu-io
+cli_tmpdir
 
 head -c $((3 << 20)) /dev/urandom >rand.bin
 

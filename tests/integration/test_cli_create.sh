@@ -3,31 +3,10 @@
 # the same virtual size, and that vhd info/check describe correctly.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-REPO=${REPO:-$(cd "$here/../.." && pwd)}
-VHD=${VHD:-$REPO/build/vhd}
-case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
-PY=/usr/bin/python3
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok - $*"; }
-[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
-command -v qemu-img >/dev/null || { echo "skip: qemu-img missing"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-create.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-# run STATUS CMD...: stdout to $tmp/out, stderr to $tmp/err, exact status.
-run() {
-	local want=$1 st=0
-	shift
-	"$@" >"$tmp/out" 2>"$tmp/err" || st=$?
-	if [ "$st" -ne "$want" ]; then
-		cat "$tmp/out" "$tmp/err" >&2
-		fail "'$*' exited $st, want $want"
-	fi
-}
+# shellcheck source=SCRIPTDIR/../lib/cli.sh
+. "$(dirname "$0")/../lib/cli.sh"
+need_cmd qemu-img
+cli_tmpdir
 
 # check_image NAME TYPE SIZE BLOCK [CREATE OPTIONS...]
 check_image() {

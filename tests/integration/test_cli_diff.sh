@@ -4,38 +4,10 @@
 # and failures leave nothing behind.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-REPO=${REPO:-$(cd "$here/../.." && pwd)}
-VHD=${VHD:-$REPO/build/vhd}
-case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
-PY=/usr/bin/python3
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok - $*"; }
-[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
-for t in qemu-io vhdiinfo; do
-	command -v $t >/dev/null || { echo "skip: $t missing"; exit 77; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-diff.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-run() {
-	local want=$1 st=0
-	shift
-	"$@" >"$tmp/out" 2>"$tmp/err" || st=$?
-	if [ "$st" -ne "$want" ]; then
-		cat "$tmp/out" "$tmp/err" >&2
-		fail "'$*' exited $st, want $want"
-	fi
-}
-
-jget() {
-	PYTHONIOENCODING=utf-8 "$PY" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2]))' "$1" "$2"
-}
+# shellcheck source=SCRIPTDIR/../lib/cli.sh
+. "$(dirname "$0")/../lib/cli.sh"
+need_cmd qemu-io vhdiinfo
+cli_tmpdir
 
 head -c $((2 << 20)) /dev/urandom >rand.bin
 mkdir -p golden vms

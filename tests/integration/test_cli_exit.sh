@@ -3,30 +3,10 @@
 # operations, 2 for usage errors; messages name the file and the problem.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-REPO=${REPO:-$(cd "$here/../.." && pwd)}
-VHD=${VHD:-$REPO/build/vhd}
-case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
-PY=/usr/bin/python3
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok - $*"; }
-[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
-command -v qemu-io >/dev/null || { echo "skip: qemu-io missing"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-exit.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-run() {
-	local want=$1 st=0
-	shift
-	"$@" >"$tmp/out" 2>"$tmp/err" || st=$?
-	if [ "$st" -ne "$want" ]; then
-		cat "$tmp/out" "$tmp/err" >&2
-		fail "'$*' exited $st, want $want"
-	fi
-}
+# shellcheck source=SCRIPTDIR/../lib/cli.sh
+. "$(dirname "$0")/../lib/cli.sh"
+need_cmd qemu-io
+cli_tmpdir
 
 # flip FILE OFFSET: invert one byte in place.
 flip() {

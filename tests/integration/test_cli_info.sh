@@ -4,38 +4,12 @@
 # tried, exit status 1; and --json stays valid JSON.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-REPO=${REPO:-$(cd "$here/../.." && pwd)}
-VHD=${VHD:-$REPO/build/vhd}
-case $VHD in /*) ;; *) VHD=$PWD/$VHD ;; esac
+# shellcheck source=SCRIPTDIR/../lib/cli.sh
+. "$(dirname "$0")/../lib/cli.sh"
 TESTDATA=${TESTDATA:-$REPO/../shared/testdata/real-world}
-PY=/usr/bin/python3
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok - $*"; }
-[ -x "$VHD" ] || fail "vhd CLI not found at $VHD"
 img=$TESTDATA/fat-differential.vhd
-[ -f "$img" ] || { echo "skip: $img missing"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhd-cli-info.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-run() {
-	local want=$1 st=0
-	shift
-	"$@" >"$tmp/out" 2>"$tmp/err" || st=$?
-	if [ "$st" -ne "$want" ]; then
-		cat "$tmp/out" "$tmp/err" >&2
-		fail "'$*' exited $st, want $want"
-	fi
-}
-
-jget() {
-	PYTHONIOENCODING=utf-8 "$PY" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2]))' "$1" "$2"
-}
+[ -f "$img" ] || skip "$img missing"
+cli_tmpdir
 
 # Facts of fat-differential.vhd (Windows 10 diskpart), read with xxd and
 # vhdiinfo: 4 MiB, parent id 5fa21a55-..., BAT at 0x2000, W2ku at 0x1000
