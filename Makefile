@@ -93,7 +93,8 @@ demo: all
 	scripts/demo.sh
 
 format-check:
-	clang-format --dry-run -Werror vhd/*.[ch] vhd/cli/*.[ch] fuse/*.[ch]
+	clang-format --dry-run -Werror vhd/*.[ch] vhd/cli/*.[ch] fuse/*.[ch] \
+		tests/unit/*.[ch] tests/interop/*.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \

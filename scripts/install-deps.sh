@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libfuse3-dev fuse3 uuid-dev libcmocka-dev
 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs util-linux fdisk
-bsdextrautils attr fio kmod"
+bsdextrautils attr fio kmod clang-format"
 
 missing=""
 for p in $PKGS; do

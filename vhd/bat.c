@@ -18,12 +18,11 @@ static int bat_check_entry(struct vhd_disk *d, uint32_t block)
 		data = d->block_size;
 	if (start < VHD_FOOTER_SIZE ||
 	    start + d->bitmap_size + data > d->footer_off)
-		return vhd_set_error(-EINVAL,
-				     "%s: block table entry %u points to sector "
-				     "%u, beyond the end of the data (%" PRIu64
-				     " bytes)",
-				     d->path, block, d->bat[block],
-				     d->footer_off);
+		return vhd_set_error(
+			-EINVAL,
+			"%s: block table entry %u points to sector "
+			"%u, beyond the end of the data (%" PRIu64 " bytes)",
+			d->path, block, d->bat[block], d->footer_off);
 	return 0;
 }
 
@@ -42,8 +41,8 @@ int vhd_bat_load(struct vhd_disk *d, uint64_t file_size)
 		goto out;
 	}
 	for (uint32_t i = 0; i < d->entries; i += BAT_CHUNK) {
-		uint32_t n = d->entries - i < BAT_CHUNK ? d->entries - i
-							: BAT_CHUNK;
+		uint32_t n =
+			d->entries - i < BAT_CHUNK ? d->entries - i : BAT_CHUNK;
 
 		r = vhd_io_read(d->fd, buf, (size_t)n * 4,
 				d->header.table_offset + (uint64_t)i * 4);

@@ -8,8 +8,8 @@
 
 int vhd_bitmap_get(struct vhd_disk *d, uint32_t block, uint8_t **out)
 {
-	uint8_t *map = atomic_load_explicit(&d->bitmaps[block],
-					    memory_order_acquire);
+	uint8_t *map =
+		atomic_load_explicit(&d->bitmaps[block], memory_order_acquire);
 	uint8_t *expected = NULL;
 	int r;
 
@@ -25,7 +25,8 @@ int vhd_bitmap_get(struct vhd_disk *d, uint32_t block, uint8_t **out)
 			(uint64_t)d->bat[block] * VHD_SECTOR_SIZE);
 	if (r < 0) {
 		free(map);
-		return vhd_set_error(r, "%s: cannot read bitmap of block %u: %s",
+		return vhd_set_error(r,
+				     "%s: cannot read bitmap of block %u: %s",
 				     d->path, block, strerror(-r));
 	}
 	/* Another reader may have loaded it meanwhile: keep the first. */

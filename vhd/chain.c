@@ -38,8 +38,8 @@ static int open_file(struct vhd_disk *d, const char *path, int flags,
 	if (!d->path)
 		return vhd_set_error(-ENOMEM, "out of memory");
 	d->flags = flags;
-	d->fd = open(path, ((flags & VHD_OPEN_RDWR) ? O_RDWR : O_RDONLY) |
-				   O_CLOEXEC);
+	d->fd = open(path,
+		     ((flags & VHD_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (d->fd < 0)
 		return vhd_set_error(-errno, "%s: %s", path, strerror(errno));
 	if (fstat(d->fd, st) < 0)
@@ -181,8 +181,8 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
 }
 
 /* @rel joined to the directory of the child, unless it is absolute. */
-static void join_child_dir(const struct vhd_disk *d, const char *rel,
-			   char *out, size_t len)
+static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
+			   size_t len)
 {
 	const char *slash = strrchr(d->path, '/');
 
@@ -246,7 +246,8 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 		r = vhd_set_error(-ENOENT,
 				  "%s: parent not found (parent name \"%s\"); "
 				  "tried: %s",
-				  d->path, name, c.tried_len ? c.tried : "none");
+				  d->path, name,
+				  c.tried_len ? c.tried : "none");
 out:
 	for (int i = 0; i < c.nseen; i++)
 		free(c.seen[i]);

@@ -91,8 +91,9 @@ static void check_footer_copy(struct vhd_disk *d, struct checker *c)
 	uint8_t copy[VHD_FOOTER_SIZE], trailing[VHD_FOOTER_SIZE];
 
 	if (d->footer_from_copy) {
-		say(c, true, "%s: trailing footer is damaged; the copy at "
-			     "offset 0 was used",
+		say(c, true,
+		    "%s: trailing footer is damaged; the copy at "
+		    "offset 0 was used",
 		    d->path);
 		return;
 	}
@@ -100,8 +101,9 @@ static void check_footer_copy(struct vhd_disk *d, struct checker *c)
 	    vhd_io_read(d->fd, trailing, sizeof(trailing), d->footer_off) < 0)
 		return;
 	if (memcmp(copy, trailing, sizeof(copy)) != 0)
-		say(c, true, "%s: footer copy at offset 0 differs from the "
-			     "trailing footer",
+		say(c, true,
+		    "%s: footer copy at offset 0 differs from the "
+		    "trailing footer",
 		    d->path);
 }
 

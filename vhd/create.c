@@ -41,7 +41,8 @@ static int tmp_open(const char *target, struct tmpfile *t)
 	else
 		n = snprintf(t->path, sizeof(t->path), ".%s.XXXXXX", target);
 	if (n < 0 || (size_t)n >= sizeof(t->path))
-		return vhd_set_error(-ENAMETOOLONG, "%s: path too long", target);
+		return vhd_set_error(-ENAMETOOLONG, "%s: path too long",
+				     target);
 	t->fd = mkostemp(t->path, O_CLOEXEC);
 	if (t->fd < 0)
 		return vhd_set_error(-errno, "%s: cannot create: %s", target,
@@ -90,8 +91,7 @@ static uint32_t vhd_now(void)
 	return now > VHD_EPOCH_OFFSET ? (uint32_t)(now - VHD_EPOCH_OFFSET) : 0;
 }
 
-static void footer_init(struct vhd_footer *f, enum vhd_type type,
-			uint64_t size)
+static void footer_init(struct vhd_footer *f, enum vhd_type type, uint64_t size)
 {
 	memset(f, 0, sizeof(*f));
 	memcpy(f->cookie, "conectix", 8);
@@ -131,12 +131,10 @@ struct payload {
  * entries in @h get offsets and data space in bytes), trailing footer.
  */
 static int write_sparse(int fd, const char *path, struct vhd_footer *f,
-			struct vhd_header *h, const struct payload *pl,
-			int npl)
+			struct vhd_header *h, const struct payload *pl, int npl)
 {
-	uint64_t bat_bytes =
-		vhd_align_up((uint64_t)h->max_table_entries * 4,
-			     VHD_SECTOR_SIZE);
+	uint64_t bat_bytes = vhd_align_up((uint64_t)h->max_table_entries * 4,
+					  VHD_SECTOR_SIZE);
 	uint64_t off = BAT_OFFSET + bat_bytes;
 	uint8_t footer[VHD_FOOTER_SIZE], header[VHD_HEADER_SIZE];
 	uint8_t *fill = malloc(FILL_CHUNK);
@@ -192,14 +190,17 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 
 	vhd_clear_error();
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
-		return vhd_set_error(-EINVAL, "%s: can only create fixed or "
-				     "dynamic disks here", path);
+		return vhd_set_error(-EINVAL,
+				     "%s: can only create fixed or "
+				     "dynamic disks here",
+				     path);
 	if (!size)
 		return vhd_set_error(-EINVAL, "%s: size must be above zero",
 				     path);
 	if (size > VHD_MAX_SIZE)
 		return vhd_set_error(-EFBIG,
-				     "%s: size %" PRIu64 " exceeds the 2040 GiB "
+				     "%s: size %" PRIu64
+				     " exceeds the 2040 GiB "
 				     "VHD limit",
 				     path, size);
 	if (p->type == VHD_TYPE_DYNAMIC &&
@@ -220,7 +221,7 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 		uint8_t footer[VHD_FOOTER_SIZE];
 
 		vhd_footer_encode(&f, footer);
-		/* Sparse: the data area reads as zeros without being written. */
+		/* Sparse: the data area reads as zeros unwritten. */
 		if (ftruncate(t.fd, (off_t)size) < 0)
 			r = vhd_set_error(-errno, "%s: %s", path,
 					  strerror(errno));
@@ -345,17 +346,18 @@ int vhd_create_diff(const char *child, const char *parent)
 	w2ru = malloc(2 * PATH_MAX);
 	if (n < 0 || !w2ku || !w2ru ||
 	    relative_path(child_dir, abs_parent, rel, sizeof(rel)) < 0) {
-		r = vhd_set_error(n < 0 ? n : -ENAMETOOLONG,
-				  "%s: parent name or path not representable: %s",
-				  child, parent);
+		r = vhd_set_error(
+			n < 0 ? n : -ENAMETOOLONG,
+			"%s: parent name or path not representable: %s", child,
+			parent);
 		goto out;
 	}
 	r = windows_utf16("", abs_parent, w2ku, PATH_MAX, &pl[0].len);
 	if (r == 0)
 		r = windows_utf16("./", rel, w2ru, PATH_MAX, &pl[1].len);
 	if (r < 0) {
-		vhd_set_error(r, "%s: parent path not representable: %s",
-			      child, parent);
+		vhd_set_error(r, "%s: parent path not representable: %s", child,
+			      parent);
 		goto out;
 	}
 	pl[0].data = w2ku;

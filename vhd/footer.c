@@ -74,7 +74,8 @@ int vhd_footer_validate(const char *path, const uint8_t *b, uint64_t where)
 	if (stored != computed)
 		return vhd_set_error(-EINVAL,
 				     "%s: footer checksum mismatch at offset "
-				     "%" PRIu64 " (stored 0x%08x, computed 0x%08x)",
+				     "%" PRIu64
+				     " (stored 0x%08x, computed 0x%08x)",
 				     path, where, stored, computed);
 	type = vhd_get32(b + 60);
 	if (type != VHD_TYPE_FIXED && type != VHD_TYPE_DYNAMIC &&
@@ -133,8 +134,10 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 		d->footer_off = file_size;
 		goto found;
 	}
-	return vhd_set_error(first, "%s; the copy at offset 0 is not usable "
-			     "either", first_err);
+	return vhd_set_error(first,
+			     "%s; the copy at offset 0 is not usable "
+			     "either",
+			     first_err);
 found:
 	vhd_footer_decode(buf, &d->footer);
 	return 0;

@@ -98,10 +98,11 @@ int vhd_read_header(struct vhd_disk *d, uint64_t file_size)
 				     d->path, h->version);
 	if (!is_pow2(h->block_size) || h->block_size < VHD_MIN_BLOCK_SIZE ||
 	    h->block_size > VHD_MAX_BLOCK_SIZE)
-		return vhd_set_error(-EINVAL,
-				     "%s: invalid block size %u (must be a power "
-				     "of two from 512 bytes to 256 MiB)",
-				     d->path, h->block_size);
+		return vhd_set_error(
+			-EINVAL,
+			"%s: invalid block size %u (must be a power "
+			"of two from 512 bytes to 256 MiB)",
+			d->path, h->block_size);
 	need = (d->footer.current_size + h->block_size - 1) / h->block_size;
 	max_entries = (VHD_MAX_SIZE + h->block_size - 1) / h->block_size;
 	if (h->max_table_entries < need)
@@ -110,10 +111,11 @@ int vhd_read_header(struct vhd_disk *d, uint64_t file_size)
 				     "size needs %" PRIu64,
 				     d->path, h->max_table_entries, need);
 	if (h->max_table_entries > max_entries)
-		return vhd_set_error(-EINVAL,
-				     "%s: block table size %u entries is absurd "
-				     "(at most %" PRIu64 " for this block size)",
-				     d->path, h->max_table_entries, max_entries);
+		return vhd_set_error(
+			-EINVAL,
+			"%s: block table size %u entries is absurd "
+			"(at most %" PRIu64 " for this block size)",
+			d->path, h->max_table_entries, max_entries);
 	if (h->table_offset > file_size ||
 	    (file_size - h->table_offset) / 4 < h->max_table_entries)
 		return vhd_set_error(-EINVAL,
@@ -124,8 +126,8 @@ int vhd_read_header(struct vhd_disk *d, uint64_t file_size)
 				     h->max_table_entries, file_size);
 	d->block_size = h->block_size;
 	d->sectors_per_block = h->block_size / VHD_SECTOR_SIZE;
-	d->bitmap_size = (uint32_t)vhd_align_up(
-		(d->sectors_per_block + 7) / 8, VHD_SECTOR_SIZE);
+	d->bitmap_size = (uint32_t)vhd_align_up((d->sectors_per_block + 7) / 8,
+						VHD_SECTOR_SIZE);
 	d->entries = (uint32_t)need;
 	return 0;
 }

@@ -13,8 +13,8 @@ static int read_file(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 	int r = vhd_io_read(d->fd, buf, len, off);
 
 	if (r < 0)
-		return vhd_set_error(r, "%s: read error at offset %" PRIu64
-				     ": %s",
+		return vhd_set_error(r,
+				     "%s: read error at offset %" PRIu64 ": %s",
 				     d->path, off, strerror(-r));
 	return 0;
 }
@@ -25,9 +25,9 @@ static int write_file(struct vhd_disk *d, const void *buf, size_t len,
 	int r = vhd_io_write(d->fd, buf, len, off);
 
 	if (r < 0)
-		return vhd_set_error(r, "%s: write error at offset %" PRIu64
-				     ": %s",
-				     d->path, off, strerror(-r));
+		return vhd_set_error(
+			r, "%s: write error at offset %" PRIu64 ": %s", d->path,
+			off, strerror(-r));
 	return 0;
 }
 
@@ -204,8 +204,9 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 		       uint32_t n, const uint8_t *src)
 {
 	uint64_t old_end = d->footer_off;
-	uint64_t map_off = vhd_align_up(old_end + d->bitmap_size,
-					VHD_DATA_ALIGN) - d->bitmap_size;
+	uint64_t map_off =
+		vhd_align_up(old_end + d->bitmap_size, VHD_DATA_ALIGN) -
+		d->bitmap_size;
 	uint64_t new_footer = map_off + d->bitmap_size + d->block_size;
 	size_t gap = (size_t)(map_off - old_end);
 	uint8_t footer[VHD_FOOTER_SIZE];
@@ -213,9 +214,8 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 	int r;
 
 	if (map_off / VHD_SECTOR_SIZE >= VHD_BAT_UNUSED)
-		return vhd_set_error(-EFBIG,
-				     "%s: file too large for a new block",
-				     d->path);
+		return vhd_set_error(
+			-EFBIG, "%s: file too large for a new block", d->path);
 	head = calloc(1, gap + d->bitmap_size);
 	map = malloc(d->bitmap_size);
 	if (!head || !map) {
@@ -298,8 +298,8 @@ static int write_partial(struct vhd_disk *d, const uint8_t *src, size_t len,
 static int write_range(struct vhd_disk *d, const uint8_t *src, size_t len,
 		       uint64_t off)
 {
-	size_t head = (VHD_SECTOR_SIZE - off % VHD_SECTOR_SIZE) %
-		      VHD_SECTOR_SIZE;
+	size_t head =
+		(VHD_SECTOR_SIZE - off % VHD_SECTOR_SIZE) % VHD_SECTOR_SIZE;
 	size_t whole;
 	int r;
 
@@ -378,7 +378,8 @@ int vhd_flush_locked(struct vhd_disk *d)
 		if (r == 0) {
 			r = vhd_bat_write_entry(d, block);
 			if (r < 0)
-				vhd_set_error(r, "%s: cannot write block "
+				vhd_set_error(r,
+					      "%s: cannot write block "
 					      "table entry %u: %s",
 					      d->path, block, strerror(-r));
 		}
@@ -410,8 +411,8 @@ int vhd_flush(struct vhd_disk *d)
  * Whether byte @off of the chain is data (held by some image) or a hole,
  * and where that state ends, at most at @limit.
  */
-static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
-		  bool *data, uint64_t *end)
+static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
+		  uint64_t *end)
 {
 	uint64_t block_off, block_end;
 	uint32_t block, s, e, run;

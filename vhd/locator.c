@@ -36,19 +36,21 @@ int vhd_locators_validate(struct vhd_disk *d, uint64_t file_size)
 			continue;
 		vhd_code_str(l->code, name);
 		if (l->data_length > VHD_MAX_LOCATOR_LEN)
-			return vhd_set_error(-EINVAL,
-					     "%s: parent locator %d (%s) length "
-					     "%u is absurd",
-					     d->path, i, name, l->data_length);
+			return vhd_set_error(
+				-EINVAL,
+				"%s: parent locator %d (%s) length "
+				"%u is absurd",
+				d->path, i, name, l->data_length);
 		if (l->data_offset > file_size ||
 		    file_size - l->data_offset < l->data_length)
-			return vhd_set_error(-EINVAL,
-					     "%s: parent locator %d (%s) data at "
-					     "offset %" PRIu64 " length %u is "
-					     "beyond the end of the file (%" PRIu64
-					     " bytes)",
-					     d->path, i, name, l->data_offset,
-					     l->data_length, file_size);
+			return vhd_set_error(
+				-EINVAL,
+				"%s: parent locator %d (%s) data at "
+				"offset %" PRIu64 " length %u is "
+				"beyond the end of the file (%" PRIu64
+				" bytes)",
+				d->path, i, name, l->data_offset,
+				l->data_length, file_size);
 	}
 	return 0;
 }
@@ -166,8 +168,8 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 			cp -= 0x10000;
 			put_unit(out + 2 * n++, (uint16_t)(0xD800 + (cp >> 10)),
 				 big_endian);
-			put_unit(out + 2 * n++, (uint16_t)(0xDC00 + (cp & 0x3FF)),
-				 big_endian);
+			put_unit(out + 2 * n++,
+				 (uint16_t)(0xDC00 + (cp & 0x3FF)), big_endian);
 		} else {
 			if (n + 1 > max_units)
 				return -ENAMETOOLONG;
@@ -212,7 +214,8 @@ static void macx_to_path(char *s)
 		}
 	}
 	while (*src) {
-		if (src[0] == '%' && hexval(src[1]) >= 0 && hexval(src[2]) >= 0) {
+		if (src[0] == '%' && hexval(src[1]) >= 0 &&
+		    hexval(src[2]) >= 0) {
 			*dst++ = (char)(hexval(src[1]) << 4 | hexval(src[2]));
 			src += 3;
 		} else {

@@ -108,28 +108,28 @@ int64_t vhd_seek_hole(struct vhd_disk *disk, uint64_t off);
 
 struct vhd_info {
 	enum vhd_type type;
-	uint64_t current_size;    /* virtual size, bytes */
-	uint64_t original_size;   /* bytes */
-	uint64_t file_size;       /* bytes of the backing file */
-	uint32_t block_size;      /* 0 for fixed */
+	uint64_t current_size;	/* virtual size, bytes */
+	uint64_t original_size; /* bytes */
+	uint64_t file_size;	/* bytes of the backing file */
+	uint32_t block_size;	/* 0 for fixed */
 	uint32_t max_table_entries;
 	uint32_t allocated_blocks;
 	uint64_t table_offset;
 	uint32_t features;
-	uint32_t timestamp;       /* seconds since 2000-01-01 UTC */
-	char creator_app[5];      /* NUL-terminated, e.g. "win " */
+	uint32_t timestamp;  /* seconds since 2000-01-01 UTC */
+	char creator_app[5]; /* NUL-terminated, e.g. "win " */
 	uint32_t creator_version;
 	uint32_t creator_os;
 	uint16_t cylinders;
 	uint8_t heads;
 	uint8_t sectors_per_track;
 	bool saved_state;
-	bool footer_from_copy;    /* trailing footer bad; offset-0 copy used */
+	bool footer_from_copy; /* trailing footer bad; offset-0 copy used */
 	uint8_t uuid[16];
 	/* differencing only: */
 	uint8_t parent_uuid[16];
 	uint32_t parent_timestamp;
-	char parent_name[1024];   /* parent unicode name, as UTF-8 */
+	char parent_name[1024]; /* parent unicode name, as UTF-8 */
 	/* parent file's mtime differs from parent_timestamp (informational) */
 	bool parent_timestamp_mismatch;
 };
@@ -147,12 +147,12 @@ const char *vhd_type_name(enum vhd_type type); /* "fixed", ... */
 
 /* Parent locator entries as stored (differencing images). */
 struct vhd_locator_info {
-	uint32_t code;            /* e.g. 0x57327275 'W2ru' */
+	uint32_t code; /* e.g. 0x57327275 'W2ru' */
 	char code_str[5];
-	uint32_t data_space;      /* as stored */
+	uint32_t data_space; /* as stored */
 	uint32_t data_length;
 	uint64_t data_offset;
-	char path[4096];          /* decoded payload, UTF-8, '/' separators */
+	char path[4096]; /* decoded payload, UTF-8, '/' separators */
 };
 /* Number of locator entries with a non-zero platform code. */
 int vhd_locator_count(const struct vhd_disk *disk);
@@ -171,10 +171,10 @@ int vhd_find_parent(const struct vhd_disk *disk, char *buf, size_t len);
 /* Creation. All are atomic: on failure no file is left at @path, and an
  * existing @path is never replaced (-EEXIST). */
 struct vhd_create_params {
-	enum vhd_type type;       /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
-	uint64_t size;            /* bytes, rounded up to a sector */
-	uint32_t block_size;      /* dynamic: power of two 512 KiB..256 MiB;
-				     0 = 2 MiB */
+	enum vhd_type type;  /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
+	uint64_t size;	     /* bytes, rounded up to a sector */
+	uint32_t block_size; /* dynamic: power of two 512 KiB..256 MiB;
+				0 = 2 MiB */
 };
 int vhd_create(const char *path, const struct vhd_create_params *params);
 

@@ -21,8 +21,8 @@
 /* A locator payload longer than this is not a path. */
 #define VHD_MAX_LOCATOR_LEN 65536u
 
-#define VHD_CODE(a, b, c, d)                                                 \
-	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 |    \
+#define VHD_CODE(a, b, c, d)                                                   \
+	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 |      \
 	 (uint32_t)(d))
 #define VHD_PLAT_W2RU VHD_CODE('W', '2', 'r', 'u')
 #define VHD_PLAT_W2KU VHD_CODE('W', '2', 'k', 'u')
@@ -85,11 +85,11 @@ struct vhd_disk {
 	struct vhd_header header; /* dynamic and differencing only */
 	bool footer_from_copy;
 	bool parent_ts_mismatch;
-	uint64_t size;        /* virtual size */
+	uint64_t size; /* virtual size */
 	uint32_t block_size;
 	uint32_t bitmap_size; /* bytes, padded to a sector */
 	uint32_t sectors_per_block;
-	uint32_t entries;     /* BAT entries in use: ceil(size/block_size) */
+	uint32_t entries; /* BAT entries in use: ceil(size/block_size) */
 
 	/*
 	 * Taken for writing by vhd_pwrite/vhd_flush and for reading by
@@ -98,8 +98,8 @@ struct vhd_disk {
 	 * Lock order: leaf before parents (parents are never locked).
 	 */
 	pthread_rwlock_t lock;
-	uint32_t *bat;        /* protected by lock */
-	uint64_t footer_off;  /* trailing footer; protected by lock */
+	uint32_t *bat;	     /* protected by lock */
+	uint64_t footer_off; /* trailing footer; protected by lock */
 	/* Cached bitmaps, filled lazily with compare-and-swap so readers of
 	 * read-only images need no lock; changed only under the write lock. */
 	_Atomic(uint8_t *) *bitmaps;
