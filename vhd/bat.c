@@ -12,7 +12,9 @@
 static int bat_check_entry(struct vhd_disk *d, uint32_t block)
 {
 	uint64_t start = (uint64_t)d->bat[block] * VHD_SECTOR_SIZE;
-	uint64_t data = d->size - (uint64_t)block * d->block_size;
+	/* whole sectors: a partial last sector is written whole */
+	uint64_t data = vhd_align_up(d->size - (uint64_t)block * d->block_size,
+				     VHD_SECTOR_SIZE);
 
 	if (data > d->block_size)
 		data = d->block_size;

@@ -225,7 +225,7 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 				snprintf(path, 8192, "%s", decoded);
 			r = try_candidate(d, path, &c, buf, len);
 			if (r <= 0)
-				goto out;
+				goto found;
 		}
 	}
 	/* Last resort: the parent's file name next to the child. */
@@ -238,7 +238,7 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 		join_child_dir(d, base, path, 8192);
 		r = try_candidate(d, path, &c, buf, len);
 		if (r <= 0)
-			goto out;
+			goto found;
 	}
 	if (c.mismatch[0])
 		r = vhd_set_error(-EINVAL, "%s", c.mismatch);
@@ -248,6 +248,10 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 				  "tried: %s",
 				  d->path, name,
 				  c.tried_len ? c.tried : "none");
+	goto out;
+found:
+	if (r == 0)
+		vhd_clear_error(); /* from candidates that did not open */
 out:
 	for (int i = 0; i < c.nseen; i++)
 		free(c.seen[i]);
@@ -330,6 +334,7 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 				(int64_t)cur->header.parent_timestamp;
 	}
 	*out = leaf;
+	vhd_clear_error(); /* a footer fallback or skipped candidate */
 	goto out;
 fail:
 	vhd_close_chain(leaf);

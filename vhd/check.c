@@ -147,5 +147,6 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	if (r < 0)
 		return r;
 	check_chain(path, &c);
+	vhd_clear_error(); /* problems went to @report */
 	return c.problems;
 }

@@ -110,6 +110,14 @@ int vhd_read_header(struct vhd_disk *d, uint64_t file_size)
 				     "%s: block table has %u entries, the disk "
 				     "size needs %" PRIu64,
 				     d->path, h->max_table_entries, need);
+	if (need > VHD_MAX_USED_ENTRIES)
+		return vhd_set_error(
+			-EINVAL,
+			"%s: %" PRIu64 " blocks of %u bytes is more "
+			"than this reader supports (%u; a 2040 GiB "
+			"disk needs at most %u with 512 KiB blocks)",
+			d->path, need, h->block_size, VHD_MAX_USED_ENTRIES,
+			VHD_MAX_USED_ENTRIES);
 	if (h->max_table_entries > max_entries)
 		return vhd_set_error(
 			-EINVAL,

@@ -97,9 +97,11 @@ int vhd_locator_count(const struct vhd_disk *d)
 int vhd_get_locator(const struct vhd_disk *d, int index,
 		    struct vhd_locator_info *out)
 {
+	vhd_clear_error();
 	memset(out, 0, sizeof(*out));
 	if (d->footer.disk_type != VHD_TYPE_DIFF || index < 0)
-		return -EINVAL;
+		return vhd_set_error(-EINVAL, "%s: no parent locator %d",
+				     d->path, index);
 	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 		const struct vhd_locator *l = &d->header.loc[i];
 		int r;
@@ -112,7 +114,14 @@ int vhd_get_locator(const struct vhd_disk *d, int index,
 		out->data_length = l->data_length;
 		out->data_offset = l->data_offset;
 		r = vhd_locator_decode(d, i, out->path, sizeof(out->path));
-		return r < 0 ? r : 0;
+		if (r < 0)
+			return vhd_set_error(r,
+					     "%s: parent locator %d (%s) "
+					     "cannot be decoded: %s",
+					     d->path, i, out->code_str,
+					     strerror(-r));
+		return 0;
 	}
-	return -ENOENT;
+	return vhd_set_error(-ENOENT, "%s: no parent locator %d", d->path,
+			     index);
 }

@@ -18,6 +18,12 @@
 #define VHD_DATA_ALIGN 4096u
 #define VHD_MIN_BLOCK_SIZE 512u
 #define VHD_MAX_BLOCK_SIZE (256u << 20)
+/*
+ * BAT entries a disk may use: enough for 2040 GiB in 512 KiB blocks (what
+ * Hyper-V makes). Only tiny blocks on huge disks need more, and honouring
+ * them would let a sparse hostile file cost gigabytes of memory at open.
+ */
+#define VHD_MAX_USED_ENTRIES (1u << 22)
 /* A locator payload longer than this is not a path. */
 #define VHD_MAX_LOCATOR_LEN 65536u
 
