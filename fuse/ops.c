@@ -366,6 +366,18 @@ static int vhdfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* Backing path of an existing image (not a directory) we may change. */
+static int modifiable_image(const char *path, char *bpath, struct stat *st)
+{
+	int ret = lookup(path, bpath, st);
+
+	if (ret)
+		return ret;
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	return vhdfs_cfg.ro ? -EROFS : 0;
+}
+
 static int vhdfs_truncate(const char *path, off_t size,
 			  struct fuse_file_info *fi)
 {
@@ -385,13 +397,9 @@ static int vhdfs_truncate(const char *path, off_t size,
 	default:
 		return -EACCES;
 	}
-	ret = lookup(path, bpath, &st);
+	ret = modifiable_image(path, bpath, &st);
 	if (ret)
 		return ret;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (vhdfs_cfg.ro)
-		return -EROFS;
 	ret = vhdfs_image_meta(bpath, &st, &vsize, &type);
 	if (ret)
 		return ret;
@@ -437,13 +445,9 @@ static int vhdfs_unlink(const char *path)
 	default:
 		return -EPERM;
 	}
-	ret = lookup(path, bpath, &st);
+	ret = modifiable_image(path, bpath, &st);
 	if (ret)
 		return ret;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (vhdfs_cfg.ro)
-		return -EROFS;
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = check_not_parent(path, bpath, "rm");
 	if (!ret) {
