@@ -35,6 +35,10 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBVHD := $(BUILD)/libvhd.a
 LIBS   := -luuid -pthread
 
+# Keep object files: make would otherwise delete them as intermediates and
+# print the "rm" after the test summary, which must stay the last line.
+.SECONDARY:
+
 .PHONY: all asan check check-unit check-integration asan-check tests \
 	install uninstall clean format-check demo
 
