@@ -66,5 +66,10 @@ int cli_option_error(const char *cmd, int c, char **argv);
  * error: 2).
  */
 int cli_parse_plain(int argc, char **argv, int nargs);
+/*
+ * After option parsing: -1 when exactly @nargs operands remain at
+ * argv[optind], else the usage-error exit status (message printed).
+ */
+int cli_check_operands(int argc, char **argv, int nargs);
 
 #endif

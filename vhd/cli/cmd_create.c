@@ -57,11 +57,9 @@ int cmd_create(int argc, char **argv)
 			return cli_option_error(argv[0], c, argv);
 		}
 	}
-	if (argc - optind < 2)
-		return cli_usage_error(argv[0], "missing operand");
-	if (argc - optind > 2)
-		return cli_usage_error(argv[0], "extra operand '%s'",
-				       argv[optind + 2]);
+	c = cli_check_operands(argc, argv, 2);
+	if (c >= 0)
+		return c;
 	path = argv[optind];
 	size_arg = argv[optind + 1];
 

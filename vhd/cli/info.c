@@ -157,12 +157,7 @@ static int parse_args(int argc, char **argv, bool *json)
 			return cli_option_error(argv[0], c, argv);
 		}
 	}
-	if (argc - optind < 1)
-		return cli_usage_error(argv[0], "missing operand");
-	if (argc - optind > 1)
-		return cli_usage_error(argv[0], "extra operand '%s'",
-				       argv[optind + 1]);
-	return -1;
+	return cli_check_operands(argc, argv, 1);
 }
 
 int cmd_info(int argc, char **argv)

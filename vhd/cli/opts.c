@@ -21,6 +21,11 @@ int cli_parse_plain(int argc, char **argv, int nargs)
 		}
 		return cli_option_error(argv[0], c, argv);
 	}
+	return cli_check_operands(argc, argv, nargs);
+}
+
+int cli_check_operands(int argc, char **argv, int nargs)
+{
 	if (argc - optind < nargs)
 		return cli_usage_error(argv[0], "missing operand");
 	if (argc - optind > nargs)
