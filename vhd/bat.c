@@ -28,12 +28,11 @@ static int bat_check_entry(struct vhd_disk *d, uint32_t block)
 	return 0;
 }
 
-int vhd_bat_load(struct vhd_disk *d, uint64_t file_size)
+int vhd_bat_load(struct vhd_disk *d)
 {
 	uint8_t *buf;
 	int r = 0;
 
-	(void)file_size;
 	d->bat = calloc(d->entries ? d->entries : 1, sizeof(*d->bat));
 	d->bitmaps = calloc(d->entries ? d->entries : 1, sizeof(*d->bitmaps));
 	buf = malloc(BAT_CHUNK * 4);

@@ -82,7 +82,7 @@ int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
 		if (r == 0 && d->footer.disk_type == VHD_TYPE_DIFF)
 			r = vhd_locators_validate(d, file_size);
 		if (r == 0)
-			r = vhd_bat_load(d, file_size);
+			r = vhd_bat_load(d);
 		if (r == 0 && (flags & VHD_OPEN_RDWR))
 			r = vhd_bat_alloc_dirty(d);
 		if (r < 0)

@@ -180,7 +180,8 @@ void vhd_header_encode(const struct vhd_header *h, uint8_t *buf);
 int vhd_read_header(struct vhd_disk *d, uint64_t file_size);
 
 /* bat.c */
-int vhd_bat_load(struct vhd_disk *d, uint64_t file_size);
+/* Bounds of the table itself were checked by vhd_read_header. */
+int vhd_bat_load(struct vhd_disk *d);
 int vhd_bat_write_entry(struct vhd_disk *d, uint32_t block);
 int vhd_bat_alloc_dirty(struct vhd_disk *d);
 uint32_t vhd_bat_allocated(const struct vhd_disk *d);
