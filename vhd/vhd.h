@@ -189,6 +189,17 @@ int vhd_create(const char *path, const struct vhd_create_params *params);
 int vhd_create_diff(const char *child, const char *parent);
 
 /*
+ * Progress of a long operation (merge, compact, expand, convert, validate):
+ * called from the operation's thread with the bytes done so far of @total
+ * (both in the operation's own unit; done <= total, non-decreasing), at
+ * least once at the start and once at the end and often enough for a
+ * cancel to take effect within a second. Returning non-zero asks the
+ * operation to stop: it leaves the images as its crash-safety rule says
+ * and returns -ECANCELED. A NULL callback means no progress is reported.
+ */
+typedef int (*vhd_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/*
  * Consistency check of one image (and that its chain opens). Each problem
  * found is passed to @report (may be NULL) as one message line. Returns the
  * number of problems (0 = clean), or -errno when the image cannot be read
