@@ -36,8 +36,7 @@ if [ $# -eq 0 ]; then
 fi
 
 TIMEOUT=${TEST_TIMEOUT:-300}
-TESTDATA=$(cd "$REPO/.." && pwd)/shared/testdata/real-world
-export REPO TESTDATA
+export REPO
 
 passed=0
 failed=0
@@ -50,6 +49,17 @@ start_all=$(date +%s)
 # Traversable by others: tests check that vhdfs itself refuses other users.
 RUN_TMP=$(mktemp -d /tmp/vhdfs-check.XXXXXX)
 chmod 755 "$RUN_TMP"
+
+# The real-world images, unpacked once for every test of this run (unless
+# TESTDATA names a directory already). If this fails, the tests that need
+# them fail: missing data is never a skip.
+if [ -z "${TESTDATA:-}" ]; then
+	. "$REPO/tests/lib/testdata.sh"
+	TESTDATA=$RUN_TMP/testdata
+	testdata_unpack "$TESTDATA" ||
+		echo "run.sh: could not unpack tests/data/real-world" >&2
+fi
+export TESTDATA
 
 # Anything a test left mounted or attached under its TMPDIR is a failure;
 # remove it so later tests start clean.

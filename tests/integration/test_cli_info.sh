@@ -6,10 +6,14 @@ set -euo pipefail
 
 # shellcheck source=SCRIPTDIR/../lib/cli.sh
 . "$(dirname "$0")/../lib/cli.sh"
-TESTDATA=${TESTDATA:-$REPO/../shared/testdata/real-world}
-img=$TESTDATA/fat-differential.vhd
-[ -f "$img" ] || skip "$img missing"
 cli_tmpdir
+if [ -z "${TESTDATA:-}" ]; then
+	. "$REPO/tests/lib/testdata.sh"
+	TESTDATA=$tmp/testdata
+	testdata_unpack "$TESTDATA" || fail "cannot unpack the test data"
+fi
+img=$TESTDATA/fat-differential.vhd
+[ -f "$img" ] || fail "$img missing"
 
 # Facts of fat-differential.vhd (Windows 10 diskpart), read with xxd and
 # vhdiinfo: 4 MiB, parent id 5fa21a55-..., BAT at 0x2000, W2ku at 0x1000

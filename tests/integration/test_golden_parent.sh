@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A read-only golden image elsewhere as the parent: a child in BACKING_DIR
-# of the shared real-world ext2.vhd (qemu-made) reads as that disk, its
+# of the real-world ext2.vhd (qemu-made) reads as that disk, its
 # ext2 file system can be checked, mounted through a loop device and
 # written; the golden image stays byte-identical to its SHA256SUMS entry.
 . "$(dirname "$0")/../lib/mount.sh"
@@ -9,7 +9,7 @@ require_cmd qemu-img fusermount3 losetup e2fsck
 require_bins
 
 G=$TESTDATA/ext2.vhd
-[ -f "$G" ] || fail "missing $G (shared test data beside the repo)"
+[ -f "$G" ] || fail "missing $G (tests/data/real-world, unpacked)"
 want=$(awk '$2 == "ext2.vhd" { print $1 }' "$TESTDATA/SHA256SUMS")
 [ -n "$want" ] || fail "ext2.vhd not in $TESTDATA/SHA256SUMS"
 assert_eq "$want" "$(sha "$G")" "golden ext2.vhd before the test"

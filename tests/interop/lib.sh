@@ -7,12 +7,21 @@ export LC_ALL=C # tool output matched below must not be translated
 : "${VHD:?VHD (path of the vhd CLI) must be set}"
 : "${BUILD:?BUILD must be set}"
 : "${REPO:?REPO must be set}"
-: "${TESTDATA:=$REPO/../shared/testdata/real-world}"
 PY=/usr/bin/python3
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vhd-interop.XXXXXX")
 cleanup() { rm -rf "$T"; }
 trap cleanup EXIT
+
+# Run on its own (not from tests/run.sh): unpack the real-world images.
+if [ -z "${TESTDATA:-}" ]; then
+	. "$REPO/tests/lib/testdata.sh"
+	TESTDATA=$T/testdata
+	testdata_unpack "$TESTDATA" || {
+		echo "FAIL: cannot unpack the test data" >&2
+		exit 1
+	}
+fi
 
 fail() {
 	echo "FAIL: $*" >&2

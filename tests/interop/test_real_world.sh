@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 need qemu-img e2fsck debugfs
 D=$TESTDATA
-[ -r "$D/ext2.vhd" ] || { echo "SKIP: no test data in $D"; exit 77; }
+[ -r "$D/ext2.vhd" ] || fail "no test data in $D"
 sums_before=$(cd "$D" && sha256sum ./*.vhd ./*.gz)
 
 # run CMD...: run, keep stdout in out, stderr in err, status in rc.

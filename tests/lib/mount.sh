@@ -23,7 +23,6 @@ T_NAME=$(basename "$0" .sh)
 : "${BUILD:=$REPO/build}"
 : "${VHD:=$BUILD/vhd}"
 : "${VHDFS:=$BUILD/vhdfs}"
-: "${TESTDATA:=$(cd "$REPO/.." && pwd)/shared/testdata/real-world}"
 # The system python has pyvhdi; a python3 earlier in PATH may not.
 PY=/usr/bin/python3
 
@@ -32,6 +31,16 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 T=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/vhdfs-$T_NAME.XXXXXX")")
+
+# Run on its own (not from tests/run.sh): unpack the real-world images.
+if [ -z "${TESTDATA:-}" ]; then
+	. "$REPO/tests/lib/testdata.sh"
+	TESTDATA=$T/testdata
+	testdata_unpack "$TESTDATA" || {
+		echo "$T_NAME: cannot unpack the test data" >&2
+		exit 1
+	}
+fi
 
 _T_CLEANUPS=()
 declare -A _T_PID=()    # mountpoint -> daemon pid
