@@ -268,8 +268,10 @@ static void cim_interval(const struct timespec *a, const struct timespec *b,
 int vhdfs_job_render(unsigned long id, char **text, size_t *len)
 {
 	struct timespec now;
-	char start[64], elapsed[64];
+	char start[64], elapsed[64], *cmd,
+		err[sizeof(((struct job *)0)->error) * 4];
 	struct job *j;
+	size_t clen;
 	int n;
 
 	pthread_mutex_lock(&jobs_lock);
@@ -282,15 +284,25 @@ int vhdfs_job_render(unsigned long id, char **text, size_t *len)
 		now = j->mono_end;
 	else
 		clock_gettime(CLOCK_MONOTONIC, &now);
+	/* One line per key, whatever a file name or message holds. */
+	clen = strlen(j->command) * 4 + 1;
+	cmd = malloc(clen);
+	if (!cmd) {
+		pthread_mutex_unlock(&jobs_lock);
+		return -ENOMEM;
+	}
+	vhdfs_escape(cmd, clen, j->command, strlen(j->command), false);
+	vhdfs_escape(err, sizeof(err), j->error, strlen(j->error), false);
 	cim_time(&j->start, start, sizeof(start));
 	cim_interval(&j->mono_start, &now, elapsed, sizeof(elapsed));
 	n = asprintf(text,
 		     "InstanceID=%lu\nCommand=%s\nJobState=%d\n"
 		     "PercentComplete=%d\nErrorCode=%d\n"
 		     "ErrorDescription=%s\nStartTime=%s\nElapsedTime=%s\n",
-		     j->id, j->command, j->state, j->percent, j->error_code,
-		     j->error, start, elapsed);
+		     j->id, cmd, j->state, j->percent, j->error_code, err,
+		     start, elapsed);
 	pthread_mutex_unlock(&jobs_lock);
+	free(cmd);
 	if (n < 0)
 		return -ENOMEM;
 	*len = (size_t)n;

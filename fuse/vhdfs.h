@@ -4,10 +4,11 @@
  * translates between FUSE requests and the libvhd API (vhd.h); it never
  * parses the VHD format itself.
  *
- * Lock order (outermost first): vhdfs_topo_lock (images.c) -> the images
- * list lock -> one image's I/O rwlock; an open .control's lock -> the
- * result ring lock. The metadata cache lock, the job table lock and the
- * ring lock are leaves: nothing else is taken while holding them.
+ * Lock order (outermost first): an open .control's write lock (held while
+ * its commands run) -> vhdfs_topo_lock (images.c) -> the images list lock
+ * -> one image's I/O rwlock; an open .control's result lock -> the result
+ * ring lock. The metadata cache lock, the job table lock and the ring lock
+ * are leaves: nothing else is taken while holding them.
  */
 #ifndef VHDFS_H
 #define VHDFS_H
@@ -43,6 +44,15 @@ struct vhdfs_config {
 };
 
 extern struct vhdfs_config vhdfs_cfg;
+
+/*
+ * escape.c: copy @slen bytes of @s into @out (@len bytes, always
+ * terminated, cut only between whole escapes) with backslash, newline,
+ * CR, tab and other control bytes written as C escapes (\\ \n \r \t
+ * \xHH), and '"' as \" when @quotes. Returns the length written.
+ */
+size_t vhdfs_escape(char *out, size_t len, const char *s, size_t slen,
+		    bool quotes);
 
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,11 +142,21 @@ struct vhdfs_control;
 struct vhdfs_control *vhdfs_control_open(void);
 void vhdfs_control_release(struct vhdfs_control *ctl);
 /*
- * Runs every line of @buf (written at file offset @off); returns @len, or
- * -errno of the first failure.
+ * Runs every complete line of @buf (written at file offset @off) in order;
+ * an unterminated tail is kept for the next write on this open, and a
+ * request boundary never splits a command. A line holding a NUL byte, or
+ * longer than 64 KiB (its rest is dropped up to the newline), fails with
+ * EINVAL without stopping later lines. Each line's result is read back.
+ * Returns @len, or the -errno of the first line that failed among those
+ * completed by this request (the tail stays buffered even then).
  */
 ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
 			    size_t len, off_t off);
+/*
+ * Runs a buffered unterminated line (close(2) of the writer: FLUSH, so
+ * the command has finished and its -errno reaches close). 0 when none.
+ */
+int vhdfs_control_flush(struct vhdfs_control *ctl);
 ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 			   off_t off);
 /* ReturnValue of the image-service method for an errno (0 = success). */
