@@ -216,7 +216,10 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
 	} else {
-		ret = vhd_create_diff(cpath, ppath);
+		struct vhd_create_opts opts;
+
+		vhdfs_caller_create_opts(&opts);
+		ret = vhd_create_diff_ex(cpath, ppath, &opts);
 		if (ret)
 			lib_fail(r, ret);
 	}
@@ -263,6 +266,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 	args.params.type = fixed ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
 	args.params.size = size;
 	args.params.block_size = (uint32_t)block;
+	vhdfs_caller_create_opts(&args.opts);
 	if (fixed) {
 		/* Writing every byte of a fixed image takes time: a job. */
 		ret = vhdfs_job_start(&args, r->cmd, &r->job);
@@ -270,7 +274,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 				  strerror(-ret))
 			   : 0;
 	}
-	ret = vhd_create(args.path, &args.params);
+	ret = vhd_create_ex(args.path, &args.params, &args.opts);
 	return ret ? lib_fail(r, ret) : 0;
 }
 

@@ -221,7 +221,7 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	char bpath[PATH_MAX];
 	unsigned long id;
-	struct stat st;
+	struct stat st, lst;
 	int ret = 0;
 
 	if (!fh)
@@ -263,6 +263,20 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 		if (S_ISDIR(st.st_mode)) {
 			ret = -EISDIR;
 			break;
+		}
+		/*
+		 * The kernel checked the target's mode bits; a symlinked
+		 * image may sit in a directory the caller cannot enter.
+		 */
+		if (lstat(bpath, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+			ret = vhdfs_caller_may_open(bpath, write);
+			if (ret) {
+				vhdfs_log("refusing open of %s by uid %u: %s",
+					  path,
+					  (unsigned)fuse_get_context()->uid,
+					  strerror(-ret));
+				break;
+			}
 		}
 		ret = open_image(path, bpath, write, &fh->img);
 		if (ret && ret != -EPERM)

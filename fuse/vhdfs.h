@@ -54,6 +54,20 @@ extern struct vhdfs_config vhdfs_cfg;
 size_t vhdfs_escape(char *out, size_t len, const char *s, size_t slen,
 		    bool quotes);
 
+/*
+ * caller.c (in a FUSE request): @o gets the caller's uid and gid (when the
+ * daemon runs as root; else the daemon's ids stay) and umask, no commit.
+ */
+void vhdfs_caller_create_opts(struct vhd_create_opts *o);
+/*
+ * May the caller open the file behind backing path @bpath (following
+ * symlinks) for reading, or also writing? Checks search permission on
+ * every directory of its real path and the file's mode bits with the
+ * caller's uid, gid and groups (ACLs not consulted); root may. 0 or
+ * -EACCES (-errno when a component cannot be examined).
+ */
+int vhdfs_caller_may_open(const char *bpath, bool write);
+
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -172,6 +186,7 @@ struct vhdfs_job_args {
 	enum vhdfs_job_kind kind;
 	char path[PATH_MAX]; /* image to create or validate */
 	struct vhd_create_params params;
+	struct vhd_create_opts opts; /* owner of what is created */
 };
 /* Start a job; @command is the canonical command text. */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
