@@ -34,10 +34,7 @@ assert_eq "666 0:0" "$(mode_owner "$B/u0.vhd")" "create with umask 0"
 (umask 077 && ctl "$M" "create u77.vhd 1M")
 assert_eq "600 0:0" "$(mode_owner "$B/u77.vhd")" "create with umask 077"
 (umask 027 && ctl "$M" "create fixed.vhd 1M fixed")
-for ((i = 0; i < 600; i++)); do
-	[ -e "$B/fixed.vhd" ] && break
-	sleep 0.1
-done
+job_wait "$M" "$(last_job "$M")"
 assert_eq "640 0:0" "$(mode_owner "$B/fixed.vhd")" "fixed create (a job)"
 
 # A child of a 0600 parent is 0600 whatever the umask; of a 0644 one it

@@ -24,24 +24,11 @@ one_line_per_key() { # JOBFILE
 	assert_eq "$keys" "$(cut -d= -f1 "$1" | tr '\n' ' ' | sed 's/ $//')" \
 		"keys of $1"
 }
-wait_job() { # ID
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		grep -q '^JobState=[34]$' "$M/.jobs/$1" || return 0
-		sleep 0.1
-	done
-	fail "job $1 still running after 120 s"
-}
-last_job() {
-	tail -n 1 "$M/.control" |
-		sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9]*\) .*|\1|p'
-}
-
 # validate: the parent is missing, the message names the locator paths.
 ctl "$M" "validate child.vhd"
-id=$(last_job)
+id=$(last_job "$M")
 [ -n "$id" ] || fail "validate started no job: $(tail -n 1 "$M/.control")"
-wait_job "$id"
+job_wait "$M" "$id"
 cat "$M/.jobs/$id" >&2
 one_line_per_key "$M/.jobs/$id"
 assert_eq 1 "$(grep -c '^JobState=' "$M/.jobs/$id")" "JobState lines"
@@ -51,9 +38,9 @@ grep -qF 'evil\nJobState=4\nErrorCode=0\r\x1b[2J\\.vhd' "$M/.jobs/$id" ||
 
 # A fixed create (a job) of a name with control bytes and a backslash.
 ctl "$M" $'create "e\x1b\x7f\\\\\t.vhd" 1M fixed'
-id=$(last_job)
+id=$(last_job "$M")
 [ -n "$id" ] || fail "fixed create started no job"
-wait_job "$id"
+job_wait "$M" "$id"
 one_line_per_key "$M/.jobs/$id"
 assert_eq 'Command=create "e\x1b\x7f\\\\\t.vhd" 1M fixed' \
 	"$(grep '^Command=' "$M/.jobs/$id")" "job Command"

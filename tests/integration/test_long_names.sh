@@ -24,11 +24,9 @@ ctl "$M" "$(name c) base.vhd"
 cmp -s "$M/$(name c)" "$M/base.vhd" || fail "long-named child reads wrong"
 ctl "$M" "$(name g) $(name c)"
 ctl "$M" "create $(name f) 2M fixed"
-for ((i = 0; i < 600; i++)); do
-	grep -q '^JobState=[34]$' "$M/.jobs/1" || break
-	sleep 0.1
-done
-grep -qx 'JobState=7' "$M/.jobs/1" || fail "fixed create: $(cat "$M/.jobs/1")"
+id=$(last_job "$M")
+job_wait "$M" "$id"
+grep -qx 'JobState=7' "$M/.jobs/$id" || fail "fixed create: $(cat "$M/.jobs/$id")"
 assert_eq $((2 * MiB)) "$(stat -c %s "$M/$(name f)")" "fixed, 255 bytes"
 # The CLI shares the library's create.
 "$VHD" create "$B/$(name x)" 1M >/dev/null
