@@ -413,12 +413,9 @@ static int record(struct vhdfs_control *ctl, const struct result *r)
 {
 	char *s, *s2;
 
-	if (r->err)
-		vhdfs_log("control: %.*s: %s (%s)",
-			  (int)(r->cmd_len ? r->cmd_len : strlen(r->cmd)),
-			  r->cmd, r->msg[0] ? r->msg : "failed",
-			  strerror(r->err));
 	s = format_result(r);
+	if (r->err && s)
+		vhdfs_log("control: %.*s", (int)strcspn(s, "\n"), s);
 	s2 = s ? strdup(s) : NULL;
 	if (!s || !s2) {
 		free(s);
