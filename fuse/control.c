@@ -19,6 +19,8 @@
 #define OWN_MAX 1024 /* results kept per open file */
 #define MAX_TOKENS 8
 #define MSG_MAX 1024
+/* Longest command line: far above two paths and the options. */
+#define LINE_MAX_CTL (64u << 10)
 
 /*
  * Reads are positioned relative to an origin: the file offset just after
@@ -32,6 +34,11 @@ struct vhdfs_control {
 	off_t origin; /* offset of the first result; protected by lock */
 	char *snap;   /* ring text while nothing was written; under lock */
 	size_t snap_len;
+	/* Writes run one at a time per open: lines stay in order. */
+	pthread_mutex_t wlock;
+	char *part; /* unterminated line so far; protected by wlock */
+	size_t part_len, part_cap;
+	bool skip; /* dropping an overlong line up to its newline; wlock */
 };
 
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -133,6 +140,7 @@ struct result {
 	unsigned long job; /* job started, or 0 */
 	char msg[MSG_MAX]; /* Error= text */
 	char cmd[PATH_MAX * 2 + 64];
+	size_t cmd_len; /* bytes of cmd shown; 0: strlen(cmd) */
 };
 
 static int fail(struct result *r, int err, const char *fmt, ...)
@@ -208,7 +216,10 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
 	} else {
-		ret = vhd_create_diff(cpath, ppath);
+		struct vhd_create_opts opts;
+
+		vhdfs_caller_create_opts(&opts);
+		ret = vhd_create_diff_ex(cpath, ppath, &opts);
 		if (ret)
 			lib_fail(r, ret);
 	}
@@ -255,6 +266,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 	args.params.type = fixed ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
 	args.params.size = size;
 	args.params.block_size = (uint32_t)block;
+	vhdfs_caller_create_opts(&args.opts);
 	if (fixed) {
 		/* Writing every byte of a fixed image takes time: a job. */
 		ret = vhdfs_job_start(&args, r->cmd, &r->job);
@@ -262,7 +274,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 				  strerror(-ret))
 			   : 0;
 	}
-	ret = vhd_create(args.path, &args.params);
+	ret = vhd_create_ex(args.path, &args.params, &args.opts);
 	return ret ? lib_fail(r, ret) : 0;
 }
 
@@ -350,30 +362,21 @@ static int run(char *line, struct result *r)
 	return cmd_cancel(tok[1], r);
 }
 
-static void escape(char *out, size_t len, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s && o + 3 < len; s++) {
-		if (*s == '"' || *s == '\\')
-			out[o++] = '\\';
-		out[o++] = *s == '\n' ? ' ' : *s;
-	}
-	out[o] = '\0';
-}
-
 static char *format_result(const struct result *r)
 {
-	char cmd[sizeof(r->cmd) * 2], msg[MSG_MAX * 2], job[64] = "";
-	char err[MSG_MAX * 2 + 16] = "";
+	char cmd[sizeof(r->cmd) * 4], msg[MSG_MAX * 4], job[64] = "";
+	char err[sizeof(msg) + 16] = "";
 	char *out;
 
-	escape(cmd, sizeof(cmd), r->cmd);
+	vhdfs_escape(cmd, sizeof(cmd), r->cmd,
+		     r->cmd_len ? r->cmd_len : strlen(r->cmd), true);
 	if (r->job)
 		snprintf(job, sizeof(job), "Job=%s/%lu ", VHDFS_JOBS_NAME,
 			 r->job);
 	if (r->err) {
-		escape(msg, sizeof(msg), r->msg[0] ? r->msg : strerror(r->err));
+		const char *m = r->msg[0] ? r->msg : strerror(r->err);
+
+		vhdfs_escape(msg, sizeof(msg), m, strlen(m), true);
 		snprintf(err, sizeof(err), "Error=\"%s\" ", msg);
 	}
 	if (asprintf(&out, "ReturnValue=%d %s%sCommand=\"%s\"\n",
@@ -387,8 +390,10 @@ struct vhdfs_control *vhdfs_control_open(void)
 {
 	struct vhdfs_control *ctl = calloc(1, sizeof(*ctl));
 
-	if (ctl)
+	if (ctl) {
 		pthread_mutex_init(&ctl->lock, NULL);
+		pthread_mutex_init(&ctl->wlock, NULL);
+	}
 	return ctl;
 }
 
@@ -397,66 +402,185 @@ void vhdfs_control_release(struct vhdfs_control *ctl)
 	for (unsigned i = 0; i < ctl->n; i++)
 		free(ctl->lines[i]);
 	free(ctl->snap);
+	free(ctl->part);
+	pthread_mutex_destroy(&ctl->wlock);
 	pthread_mutex_destroy(&ctl->lock);
 	free(ctl);
+}
+
+/* Keep the result of one line for reads through @ctl and fresh opens. */
+static int record(struct vhdfs_control *ctl, const struct result *r)
+{
+	char *s, *s2;
+
+	s = format_result(r);
+	if (r->err && s)
+		vhdfs_log("control: %.*s", (int)strcspn(s, "\n"), s);
+	s2 = s ? strdup(s) : NULL;
+	if (!s || !s2) {
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&ctl->lock);
+	push(ctl->lines, &ctl->n, OWN_MAX, s);
+	pthread_mutex_unlock(&ctl->lock);
+	pthread_mutex_lock(&ring_lock);
+	push(ring, &ring_n, RING_MAX, s2);
+	pthread_mutex_unlock(&ring_lock);
+	return 0;
+}
+
+/* Show the first bytes of a line that cannot run, as written. */
+static void raw_cmd(struct result *r, const char *line, size_t len)
+{
+	r->cmd_len = len < sizeof(r->cmd) - 1 ? len : sizeof(r->cmd) - 1;
+	memcpy(r->cmd, line, r->cmd_len);
+	r->cmd[r->cmd_len] = '\0';
+}
+
+/* Run one complete line (@len bytes, no newline); -errno when it failed. */
+static int run_line(struct vhdfs_control *ctl, const char *line, size_t len)
+{
+	struct result *r;
+	char *text;
+	int ret;
+
+	while (len && isspace((unsigned char)line[len - 1]))
+		len--;
+	while (len && isspace((unsigned char)*line))
+		line++, len--;
+	if (!len || *line == '#')
+		return 0;
+	r = calloc(1, sizeof(*r));
+	text = malloc(len + 1);
+	if (!r || !text) {
+		free(r);
+		free(text);
+		return -ENOMEM;
+	}
+	if (memchr(line, '\0', len)) {
+		/* A NUL would cut the line short: refuse it, not a prefix. */
+		raw_cmd(r, line, len);
+		r->err = -fail(r, -EINVAL, "NUL byte in command line");
+	} else {
+		memcpy(text, line, len);
+		text[len] = '\0';
+		snprintf(r->cmd, sizeof(r->cmd), "%s", text);
+		r->err = -run(text, r);
+	}
+	ret = record(ctl, r);
+	if (r->err)
+		ret = -r->err;
+	free(text);
+	free(r);
+	return ret;
+}
+
+/* A line grew past LINE_MAX_CTL: report it once; the rest is dropped. */
+static int overlong(struct vhdfs_control *ctl, const char *more, size_t n)
+{
+	struct result *r = calloc(1, sizeof(*r));
+	char head[64];
+	size_t h = ctl->part_len < sizeof(head) ? ctl->part_len : sizeof(head);
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	memcpy(head, ctl->part, h);
+	if (h < sizeof(head)) {
+		size_t m = n < sizeof(head) - h ? n : sizeof(head) - h;
+
+		memcpy(head + h, more, m);
+		h += m;
+	}
+	raw_cmd(r, head, h);
+	if (sizeof(r->cmd) - r->cmd_len > 3) {
+		memcpy(r->cmd + r->cmd_len, "...", 4);
+		r->cmd_len += 3;
+	}
+	r->err = -fail(r, -EINVAL,
+		       "command line longer than %u bytes: discarded",
+		       LINE_MAX_CTL);
+	ret = record(ctl, r);
+	free(r);
+	return ret ? ret : -EINVAL;
+}
+
+/* Append @n bytes to the unterminated line (at most LINE_MAX_CTL). */
+static int part_append(struct vhdfs_control *ctl, const char *p, size_t n)
+{
+	if (ctl->part_len + n > ctl->part_cap) {
+		size_t cap = ctl->part_cap ? ctl->part_cap : 256;
+		char *np;
+
+		while (cap < ctl->part_len + n)
+			cap *= 2;
+		if (cap > LINE_MAX_CTL)
+			cap = LINE_MAX_CTL;
+		np = realloc(ctl->part, cap);
+		if (!np)
+			return -ENOMEM;
+		ctl->part = np;
+		ctl->part_cap = cap;
+	}
+	memcpy(ctl->part + ctl->part_len, p, n);
+	ctl->part_len += n;
+	return 0;
 }
 
 ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
 			    size_t len, off_t off)
 {
-	char *text = malloc(len + 1), *line, *save;
-	struct result *r = malloc(sizeof(*r));
-	int first = 0;
+	const char *p = buf, *end = buf + len;
+	int first = 0, ret;
 
-	if (!text || !r) {
-		free(text);
-		free(r);
-		return -ENOMEM;
-	}
-	memcpy(text, buf, len);
-	text[len] = '\0';
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		size_t l = strlen(line);
-		char *p = line, *s, *s2;
+	pthread_mutex_lock(&ctl->wlock);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
 
-		while (l && isspace((unsigned char)line[l - 1]))
-			line[--l] = '\0';
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!*p || *p == '#')
-			continue;
-		memset(r, 0, sizeof(*r));
-		snprintf(r->cmd, sizeof(r->cmd), "%s", p);
-		r->err = -run(p, r);
-		if (r->err) {
-			vhdfs_log("control: %s: %s (%s)", r->cmd,
-				  r->msg[0] ? r->msg : "failed",
-				  strerror(r->err));
-			if (!first)
-				first = -r->err;
+		ret = 0;
+		if (ctl->skip) {
+			ctl->skip = !nl;
+		} else if (ctl->part_len + n > LINE_MAX_CTL) {
+			ret = overlong(ctl, p, n);
+			ctl->part_len = 0;
+			ctl->skip = !nl;
+		} else if (!nl) {
+			ret = part_append(ctl, p, n);
+			if (ret)
+				ctl->skip = true;
+		} else if (ctl->part_len) {
+			ret = part_append(ctl, p, n);
+			if (!ret)
+				ret = run_line(ctl, ctl->part, ctl->part_len);
+			ctl->part_len = 0;
+		} else {
+			ret = run_line(ctl, p, n);
 		}
-		s = format_result(r);
-		s2 = s ? strdup(s) : NULL;
-		if (!s || !s2) {
-			free(s);
-			first = first ? first : -ENOMEM;
-			continue;
-		}
-		pthread_mutex_lock(&ctl->lock);
-		push(ctl->lines, &ctl->n, OWN_MAX, s);
-		pthread_mutex_unlock(&ctl->lock);
-		pthread_mutex_lock(&ring_lock);
-		push(ring, &ring_n, RING_MAX, s2);
-		pthread_mutex_unlock(&ring_lock);
+		if (ret && !first)
+			first = ret;
+		p = nl ? nl + 1 : end;
 	}
-	free(text);
-	free(r);
+	pthread_mutex_unlock(&ctl->wlock);
 	/* A failed write(2) leaves the file offset where it was. */
 	pthread_mutex_lock(&ctl->lock);
 	ctl->origin = first ? off : off + (off_t)len;
 	pthread_mutex_unlock(&ctl->lock);
 	return first ? first : (ssize_t)len;
+}
+
+int vhdfs_control_flush(struct vhdfs_control *ctl)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ctl->wlock);
+	if (ctl->part_len && !ctl->skip)
+		ret = run_line(ctl, ctl->part, ctl->part_len);
+	ctl->part_len = 0;
+	ctl->skip = false;
+	pthread_mutex_unlock(&ctl->wlock);
+	return ret;
 }
 
 /* Concatenate @n lines into a fresh snapshot. */

@@ -5,7 +5,6 @@
  * until `rm .jobs/ID` or unmount.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,8 @@ struct job {
 	struct timespec mono_start; /* CLOCK_MONOTONIC */
 	struct timespec mono_end;
 	bool cancel;
-	bool done; /* worker finished with the record */
+	bool committing; /* past the point a cancel can stop */
+	bool done;	 /* worker finished with the record */
 	struct job *next;
 };
 
@@ -71,43 +71,40 @@ static void finish(struct job *j, int err, const char *msg)
 }
 
 /*
- * Create into a hidden temporary name next to the target and link it into
- * place only if the job was not cancelled, so a cancelled or failed job
- * never leaves a file under the final name.
+ * Last word before the image gets its name: a cancel either came before
+ * (nothing is linked) or finds the job past cancelling.
  */
+static int create_commit(void *ctx)
+{
+	struct job *j = ctx;
+	int ret = 0;
+
+	pthread_mutex_lock(&jobs_lock);
+	if (j->cancel)
+		ret = -ECANCELED;
+	else
+		j->committing = true;
+	pthread_mutex_unlock(&jobs_lock);
+	return ret;
+}
+
 static void run_create(struct job *j)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX], base[PATH_MAX];
-	int ret, n;
+	struct vhd_create_opts opts = j->args.opts;
+	int ret;
 
-	snprintf(dir, sizeof(dir), "%s", j->args.path);
-	snprintf(base, sizeof(base), "%s", j->args.path);
-	n = snprintf(tmp, sizeof(tmp), "%s/.%s.job%lu.tmp", dirname(dir),
-		     basename(base), j->id);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		finish(j, -ENAMETOOLONG, "path too long");
-		return;
-	}
-	ret = vhd_create(tmp, &j->args.params);
-	if (ret) {
+	opts.commit = create_commit;
+	opts.ctx = j;
+	ret = vhd_create_ex(j->args.path, &j->args.params, &opts);
+	if (ret == -EEXIST) {
+		finish(j, ret, "target exists");
+	} else if (ret) {
 		const char *m = vhd_errmsg();
 
 		finish(j, ret, m && *m ? m : strerror(-ret));
-		return;
-	}
-	pthread_mutex_lock(&jobs_lock);
-	bool cancel = j->cancel;
-
-	/* link() under the lock: a cancel either precedes it or sees 7. */
-	ret = cancel ? 0 : link(tmp, j->args.path) ? -errno : 0;
-	pthread_mutex_unlock(&jobs_lock);
-	unlink(tmp);
-	if (ret == -EEXIST)
-		finish(j, ret, "target exists");
-	else if (ret)
-		finish(j, ret, strerror(-ret));
-	else
+	} else {
 		finish(j, 0, NULL);
+	}
 }
 
 struct check_ctx {
@@ -228,7 +225,7 @@ int vhdfs_job_cancel(unsigned long id)
 	j = find(id);
 	if (!j) {
 		ret = -ENOENT;
-	} else if (finished(j)) {
+	} else if (finished(j) || j->committing) {
 		ret = -EPERM;
 	} else {
 		j->cancel = true;
@@ -268,8 +265,10 @@ static void cim_interval(const struct timespec *a, const struct timespec *b,
 int vhdfs_job_render(unsigned long id, char **text, size_t *len)
 {
 	struct timespec now;
-	char start[64], elapsed[64];
+	char start[64], elapsed[64], *cmd,
+		err[sizeof(((struct job *)0)->error) * 4];
 	struct job *j;
+	size_t clen;
 	int n;
 
 	pthread_mutex_lock(&jobs_lock);
@@ -282,15 +281,25 @@ int vhdfs_job_render(unsigned long id, char **text, size_t *len)
 		now = j->mono_end;
 	else
 		clock_gettime(CLOCK_MONOTONIC, &now);
+	/* One line per key, whatever a file name or message holds. */
+	clen = strlen(j->command) * 4 + 1;
+	cmd = malloc(clen);
+	if (!cmd) {
+		pthread_mutex_unlock(&jobs_lock);
+		return -ENOMEM;
+	}
+	vhdfs_escape(cmd, clen, j->command, strlen(j->command), false);
+	vhdfs_escape(err, sizeof(err), j->error, strlen(j->error), false);
 	cim_time(&j->start, start, sizeof(start));
 	cim_interval(&j->mono_start, &now, elapsed, sizeof(elapsed));
 	n = asprintf(text,
 		     "InstanceID=%lu\nCommand=%s\nJobState=%d\n"
 		     "PercentComplete=%d\nErrorCode=%d\n"
 		     "ErrorDescription=%s\nStartTime=%s\nElapsedTime=%s\n",
-		     j->id, j->command, j->state, j->percent, j->error_code,
-		     j->error, start, elapsed);
+		     j->id, cmd, j->state, j->percent, j->error_code, err,
+		     start, elapsed);
 	pthread_mutex_unlock(&jobs_lock);
+	free(cmd);
 	if (n < 0)
 		return -ENOMEM;
 	*len = (size_t)n;

@@ -221,7 +221,7 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	char bpath[PATH_MAX];
 	unsigned long id;
-	struct stat st;
+	struct stat st, lst;
 	int ret = 0;
 
 	if (!fh)
@@ -264,6 +264,20 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			ret = -EISDIR;
 			break;
 		}
+		/*
+		 * The kernel checked the target's mode bits; a symlinked
+		 * image may sit in a directory the caller cannot enter.
+		 */
+		if (lstat(bpath, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+			ret = vhdfs_caller_may_open(bpath, write);
+			if (ret) {
+				vhdfs_log("refusing open of %s by uid %u: %s",
+					  path,
+					  (unsigned)fuse_get_context()->uid,
+					  strerror(-ret));
+				break;
+			}
+		}
 		ret = open_image(path, bpath, write, &fh->img);
 		if (ret && ret != -EPERM)
 			vhdfs_log("open of %s failed: %s%s%s", path,
@@ -279,9 +293,10 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 	 * close(2) need not wait for a FLUSH round trip: durability is
 	 * fsync's job (and the last release flushes). It also lets close
 	 * succeed after the daemon died, so writers can report what was
-	 * acknowledged.
+	 * acknowledged. .control runs a final unterminated line at FLUSH,
+	 * so close(2) waits for it and returns its errno.
 	 */
-	fi->noflush = 1;
+	fi->noflush = fh->node != VHDFS_NODE_CONTROL;
 	fi->fh = (uintptr_t)fh;
 	return 0;
 }
@@ -340,6 +355,8 @@ static int vhdfs_flush(const char *path, struct fuse_file_info *fi)
 	struct vhdfs_fh *fh = get_fh(fi);
 
 	(void)path;
+	if (fh->node == VHDFS_NODE_CONTROL)
+		return vhdfs_control_flush(fh->ctl);
 	if (fh->node != VHDFS_NODE_BACKING || !fh->write)
 		return 0;
 	return vhdfs_image_flush(fh->img);
@@ -349,6 +366,8 @@ static int vhdfs_fsync(const char *path, int datasync,
 		       struct fuse_file_info *fi)
 {
 	(void)datasync;
+	if (get_fh(fi)->node == VHDFS_NODE_CONTROL)
+		return 0; /* a line still being written is not cut short */
 	return vhdfs_flush(path, fi);
 }
 
@@ -359,8 +378,10 @@ static int vhdfs_release(const char *path, struct fuse_file_info *fi)
 	(void)path;
 	if (fh->img)
 		vhdfs_image_put(fh->img, fh->write);
-	if (fh->ctl)
+	if (fh->ctl) {
+		vhdfs_control_flush(fh->ctl); /* no FLUSH came: still run it */
 		vhdfs_control_release(fh->ctl);
+	}
 	free(fh->text);
 	free(fh);
 	return 0;

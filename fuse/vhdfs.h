@@ -4,10 +4,11 @@
  * translates between FUSE requests and the libvhd API (vhd.h); it never
  * parses the VHD format itself.
  *
- * Lock order (outermost first): vhdfs_topo_lock (images.c) -> the images
- * list lock -> one image's I/O rwlock; an open .control's lock -> the
- * result ring lock. The metadata cache lock, the job table lock and the
- * ring lock are leaves: nothing else is taken while holding them.
+ * Lock order (outermost first): an open .control's write lock (held while
+ * its commands run) -> vhdfs_topo_lock (images.c) -> the images list lock
+ * -> one image's I/O rwlock; an open .control's result lock -> the result
+ * ring lock. The metadata cache lock, the job table lock and the ring lock
+ * are leaves: nothing else is taken while holding them.
  */
 #ifndef VHDFS_H
 #define VHDFS_H
@@ -43,6 +44,29 @@ struct vhdfs_config {
 };
 
 extern struct vhdfs_config vhdfs_cfg;
+
+/*
+ * escape.c: copy @slen bytes of @s into @out (@len bytes, always
+ * terminated, cut only between whole escapes) with backslash, newline,
+ * CR, tab and other control bytes written as C escapes (\\ \n \r \t
+ * \xHH), and '"' as \" when @quotes. Returns the length written.
+ */
+size_t vhdfs_escape(char *out, size_t len, const char *s, size_t slen,
+		    bool quotes);
+
+/*
+ * caller.c (in a FUSE request): @o gets the caller's uid and gid (when the
+ * daemon runs as root; else the daemon's ids stay) and umask, no commit.
+ */
+void vhdfs_caller_create_opts(struct vhd_create_opts *o);
+/*
+ * May the caller open the file behind backing path @bpath (following
+ * symlinks) for reading, or also writing? Checks search permission on
+ * every directory of its real path and the file's mode bits with the
+ * caller's uid, gid and groups (ACLs not consulted); root may. 0 or
+ * -EACCES (-errno when a component cannot be examined).
+ */
+int vhdfs_caller_may_open(const char *bpath, bool write);
 
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,11 +156,21 @@ struct vhdfs_control;
 struct vhdfs_control *vhdfs_control_open(void);
 void vhdfs_control_release(struct vhdfs_control *ctl);
 /*
- * Runs every line of @buf (written at file offset @off); returns @len, or
- * -errno of the first failure.
+ * Runs every complete line of @buf (written at file offset @off) in order;
+ * an unterminated tail is kept for the next write on this open, and a
+ * request boundary never splits a command. A line holding a NUL byte, or
+ * longer than 64 KiB (its rest is dropped up to the newline), fails with
+ * EINVAL without stopping later lines. Each line's result is read back.
+ * Returns @len, or the -errno of the first line that failed among those
+ * completed by this request (the tail stays buffered even then).
  */
 ssize_t vhdfs_control_write(struct vhdfs_control *ctl, const char *buf,
 			    size_t len, off_t off);
+/*
+ * Runs a buffered unterminated line (close(2) of the writer: FLUSH, so
+ * the command has finished and its -errno reaches close). 0 when none.
+ */
+int vhdfs_control_flush(struct vhdfs_control *ctl);
 ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 			   off_t off);
 /* ReturnValue of the image-service method for an errno (0 = success). */
@@ -152,6 +186,7 @@ struct vhdfs_job_args {
 	enum vhdfs_job_kind kind;
 	char path[PATH_MAX]; /* image to create or validate */
 	struct vhd_create_params params;
+	struct vhd_create_opts opts; /* owner of what is created */
 };
 /* Start a job; @command is the canonical command text. */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,

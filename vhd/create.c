@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Creating fixed, dynamic and differencing images, atomically. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,43 +23,198 @@
 #define CREATE_MIN_BLOCK_SIZE (512u << 10)
 
 /*
- * Images are built under a hidden temporary name in the target directory
- * and linked into place only when complete, so a failure leaves nothing
- * and an existing file is never replaced.
+ * Images are built as an unnamed file (O_TMPFILE), or where the file
+ * system has none under a short hidden name beside the target, and linked
+ * into place only when complete, so a failure leaves nothing and an
+ * existing file is never replaced.
  */
+#define TMP_PREFIX ".vhdfs-tmp-"
+
 struct tmpfile {
-	char path[PATH_MAX];
+	char dir[PATH_MAX];  /* directory of the target */
+	char path[PATH_MAX]; /* hidden name, or "" for an unnamed file */
 	int fd;
 };
 
-static int tmp_open(const char *target, struct tmpfile *t)
+static int target_dir(const char *target, char *dir, size_t len)
 {
 	const char *slash = strrchr(target, '/');
 	int n;
 
-	if (slash)
-		n = snprintf(t->path, sizeof(t->path), "%.*s/.%s.XXXXXX",
-			     (int)(slash - target), target, slash + 1);
+	if (!slash)
+		n = snprintf(dir, len, ".");
+	else if (slash == target)
+		n = snprintf(dir, len, "/");
 	else
-		n = snprintf(t->path, sizeof(t->path), ".%s.XXXXXX", target);
-	if (n < 0 || (size_t)n >= sizeof(t->path))
-		return vhd_set_error(-ENAMETOOLONG, "%s: path too long",
-				     target);
-	t->fd = mkostemp(t->path, O_CLOEXEC);
-	if (t->fd < 0)
-		return vhd_set_error(-errno, "%s: cannot create: %s", target,
-				     strerror(errno));
-	if (fchmod(t->fd, 0644) < 0) {
-		int e = errno;
+		n = snprintf(dir, len, "%.*s", (int)(slash - target), target);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
 
-		close(t->fd);
-		unlink(t->path);
-		return vhd_set_error(-e, "%s: %s", target, strerror(e));
+/*
+ * Remove hidden temporaries of @dir whose creator is gone: a live one
+ * holds an flock until it has its name.
+ */
+static void sweep_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat a, b;
+		int fd;
+
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)))
+			continue;
+		fd = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &b, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
 	}
+	closedir(d);
+}
+
+/* A hidden name in @t->dir, created, locked and still linked. */
+static int tmp_open_named(const char *target, struct tmpfile *t)
+{
+	sweep_stale(t->dir);
+	for (int tries = 0; tries < 64; tries++) {
+		struct stat st;
+		uuid_t u;
+		int n;
+
+		uuid_generate(u);
+		n = snprintf(t->path, sizeof(t->path),
+			     "%s/" TMP_PREFIX "%02x%02x%02x%02x", t->dir, u[0],
+			     u[1], u[2], u[3]);
+		if (n < 0 || (size_t)n >= sizeof(t->path))
+			return vhd_set_error(-ENAMETOOLONG, "%s: path too long",
+					     target);
+		/* 0666: the kernel applies the umask (and default ACLs). */
+		t->fd = open(t->path,
+			     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0666);
+		if (t->fd < 0 && errno == EEXIST)
+			continue;
+		if (t->fd < 0)
+			return vhd_set_error(-errno, "%s: cannot create %s: %s",
+					     target, t->path, strerror(errno));
+		/* Locked for good unless a sweeper took it meanwhile. */
+		if (flock(t->fd, LOCK_EX) < 0 ||
+		    (fstat(t->fd, &st) == 0 && st.st_nlink > 0))
+			return 0;
+		close(t->fd);
+	}
+	return vhd_set_error(-EEXIST, "%s: no free temporary name in %s",
+			     target, t->dir);
+}
+
+static int tmp_open(const char *target, struct tmpfile *t)
+{
+	int r = target_dir(target, t->dir, sizeof(t->dir));
+
+	if (r < 0)
+		return vhd_set_error(r, "%s: path too long", target);
+	t->path[0] = '\0';
+	t->fd = vhd_io_open_tmpfile(t->dir, O_RDWR | O_CLOEXEC, 0666);
+	if (t->fd >= 0)
+		return 0;
+	/* No O_TMPFILE here (EISDIR: a kernel without it). */
+	if (t->fd == -EOPNOTSUPP || t->fd == -EISDIR || t->fd == -EINVAL)
+		return tmp_open_named(target, t);
+	return vhd_set_error(t->fd, "%s: cannot create: %s", target,
+			     strerror(-t->fd));
+}
+
+/*
+ * Which permission bits a child may keep: group bits when every level of
+ * the chain @p is readable by others, or by its group and that group is
+ * @gid (the child's); other bits when every level is readable by others.
+ */
+static mode_t chain_mask(const struct vhd_disk *p, gid_t gid)
+{
+	bool group = true, other = true;
+
+	for (; p; p = p->parent) {
+		struct stat st;
+
+		if (fstat(p->fd, &st) < 0)
+			return 0700;
+		if (st.st_mode & S_IROTH)
+			continue;
+		other = false;
+		if (!(st.st_mode & S_IRGRP) || st.st_gid != gid)
+			group = false;
+	}
+	return 0700 | (group ? 0070 : 0) | (other ? 0007 : 0);
+}
+
+/* Owner and mode of the new file, as vhd_create_opts says. */
+static int tmp_own(struct tmpfile *t, const char *target,
+		   const struct vhd_create_opts *o,
+		   const struct vhd_disk *parent)
+{
+	struct stat st;
+	mode_t mode;
+
+	if (fstat(t->fd, &st) < 0)
+		return vhd_set_error(-errno, "%s: %s", target, strerror(errno));
+	mode = st.st_mode & 0777;
+	if (o && o->own) {
+		mode = 0666 & ~o->umask;
+		if ((o->uid != (uid_t)-1 && o->uid != st.st_uid) ||
+		    (o->gid != (gid_t)-1 && o->gid != st.st_gid)) {
+			if (fchown(t->fd, o->uid, o->gid) < 0)
+				return vhd_set_error(
+					-errno,
+					"%s: cannot give it to uid %d gid %d: "
+					"%s",
+					target, (int)o->uid, (int)o->gid,
+					strerror(errno));
+			if (o->gid != (gid_t)-1)
+				st.st_gid = o->gid;
+		}
+	}
+	if (parent)
+		mode &= chain_mask(parent, st.st_gid);
+	if (mode != (st.st_mode & 07777) && fchmod(t->fd, mode) < 0)
+		return vhd_set_error(-errno, "%s: %s", target, strerror(errno));
 	return 0;
 }
 
-static int tmp_commit(struct tmpfile *t, const char *target, int r)
+static int tmp_link(struct tmpfile *t, const char *target)
+{
+	char proc[64];
+	int ret;
+
+	if (t->path[0]) {
+		ret = link(t->path, target);
+	} else {
+		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+		ret = linkat(AT_FDCWD, proc, AT_FDCWD, target,
+			     AT_SYMLINK_FOLLOW);
+		if (ret < 0 && errno == ENOENT && access(proc, F_OK) < 0)
+			ret = linkat(t->fd, "", AT_FDCWD, target,
+				     AT_EMPTY_PATH);
+	}
+	if (ret < 0)
+		return vhd_set_error(-errno, "%s: %s", target,
+				     errno == EEXIST ? "already exists"
+						     : strerror(errno));
+	return 0;
+}
+
+static int tmp_commit(struct tmpfile *t, const char *target,
+		      const struct vhd_create_opts *o, int r)
 {
 	if (r == 0) {
 		r = vhd_io_sync(t->fd);
@@ -65,13 +222,19 @@ static int tmp_commit(struct tmpfile *t, const char *target, int r)
 			vhd_set_error(r, "%s: sync failed: %s", target,
 				      strerror(-r));
 	}
+	if (r == 0 && o && o->commit) {
+		r = o->commit(o->ctx);
+		if (r < 0)
+			vhd_set_error(r, "%s: not created: %s", target,
+				      strerror(-r));
+	}
+	if (r == 0)
+		r = tmp_link(t, target);
+	/* Unlinked before the lock goes: a sweeper never sees it free. */
+	if (t->path[0])
+		unlink(t->path);
 	if (close(t->fd) < 0 && r == 0)
 		r = vhd_set_error(-errno, "%s: %s", target, strerror(errno));
-	if (r == 0 && link(t->path, target) < 0)
-		r = vhd_set_error(-errno, "%s: %s", target,
-				  errno == EEXIST ? "already exists"
-						  : strerror(errno));
-	unlink(t->path);
 	return r;
 }
 
@@ -181,6 +344,12 @@ static bool is_pow2(uint64_t v)
 
 int vhd_create(const char *path, const struct vhd_create_params *p)
 {
+	return vhd_create_ex(path, p, NULL);
+}
+
+int vhd_create_ex(const char *path, const struct vhd_create_params *p,
+		  const struct vhd_create_opts *opts)
+{
 	uint64_t size = vhd_align_up(p->size, VHD_SECTOR_SIZE);
 	uint32_t bs = p->block_size ? p->block_size : VHD_DEFAULT_BLOCK_SIZE;
 	struct vhd_footer f;
@@ -216,6 +385,9 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 	r = tmp_open(path, &t);
 	if (r < 0)
 		return r;
+	r = tmp_own(&t, path, opts, NULL);
+	if (r < 0)
+		return tmp_commit(&t, path, opts, r);
 	footer_init(&f, p->type, size);
 	if (p->type == VHD_TYPE_FIXED) {
 		uint8_t footer[VHD_FOOTER_SIZE];
@@ -233,7 +405,7 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 		header_init(&h, size, bs);
 		r = write_sparse(t.fd, path, &f, &h, NULL, 0);
 	}
-	return tmp_commit(&t, path, r);
+	return tmp_commit(&t, path, opts, r);
 }
 
 /* Relative path from directory @from to file @to, both canonical. */
@@ -291,6 +463,12 @@ static int windows_utf16(const char *prefix, const char *path, uint8_t *out,
 }
 
 int vhd_create_diff(const char *child, const char *parent)
+{
+	return vhd_create_diff_ex(child, parent, NULL);
+}
+
+int vhd_create_diff_ex(const char *child, const char *parent,
+		       const struct vhd_create_opts *opts)
 {
 	char *abs_parent = NULL, *child_dir = NULL, rel[PATH_MAX];
 	uint8_t *w2ku = NULL, *w2ru = NULL;
@@ -383,8 +561,10 @@ int vhd_create_diff(const char *child, const char *parent)
 	r = tmp_open(child, &t);
 	if (r < 0)
 		goto out;
-	r = write_sparse(t.fd, child, &f, &h, pl, 2);
-	r = tmp_commit(&t, child, r);
+	r = tmp_own(&t, child, opts, p);
+	if (r == 0)
+		r = write_sparse(t.fd, child, &f, &h, pl, 2);
+	r = tmp_commit(&t, child, opts, r);
 out:
 	free(w2ku);
 	free(w2ru);

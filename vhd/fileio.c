@@ -4,6 +4,7 @@
  * cut the write sequence at any point and check what a crash leaves.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "vhd_i.h"
@@ -84,4 +85,14 @@ int vhd_io_write(int fd, const void *buf, size_t len, uint64_t off)
 int vhd_io_sync(int fd)
 {
 	return ops->fsync(fd);
+}
+
+int vhd_io_open_tmpfile(const char *dir, int flags, mode_t mode)
+{
+	int fd;
+
+	if (ops->open_tmpfile)
+		return ops->open_tmpfile(dir, flags, mode);
+	fd = open(dir, O_TMPFILE | flags, mode);
+	return fd < 0 ? -errno : fd;
 }

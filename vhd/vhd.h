@@ -179,6 +179,38 @@ struct vhd_create_params {
 int vhd_create(const char *path, const struct vhd_create_params *params);
 
 /*
+ * Who a new image belongs to, and a last word before it gets its name.
+ * With no options (NULL, or own false) the file belongs to the process
+ * and its mode is 0666 less the process umask; with own set it gets
+ * @uid/@gid ((uid_t)-1/(gid_t)-1: leave that id; changing it needs the
+ * privilege chown(2) needs) and 0666 & ~@umask. A differencing child's
+ * mode then loses what its parent chain denies: group bits unless every
+ * level is readable by others, or by its group when that is the child's
+ * group; other bits unless every level is readable by others (the owner
+ * is assumed to read the parent, which it opened).
+ *
+ * The image is built as an unnamed file (O_TMPFILE) and linked into place
+ * complete; on file systems without O_TMPFILE under a hidden name
+ * ".vhdfs-tmp-XXXXXX" beside the target (never shown by vhdfs: not *.vhd),
+ * removed on failure. Such names left by a killed process are removed by
+ * the next create in that directory that needs one (a live one holds a
+ * lock, and is left alone).
+ *
+ * @commit, when set, runs just before the link with @ctx; a non-zero
+ * return (a -errno) abandons the image, leaving nothing, and is returned.
+ */
+struct vhd_create_opts {
+	bool own;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	int (*commit)(void *ctx);
+	void *ctx;
+};
+int vhd_create_ex(const char *path, const struct vhd_create_params *params,
+		  const struct vhd_create_opts *opts);
+
+/*
  * Create a differencing image at @child whose parent is @parent, as
  * Hyper-V's CreateDifferencingVirtualHardDisk does: creator "win ",
  * sizes and geometry of the parent, parent id copied, parent timestamp =
@@ -187,6 +219,8 @@ int vhd_create(const char *path, const struct vhd_create_params *params);
  * else 2 MiB. Costs O(BAT). The parent (and its chain) must open.
  */
 int vhd_create_diff(const char *child, const char *parent);
+int vhd_create_diff_ex(const char *child, const char *parent,
+		       const struct vhd_create_opts *opts);
 
 /*
  * Progress of a long operation (merge, compact, expand, convert, validate):
@@ -230,6 +264,8 @@ struct vhd_io_ops {
 	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
 	int (*fsync)(int fd);
+	/* open(@dir, O_TMPFILE | ...) for creates; NULL: the system's. */
+	int (*open_tmpfile)(const char *dir, int flags, mode_t mode);
 };
 void vhd_set_io_ops(const struct vhd_io_ops *ops);
 

@@ -132,6 +132,8 @@ void vhd_clear_error(void);
 int vhd_io_read(int fd, void *buf, size_t len, uint64_t off);
 int vhd_io_write(int fd, const void *buf, size_t len, uint64_t off);
 int vhd_io_sync(int fd);
+/* open(@dir, O_TMPFILE | @flags, @mode): an fd, or -errno. */
+int vhd_io_open_tmpfile(const char *dir, int flags, mode_t mode);
 
 /* endian helpers */
 static inline uint16_t vhd_get16(const uint8_t *p)

@@ -192,6 +192,24 @@ ctl() {
 	echo "$2" >"$1/.control"
 }
 
+# job_wait MNT ID: the documented wait loop on MNT/.jobs/ID, bounded so a
+# stuck job fails the test.
+job_wait() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q '^JobState=[34]$' "$1/.jobs/$2" || return 0
+		sleep 0.1
+	done
+	cat "$1/.jobs/$2" >&2
+	fail "job $2 still running after 120 s"
+}
+
+# The job a ReturnValue=4096 line starts, from the latest result of MNT.
+last_job() { # MNT
+	tail -n 1 "$1/.control" |
+		sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9]*\) .*|\1|p'
+}
+
 # Listing with sizes and hashes of every file under DIR, for "nothing was
 # left behind / nothing changed" checks.
 dir_state() {

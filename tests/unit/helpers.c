@@ -939,7 +939,8 @@ static int f_fsync(int fd)
 	return r;
 }
 
-static const struct vhd_io_ops fault_ops = {f_pread, f_pwrite, f_fsync};
+static const struct vhd_io_ops fault_ops = {
+	.pread = f_pread, .pwrite = f_pwrite, .fsync = f_fsync};
 
 void th_fault_install(long cut, enum th_cut_mode mode)
 {

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -581,6 +583,186 @@ static void test_diff_unicode_name(void **state)
 	vhd_close(d);
 }
 
+/* A 255-byte name (NAME_MAX) ending in .vhd, starting with @c. */
+static const char *long_name(char c)
+{
+	static char name[256];
+
+	memset(name, c, 251);
+	memcpy(name + 251, ".vhd", 5);
+	return name;
+}
+
+/* Legal long names work for dynamic, fixed and differencing creates. */
+static void test_long_names(void **state)
+{
+	struct vhd_create_params fixed = {VHD_TYPE_FIXED, TH_MIB, 0};
+	char dyn[PATH_MAX], fix[PATH_MAX];
+	struct vhd_disk *d;
+
+	snprintf(dyn, sizeof(dyn), "%s", th_path(DIR_, long_name('d')));
+	snprintf(fix, sizeof(fix), "%s", th_path(DIR_, long_name('f')));
+	th_create(dyn, VHD_TYPE_DYNAMIC, TH_MIB, 0);
+	assert_int_equal(vhd_create(fix, &fixed), 0);
+	assert_int_equal(vhd_create_diff(th_path(DIR_, long_name('c')), dyn),
+			 0);
+	d = th_open(th_path(DIR_, long_name('c')), VHD_OPEN_RDONLY);
+	assert_non_null(vhd_parent(d));
+	vhd_close(d);
+	/* Nothing else (no temporary) is left in the directory. */
+	assert_int_equal(th_count_entries(DIR_), 3);
+	assert_int_equal(vhd_create(fix, &fixed), -EEXIST);
+	assert_int_equal(th_count_entries(DIR_), 3);
+}
+
+static bool no_tmpfile_fail_write;
+
+static ssize_t nt_pread(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t r = pread(fd, buf, len, off);
+
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t nt_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	ssize_t r;
+
+	if (no_tmpfile_fail_write)
+		return -ENOSPC;
+	r = pwrite(fd, buf, len, off);
+	return r < 0 ? -errno : r;
+}
+
+static int nt_fsync(int fd)
+{
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int nt_open_tmpfile(const char *dir, int flags, mode_t mode)
+{
+	(void)dir, (void)flags, (void)mode;
+	return -EOPNOTSUPP; /* as vfat or an old NFS says */
+}
+
+static const struct vhd_io_ops no_tmpfile_ops = {
+	.pread = nt_pread,
+	.pwrite = nt_pwrite,
+	.fsync = nt_fsync,
+	.open_tmpfile = nt_open_tmpfile,
+};
+
+/*
+ * Without O_TMPFILE: a short hidden temporary that fits NAME_MAX, gone
+ * after success and failure; a stale one (no lock) is swept, a live one
+ * (locked) is left alone.
+ */
+static void test_named_tmp_fallback(void **state)
+{
+	struct vhd_create_params prm = {VHD_TYPE_DYNAMIC, TH_MIB, 0};
+	const char *live = th_path(DIR_, ".vhdfs-tmp-11111111");
+	char name[PATH_MAX];
+	int lfd;
+
+	th_write_file(th_path(DIR_, ".vhdfs-tmp-deadbeef"), "x", 1);
+	th_write_file(live, "y", 1);
+	lfd = open(live, O_RDONLY);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+	vhd_set_io_ops(&no_tmpfile_ops);
+	snprintf(name, sizeof(name), "%s", th_path(DIR_, long_name('n')));
+	assert_int_equal(vhd_create(name, &prm), 0);
+	assert_int_equal(vhd_create_diff(th_path(DIR_, long_name('m')), name),
+			 0);
+	no_tmpfile_fail_write = true;
+	assert_int_equal(vhd_create(th_path(DIR_, "fail.vhd"), &prm), -ENOSPC);
+	assert_int_equal(vhd_create_diff(th_path(DIR_, "fail2.vhd"), name),
+			 -ENOSPC);
+	no_tmpfile_fail_write = false;
+	vhd_set_io_ops(NULL);
+	assert_false(th_exists(th_path(DIR_, ".vhdfs-tmp-deadbeef")));
+	assert_true(th_exists(live));
+	assert_int_equal(th_count_entries(DIR_), 3); /* n, m and the live */
+	close(lfd);
+	vhd_close(th_open(th_path(DIR_, long_name('m')), VHD_OPEN_RDONLY));
+}
+
+static mode_t mode_of(const char *p)
+{
+	struct stat st;
+
+	assert_int_equal(stat(p, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static int refuse_commit(void *ctx)
+{
+	(*(int *)ctx)++;
+	return -ECANCELED;
+}
+
+/*
+ * Modes: 0666 less the umask (the process's, or the one given), and a
+ * child keeps no group/other bit its parent chain denies. The commit hook
+ * can still abandon a complete image.
+ */
+static void test_modes_and_commit(void **state)
+{
+	struct vhd_create_params prm = {VHD_TYPE_DYNAMIC, TH_MIB, 0};
+	struct vhd_create_opts o = {
+		.own = true, .uid = (uid_t)-1, .gid = (gid_t)-1, .umask = 0};
+	const char *base = th_path(DIR_, "base.vhd");
+	mode_t old = umask(027);
+	char b[PATH_MAX], mid[PATH_MAX];
+	int calls = 0;
+
+	snprintf(b, sizeof(b), "%s", base);
+	assert_int_equal(vhd_create(b, &prm), 0);
+	assert_int_equal(mode_of(b), 0640);
+	umask(old);
+	assert_int_equal(vhd_create_ex(th_path(DIR_, "open.vhd"), &prm, &o), 0);
+	assert_int_equal(mode_of(th_path(DIR_, "open.vhd")), 0666);
+	/* 0640 parent of our group: the group may read, others not. */
+	assert_int_equal(vhd_create_diff_ex(th_path(DIR_, "c1.vhd"), b, &o), 0);
+	assert_int_equal(mode_of(th_path(DIR_, "c1.vhd")), 0660);
+	/* A 0600 level anywhere in the chain closes the child. */
+	assert_int_equal(chmod(b, 0600), 0);
+	snprintf(mid, sizeof(mid), "%s", th_path(DIR_, "mid.vhd"));
+	assert_int_equal(vhd_create_diff_ex(mid, b, &o), 0);
+	assert_int_equal(chmod(mid, 0644), 0);
+	assert_int_equal(vhd_create_diff_ex(th_path(DIR_, "c2.vhd"), mid, &o),
+			 0);
+	assert_int_equal(mode_of(th_path(DIR_, "c2.vhd")), 0600);
+	o.umask = 077;
+	assert_int_equal(chmod(b, 0644), 0);
+	assert_int_equal(vhd_create_diff_ex(th_path(DIR_, "c3.vhd"), b, &o), 0);
+	assert_int_equal(mode_of(th_path(DIR_, "c3.vhd")), 0600);
+	if (geteuid() == 0) {
+		struct stat st;
+
+		/* Given away; the parent's group (ours) is not the child's. */
+		o.uid = 65534;
+		o.gid = 65534;
+		o.umask = 0;
+		assert_int_equal(chmod(b, 0640), 0);
+		assert_int_equal(
+			vhd_create_diff_ex(th_path(DIR_, "c4.vhd"), b, &o), 0);
+		assert_int_equal(stat(th_path(DIR_, "c4.vhd"), &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		assert_int_equal(st.st_mode & 07777, 0600);
+	}
+	o.commit = refuse_commit;
+	o.ctx = &calls;
+	assert_int_equal(vhd_create_ex(th_path(DIR_, "no.vhd"), &prm, &o),
+			 -ECANCELED);
+	assert_int_equal(vhd_create_diff_ex(th_path(DIR_, "no2.vhd"), b, &o),
+			 -ECANCELED);
+	assert_int_equal(calls, 2);
+	assert_false(th_exists(th_path(DIR_, "no.vhd")));
+	assert_false(th_exists(th_path(DIR_, "no2.vhd")));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +780,9 @@ int main(void)
 		T(test_diff_other_directory),
 		T(test_diff_cost_is_bat),
 		T(test_diff_unicode_name),
+		T(test_long_names),
+		T(test_named_tmp_fallback),
+		T(test_modes_and_commit),
 #undef T
 	};
 
