@@ -180,6 +180,16 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	if (fuse_mount(fuse, opts.mountpoint) != 0)
 		goto out_fuse;
+	/*
+	 * Parent lookups never go through our own mount (a lookup there
+	 * waits for this daemon: a deadlock); MOUNTPOINT paths mean the same
+	 * files in BACKING_DIR.
+	 */
+	if (vhd_set_path_redirect(vhdfs_cfg.mountpoint, vhdfs_cfg.backing,
+				  vhdfs_mount_dev(vhdfs_cfg.mountpoint))) {
+		fprintf(stderr, "vhdfs: %s\n", vhd_errmsg());
+		goto out_unmount;
+	}
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (!opts.foreground) {

@@ -194,17 +194,18 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 static int open_image(const char *path, const char *bpath, bool write,
 		      struct vhdfs_image **img)
 {
-	char real[PATH_MAX], child[PATH_MAX];
+	char child[PATH_MAX];
+	struct stat st;
 	int ret;
 
 	if (!write)
 		return vhdfs_image_get(bpath, false, img);
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	if (!realpath(bpath, real))
+	if (stat(bpath, &st))
 		return -errno;
 	pthread_mutex_lock(&vhdfs_topo_lock);
-	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing write open of %s: it is the parent of %s",
 			  path, child + vhdfs_cfg.backing_len);
 		ret = -EPERM;
@@ -415,11 +416,12 @@ static int vhdfs_truncate(const char *path, off_t size,
 static int check_not_parent(const char *path, const char *bpath,
 			    const char *what)
 {
-	char real[PATH_MAX], child[PATH_MAX];
+	char child[PATH_MAX];
+	struct stat st;
 
-	if (!realpath(bpath, real))
+	if (stat(bpath, &st))
 		return -errno;
-	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing %s of %s: it is the parent of %s", what,
 			  path, child + vhdfs_cfg.backing_len);
 		return -EBUSY;
@@ -451,9 +453,15 @@ static int vhdfs_unlink(const char *path)
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = check_not_parent(path, bpath, "rm");
 	if (!ret) {
+		struct stat lst;
+		bool last = lstat(bpath, &lst) == 0 && !S_ISLNK(lst.st_mode) &&
+			    lst.st_nlink <= 1;
+
 		ret = unlink(bpath) ? -errno : 0;
-		/* Open handles keep the unlinked file; new opens miss it. */
-		vhdfs_image_forget(bpath);
+		/* Open handles keep the unlinked file; new opens miss it.
+		 * Another name of the inode keeps sharing its handle. */
+		if (!ret)
+			vhdfs_image_forget(bpath, last ? &lst : NULL);
 	}
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;

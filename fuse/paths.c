@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sysmacros.h>
 
 #include "vhdfs.h"
 
@@ -58,6 +59,48 @@ bool vhdfs_is_vhd_name(const char *name)
 
 	base = base ? base + 1 : name;
 	return strlen(base) > 4 && strcasecmp(name + n - 4, ".vhd") == 0;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+dev_t vhdfs_mount_dev(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, point[PATH_MAX];
+	unsigned maj, min;
+	size_t cap = 0;
+	dev_t dev = 0;
+
+	if (!f)
+		return 0;
+	/* The last matching line is the mount on top. */
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min,
+			   point) != 3)
+			continue;
+		unescape(point);
+		if (strcmp(point, mnt) == 0)
+			dev = makedev(maj, min);
+	}
+	free(line);
+	fclose(f);
+	return dev;
 }
 
 bool vhdfs_is_inside(const char *real)

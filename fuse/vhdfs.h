@@ -81,6 +81,9 @@ int vhdfs_resolve_inside(const char *arg, char *out, size_t len, char *msg,
 			 size_t msglen);
 /* True when realpath @real is BACKING_DIR or below it. */
 bool vhdfs_is_inside(const char *real);
+/* Device of the file system mounted at @mnt, from /proc/self/mountinfo
+ * (without touching the mount), or 0. */
+dev_t vhdfs_mount_dev(const char *mnt);
 
 /*
  * images.c: one shared vhd_disk per image among all opens, and parent
@@ -106,8 +109,9 @@ int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
-/* The image at @bpath was unlinked/renamed: forget cached state. */
-void vhdfs_image_forget(const char *bpath);
+/* The image at @bpath was unlinked/renamed: forget cached state, and
+ * the handle of inode @gone (NULL: keep) whose last name went. */
+void vhdfs_image_forget(const char *bpath, const struct stat *gone);
 void vhdfs_image_renamed(const char *from, const char *to);
 
 /*
@@ -117,11 +121,12 @@ void vhdfs_image_renamed(const char *from, const char *to);
 int vhdfs_image_meta(const char *bpath, const struct stat *st, uint64_t *vsize,
 		     enum vhd_type *type);
 /*
- * Find an image under BACKING_DIR whose parent is the file at realpath
- * @real. Returns 1 and the child's backing path in @child when one exists,
- * 0 when none. The caller holds vhdfs_topo_lock.
+ * Find an image under BACKING_DIR whose parent is the file @st (stat of
+ * it; identity is st_dev/st_ino, so hard links and symlinks to a parent
+ * are the parent). Returns 1 and the child's backing path in @child when
+ * one exists, 0 when none. The caller holds vhdfs_topo_lock.
  */
-int vhdfs_find_child(const char *real, char *child, size_t len);
+int vhdfs_find_child(const struct stat *st, char *child, size_t len);
 /* Same for any image at or below directory realpath @dir. */
 int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen);
