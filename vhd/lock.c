@@ -55,7 +55,8 @@ static bool held_elsewhere(int fd, off_t byte)
 
 static int busy(const char *path, const char *why)
 {
-	return vhd_set_error(-EBUSY, "%s: in use: %s", path, why);
+	return vhd_set_error(-EBUSY, "%s: in use: %s (%s)", path, why,
+			     strerror(EBUSY));
 }
 
 int vhd_lock_writer(int fd, const char *path)

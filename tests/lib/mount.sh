@@ -334,6 +334,7 @@ bounded() {
 	done
 	log "hung, aborting the FUSE connection of $mnt: $*"
 	vhdfs_abort "$mnt"
+	kill -KILL "$pid" 2>/dev/null
 	wait "$pid" || true
 	fail "hung (deadlock) until the connection was aborted: $*"
 }
