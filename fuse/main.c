@@ -7,6 +7,7 @@
 #include "vhdfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <stddef.h>
@@ -141,6 +142,13 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	vhdfs_cfg.backing_len = strlen(vhdfs_cfg.backing);
+	vhdfs_cfg.backing_fd =
+		open(vhdfs_cfg.backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (vhdfs_cfg.backing_fd < 0) {
+		fprintf(stderr, "vhdfs: %s: %s\n", backing_arg,
+			strerror(errno));
+		goto out_opts;
+	}
 	{
 		struct stat st;
 

@@ -34,6 +34,7 @@
 struct vhdfs_config {
 	char backing[PATH_MAX]; /* realpath of BACKING_DIR */
 	size_t backing_len;
+	int backing_fd;		   /* O_PATH descriptor of it */
 	char mountpoint[PATH_MAX]; /* realpath of MOUNTPOINT, before mount */
 	size_t mountpoint_len;
 	bool ro;     /* -o ro: refuse every modification */
@@ -64,10 +65,16 @@ bool vhdfs_is_vhd_name(const char *name);
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist
  * (-ENOENT), its name must end in .vhd (-EINVAL) and nothing may exist
- * there yet (-EEXIST). @msg receives a reason on failure.
+ * there yet (-EEXIST). @msg receives a reason on failure. On success the
+ * directory is open beneath BACKING_DIR as *@dirfd (the caller closes it
+ * when done) and @out is "/proc/self/fd/N/NAME": creating through it
+ * writes into that directory even if a path component is swapped for a
+ * symlink meanwhile.
  */
-int vhdfs_resolve_new(const char *arg, char *out, size_t len, char *msg,
-		      size_t msglen);
+int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
+		      char *msg, size_t msglen);
+/* Rewrite "/proc/self/fd/N" in @msg as the directory it is, for users. */
+void vhdfs_unfd(char *msg, size_t len);
 /*
  * Resolve a control-file path for an existing file that may live anywhere
  * (a parent, or an image to validate). Paths inside MOUNTPOINT are mapped to
@@ -156,9 +163,11 @@ enum vhdfs_job_kind {
 struct vhdfs_job_args {
 	enum vhdfs_job_kind kind;
 	char path[PATH_MAX]; /* image to create or validate */
+	int dirfd; /* create: directory open for @path, closed by the job */
 	struct vhd_create_params params;
 };
-/* Start a job; @command is the canonical command text. */
+/* Start a job; @command is the canonical command text. A create job owns
+ * args->dirfd from here on, whether it starts or not. */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		    unsigned long *id);
 int vhdfs_job_cancel(unsigned long id);
