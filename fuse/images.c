@@ -32,6 +32,7 @@ struct vhdfs_image {
 	int writers;	       /* protected by images_lock */
 	bool listed;	       /* protected by images_lock */
 	bool closing; /* last reference gone; protected by images_lock */
+	bool busy;    /* handle being swapped; protected by images_lock */
 	struct vhdfs_image *next;
 };
 
@@ -70,7 +71,7 @@ static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
 }
 
 /* Swap @img's handle for one opened @write; the caller holds a reference
- * (and vhdfs_topo_lock). */
+ * (upgrade: and vhdfs_topo_lock; downgrade: busy set). */
 static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 {
 	struct vhd_disk *disk, *old;
@@ -112,15 +113,19 @@ again:
 
 	pthread_mutex_lock(&images_lock);
 	img = find_listed(st.st_dev, st.st_ino);
-	if (img && img->closing) {
-		/* Its flush must land before the file is read again; woken,
-		 * look again (it may be freed by then). */
+	if (img && (img->closing || img->busy)) {
+		/* A close or handle swap is in flight: its flush must land
+		 * before the file is read again. Woken, look again (the
+		 * entry may be freed by then). */
 		pthread_cond_wait(&images_cond, &images_lock);
 		pthread_mutex_unlock(&images_lock);
 		goto again;
 	}
 	if (img) {
+		/* Counted at once, so a last writer's downgrade cannot start
+		 * under a new writer. */
 		img->refs++;
+		img->writers += write;
 		pthread_mutex_unlock(&images_lock);
 		pthread_rwlock_rdlock(&img->lock);
 		bool upgrade = write && !img->rdwr;
@@ -128,13 +133,8 @@ again:
 		pthread_rwlock_unlock(&img->lock);
 		ret = upgrade ? reopen(img, bpath, true) : 0;
 		if (ret) {
-			vhdfs_image_put(img, false);
+			vhdfs_image_put(img, write);
 			return ret;
-		}
-		if (write) {
-			pthread_mutex_lock(&images_lock);
-			img->writers++;
-			pthread_mutex_unlock(&images_lock);
 		}
 		*out = img;
 		return 0;
@@ -183,27 +183,23 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 	pthread_mutex_lock(&images_lock);
 	if (write)
 		img->writers--;
-	if (write && img->writers == 0 && img->refs > 1) {
+	if (write && img->writers == 0 && img->refs > 1 && !img->busy) {
 		/*
 		 * Readers remain: hand them a read-only handle, so the write
 		 * lock goes with the last writer and the image can become a
 		 * parent (here or in another program). Our reference pins
-		 * the image meanwhile.
+		 * the image; busy holds off new opens meanwhile.
 		 */
+		img->busy = true;
 		snprintf(path, sizeof(path), "%s", img->path);
 		pthread_mutex_unlock(&images_lock);
-		pthread_mutex_lock(&vhdfs_topo_lock);
-		pthread_mutex_lock(&images_lock);
-		bool downgrade = img->writers == 0;
-
-		pthread_mutex_unlock(&images_lock);
-		ret = downgrade ? reopen(img, path, false) : 0;
+		ret = reopen(img, path, false);
 		if (ret)
 			vhdfs_log("reopen of %s read-only failed: %s", path,
 				  strerror(-ret));
-		pthread_mutex_unlock(&vhdfs_topo_lock);
-		vhdfs_image_put(img, false);
-		return;
+		pthread_mutex_lock(&images_lock);
+		img->busy = false;
+		pthread_cond_broadcast(&images_cond);
 	}
 	if (--img->refs > 0) {
 		pthread_mutex_unlock(&images_lock);
@@ -287,9 +283,19 @@ int vhdfs_image_writers(const char *real)
 	if (stat(real, &st))
 		return 0;
 	pthread_mutex_lock(&images_lock);
-	for (img = images; img; img = img->next)
-		if (img->dev == st.st_dev && img->ino == st.st_ino)
-			n += img->writers;
+again:
+	/* A last writer's close or downgrade still holds the write lock
+	 * until it is done: wait for it. */
+	for (img = images; img; img = img->next) {
+		if (img->dev != st.st_dev || img->ino != st.st_ino)
+			continue;
+		if (img->closing || img->busy) {
+			pthread_cond_wait(&images_cond, &images_lock);
+			n = 0;
+			goto again;
+		}
+		n += img->writers;
+	}
 	pthread_mutex_unlock(&images_lock);
 	return n;
 }
