@@ -346,11 +346,14 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 		snprintf(msg, msglen, "path too long: %s", arg);
 		return -ENAMETOOLONG;
 	}
-	if (!realpath(tmp, out) || stat(out, &st)) {
-		int err = errno;
-
+	/* Not realpath(3): a symlink into MOUNTPOINT would make us look
+	 * the rest up through our own mount. */
+	n = vhd_realpath(tmp, out, len);
+	if (n == 0 && stat(out, &st))
+		n = -errno;
+	if (n) {
 		snprintf(msg, msglen, "not found: %s", arg);
-		return -err;
+		return n == -EXDEV ? -EACCES : n;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(msg, msglen, "not a regular file: %s", arg);

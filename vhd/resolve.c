@@ -355,3 +355,23 @@ int vhd_file_open(const char *path, int oflags, struct stat *st, char **used)
 	}
 	return fd;
 }
+
+int vhd_realpath(const char *path, char *out, size_t len)
+{
+	struct walk w = {.dirfd = -1};
+	char name[NAME_MAX + 1];
+	int r;
+
+	vhd_clear_error();
+	pthread_rwlock_rdlock(&redirect_lock);
+	r = walk_to_parent(&w, path, name, sizeof(name));
+	pthread_rwlock_unlock(&redirect_lock);
+	if (r == 0 && (size_t)snprintf(out, len, "%s/%s", w.canon, name) >= len)
+		r = -ENAMETOOLONG;
+	if (w.dirfd >= 0)
+		close(w.dirfd);
+	free(w.rest);
+	if (r < 0)
+		return vhd_set_error(r, "%s: %s", path, strerror(-r));
+	return 0;
+}

@@ -202,6 +202,14 @@ int vhd_find_parent(const struct vhd_disk *disk, char *buf, size_t len);
  */
 int vhd_set_path_redirect(const char *from, const char *to, dev_t dev);
 
+/*
+ * realpath(3) of an existing file, looked up as image paths are: one
+ * component at a time, a path into the vhd_set_path_redirect() tree
+ * resolved in its replacement (never looked up there). -errno (ENOENT,
+ * ENOTDIR, ELOOP, EXDEV for the excluded device) with a message.
+ */
+int vhd_realpath(const char *path, char *out, size_t len);
+
 /* Creation. All are atomic: on failure no file is left at @path, and an
  * existing @path is never replaced (-EEXIST). */
 struct vhd_create_params {

@@ -62,6 +62,11 @@ assert_eq EPERM "$(bounded "$M" py_errno open_rw "$M/base.vhd")" \
 # And a child made through .control with a MOUNTPOINT parent path works.
 bounded "$M" ctl "$M" "c2.vhd $M/base.vhd"
 bounded "$M" cmp "$T/base.flat" "$M/c2.vhd"
+# Through a symlink into the mount, on the single-threaded daemon (where
+# any lookup through its own mount is a deadlock).
+ln -s "$S" "$T/slink"
+bounded "$S" ctl "$S" "c3.vhd $T/slink/base.vhd"
+bounded "$S" cmp "$T/base.flat" "$S/c3.vhd"
 
 vhdfs_umount "$S"
 vhdfs_umount "$M"
