@@ -106,8 +106,9 @@ int vhdfs_image_get(const char *bpath, bool write, struct vhdfs_image **out)
 	int ret;
 
 again:
-	if (stat(bpath, &st))
-		return -errno;
+	ret = vhdfs_stat(bpath, &st);
+	if (ret)
+		return ret;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
 
@@ -280,7 +281,7 @@ int vhdfs_image_writers(const char *real)
 	struct stat st;
 	int n = 0;
 
-	if (stat(real, &st))
+	if (vhdfs_stat(real, &st))
 		return 0;
 	pthread_mutex_lock(&images_lock);
 again:
@@ -417,7 +418,8 @@ static struct meta *meta_load(const char *bpath, const struct stat *st)
 	 * on the path it found. */
 	if (m->type == VHD_TYPE_DIFF &&
 	    vhd_find_parent(disk, found, sizeof(found)) == 0 &&
-	    realpath(found, real) && stat(real, &pst) == 0) {
+	    vhd_realpath(found, real, sizeof(real)) == 0 &&
+	    stat(real, &pst) == 0) {
 		m->parent = strdup(real);
 		m->pdev = pst.st_dev;
 		m->pino = pst.st_ino;
@@ -599,7 +601,7 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 			ret = walk(path, depth + 1, fn, ctx);
 			continue;
 		}
-		if (!vhdfs_is_vhd_name(de->d_name) || stat(path, &st) ||
+		if (!vhdfs_is_vhd_name(de->d_name) || vhdfs_stat(path, &st) ||
 		    !S_ISREG(st.st_mode))
 			continue;
 		if (meta_get(path, &st, true, NULL, &type, parent,

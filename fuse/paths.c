@@ -107,6 +107,21 @@ dev_t vhdfs_mount_dev(const char *mnt)
 	return dev;
 }
 
+int vhdfs_stat(const char *path, struct stat *st)
+{
+	char real[PATH_MAX];
+	int r;
+
+	if (lstat(path, st))
+		return -errno;
+	if (!S_ISLNK(st->st_mode))
+		return 0;
+	r = vhd_realpath(path, real, sizeof(real));
+	if (r)
+		return r;
+	return stat(real, st) ? -errno : 0;
+}
+
 bool vhdfs_is_inside(const char *real)
 {
 	size_t n = vhdfs_cfg.backing_len;

@@ -86,6 +86,12 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 /* Same, but the file must be inside BACKING_DIR (-EACCES otherwise). */
 int vhdfs_resolve_inside(const char *arg, char *out, size_t len, char *msg,
 			 size_t msglen);
+/*
+ * stat(2) that never looks anything up through our own mount: a symlink
+ * (in BACKING_DIR) into MOUNTPOINT is followed into BACKING_DIR instead,
+ * as vhd_realpath() does. 0 or -errno.
+ */
+int vhdfs_stat(const char *path, struct stat *st);
 /* True when realpath @real is BACKING_DIR or below it. */
 bool vhdfs_is_inside(const char *real);
 /* Device of the file system mounted at @mnt, from /proc/self/mountinfo

@@ -120,8 +120,8 @@ static int restart_at_root(struct walk *w)
 	return 0;
 }
 
-/* Next component of w->rest into @comp; false at the end. */
-static bool next_comp(struct walk *w, char *comp, size_t len, bool *last)
+/* Next component of w->rest into @comp: 1, 0 at the end, or -errno. */
+static int next_comp(struct walk *w, char *comp, size_t len, bool *last)
 {
 	char *p = w->rest, *end;
 	size_t n;
@@ -129,11 +129,11 @@ static bool next_comp(struct walk *w, char *comp, size_t len, bool *last)
 	while (*p == '/')
 		p++;
 	if (!*p)
-		return false;
+		return 0;
 	end = strchr(p, '/');
 	n = end ? (size_t)(end - p) : strlen(p);
 	if (n >= len)
-		n = len - 1; /* NAME_MAX exceeded: the lookup fails anyway */
+		return -ENAMETOOLONG;
 	memcpy(comp, p, n);
 	comp[n] = '\0';
 	p = end ? end : p + strlen(p);
@@ -141,7 +141,7 @@ static bool next_comp(struct walk *w, char *comp, size_t len, bool *last)
 	for (p = w->rest; *p == '/'; p++)
 		;
 	*last = *p == '\0';
-	return true;
+	return 1;
 }
 
 /* Follow symlink @fd (an O_PATH descriptor) found as the next component. */
@@ -190,10 +190,12 @@ static int walk_to_parent(struct walk *w, const char *path, char *name,
 		return -ENOMEM;
 	r = restart_at_root(w);
 	while (r == 0) {
-		if (!next_comp(w, comp, sizeof(comp), &last)) {
-			/* The path named a directory ("/", "x/.."). */
+		r = next_comp(w, comp, sizeof(comp), &last);
+		if (r < 0)
+			return r;
+		if (r == 0) /* the path named a directory ("/", "x/..") */
 			return -EISDIR;
-		}
+		r = 0;
 		if (strcmp(comp, ".") == 0)
 			continue;
 		if (strcmp(comp, "..") == 0) {

@@ -68,6 +68,14 @@ ln -s "$S" "$T/slink"
 bounded "$S" ctl "$S" "c3.vhd $T/slink/base.vhd"
 bounded "$S" cmp "$T/base.flat" "$S/c3.vhd"
 
+# A *.vhd symlink in BACKING_DIR into the mount is followed into
+# BACKING_DIR: stat and ls -l of it do not deadlock the -s daemon.
+ln -s "$S/base.vhd" "$B/evil.vhd"
+bounded "$S" stat "$S/evil.vhd" >/dev/null
+bounded "$S" ls -l "$S" >/dev/null
+bounded "$S" cmp "$T/base.flat" "$S/evil.vhd"
+rm "$B/evil.vhd"
+
 vhdfs_umount "$S"
 vhdfs_umount "$M"
 exit 0
