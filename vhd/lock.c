@@ -59,45 +59,61 @@ static int busy(const char *path, const char *why)
 			     strerror(EBUSY));
 }
 
+struct conflict {
+	off_t byte; /* held by another open file description: refuse */
+	const char *why;
+};
+
+/* Hold @hold (shared), then refuse when a @conflicts byte is held. */
+static int take(int fd, const char *path, const off_t *hold, size_t nhold,
+		const struct conflict *conflicts, size_t nconflicts)
+{
+	for (size_t i = 0; i < nhold; i++) {
+		int r = set_shared(fd, hold[i]);
+
+		if (r == 1)
+			return 0; /* no OFD locks here */
+		if (r < 0)
+			return busy(path, "locked by another program");
+	}
+	for (size_t i = 0; i < nconflicts; i++)
+		if (held_elsewhere(fd, conflicts[i].byte))
+			return busy(path, conflicts[i].why);
+	return 0;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
 int vhd_lock_writer(int fd, const char *path)
 {
-	int r = set_shared(fd, PERM_BASE + PERM_READ);
+	static const off_t hold[] = {PERM_BASE + PERM_READ,
+				     PERM_BASE + PERM_WRITE,
+				     SHARED_BASE + PERM_WRITE};
+	static const struct conflict c[] = {
+		{PERM_BASE + PERM_WRITE, "open for writing by another program"},
+		{SHARED_BASE + PERM_WRITE,
+		 "another program has it open and does not allow writes (the "
+		 "parent of an open chain?)"},
+		{SHARED_BASE + PERM_READ,
+		 "another program has it open exclusively"},
+	};
 
-	if (r == 1)
-		return 0;
-	if (r == 0)
-		r = set_shared(fd, PERM_BASE + PERM_WRITE);
-	if (r == 0)
-		r = set_shared(fd, SHARED_BASE + PERM_WRITE);
-	if (r < 0)
-		return busy(path, "locked by another program");
-	if (held_elsewhere(fd, PERM_BASE + PERM_WRITE))
-		return busy(path, "open for writing by another program");
-	if (held_elsewhere(fd, SHARED_BASE + PERM_WRITE))
-		return busy(path,
-			    "another program has it open and does not "
-			    "allow writes (the parent of an open chain?)");
-	if (held_elsewhere(fd, SHARED_BASE + PERM_READ))
-		return busy(path, "another program has it open exclusively");
-	return 0;
+	return take(fd, path, hold, N(hold), c, N(c));
 }
 
 int vhd_lock_parent(int fd, const char *path)
 {
-	int r = set_shared(fd, PERM_BASE + PERM_READ);
+	static const off_t hold[] = {PERM_BASE + PERM_READ,
+				     SHARED_BASE + PERM_WRITE};
+	static const struct conflict c[] = {
+		{PERM_BASE + PERM_WRITE,
+		 "open for writing by another program, so it cannot serve as "
+		 "a parent"},
+		{SHARED_BASE + PERM_READ,
+		 "another program has it open exclusively"},
+	};
 
-	if (r == 1)
-		return 0;
-	if (r == 0)
-		r = set_shared(fd, SHARED_BASE + PERM_WRITE);
-	if (r < 0)
-		return busy(path, "locked by another program");
-	if (held_elsewhere(fd, PERM_BASE + PERM_WRITE))
-		return busy(path, "open for writing by another program, so it "
-				  "cannot serve as a parent");
-	if (held_elsewhere(fd, SHARED_BASE + PERM_READ))
-		return busy(path, "another program has it open exclusively");
-	return 0;
+	return take(fd, path, hold, N(hold), c, N(c));
 }
 
 bool vhd_lock_written_elsewhere(int fd)
