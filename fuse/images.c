@@ -433,23 +433,42 @@ static struct meta *meta_load(const char *bpath, const struct stat *st)
  * reloads a differencing entry whose parent was unresolved or has vanished
  * (it may have been copied in or moved since). Copies the results out.
  */
+static struct meta *meta_find(unsigned h, const char *bpath)
+{
+	struct meta *m;
+
+	for (m = meta_tab[h]; m; m = m->next)
+		if (strcmp(m->path, bpath) == 0)
+			break;
+	return m;
+}
+
 static int meta_get(const char *bpath, const struct stat *st, bool want_parent,
 		    uint64_t *vsize, enum vhd_type *type, char *parent,
 		    size_t plen, struct stat *pst)
 {
 	unsigned h = meta_hash(bpath);
 	struct meta *m, **p, *fresh;
+	char known[PATH_MAX] = "";
 	int err;
 
 	pthread_mutex_lock(&meta_lock);
-	for (m = meta_tab[h]; m; m = m->next)
-		if (strcmp(m->path, bpath) == 0)
-			break;
-	if (m && meta_fresh(m, st) &&
-	    !(want_parent && m->type == VHD_TYPE_DIFF && !m->err &&
-	      (!m->parent || access(m->parent, F_OK))))
-		goto found;
+	m = meta_find(h, bpath);
+	if (m && meta_fresh(m, st)) {
+		if (!want_parent || m->type != VHD_TYPE_DIFF || m->err)
+			goto found;
+		if (m->parent)
+			snprintf(known, sizeof(known), "%s", m->parent);
+	}
 	pthread_mutex_unlock(&meta_lock);
+	/* Is the parent still there? Asked with no lock held. */
+	if (known[0] && access(known, F_OK) == 0) {
+		pthread_mutex_lock(&meta_lock);
+		m = meta_find(h, bpath);
+		if (m && meta_fresh(m, st))
+			goto found;
+		pthread_mutex_unlock(&meta_lock);
+	}
 
 	fresh = meta_load(bpath, st);
 	if (!fresh)
