@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "vhdfs.h"
 
@@ -163,7 +164,9 @@ static int lib_fail(struct result *r, int ret)
 {
 	const char *m = vhd_errmsg();
 
-	return fail(r, ret, "%s", m && *m ? m : strerror(-ret));
+	fail(r, ret, "%s", m && *m ? m : strerror(-ret));
+	vhdfs_unfd(r->msg, sizeof(r->msg));
+	return ret;
 }
 
 /*
@@ -189,17 +192,29 @@ static int chain_room(const char *ppath, const char *parent, struct result *r)
 	return 0;
 }
 
+static int diff_in(const char *cpath, const char *parent, struct result *r);
+
 static int cmd_diff(const char *child, const char *parent, struct result *r)
 {
-	char cpath[PATH_MAX], ppath[PATH_MAX];
-	int ret;
+	char cpath[PATH_MAX];
+	int ret, dirfd;
 
 	if (vhdfs_cfg.ro)
 		return fail(r, -EROFS, "read-only mount");
-	ret = vhdfs_resolve_new(child, cpath, sizeof(cpath), r->msg,
+	ret = vhdfs_resolve_new(child, cpath, sizeof(cpath), &dirfd, r->msg,
 				sizeof(r->msg));
 	if (ret)
 		return ret;
+	ret = diff_in(cpath, parent, r);
+	close(dirfd);
+	return ret;
+}
+
+static int diff_in(const char *cpath, const char *parent, struct result *r)
+{
+	char ppath[PATH_MAX];
+	int ret;
+
 	ret = vhdfs_resolve_existing(parent, ppath, sizeof(ppath), r->msg,
 				     sizeof(r->msg));
 	if (ret == -ENOENT) {
@@ -259,8 +274,8 @@ static int cmd_create(char **tok, int n, struct result *r)
 	}
 	if (fixed && block)
 		return fail(r, -EINVAL, "a fixed image has no block size");
-	ret = vhdfs_resolve_new(tok[1], args.path, sizeof(args.path), r->msg,
-				sizeof(r->msg));
+	ret = vhdfs_resolve_new(tok[1], args.path, sizeof(args.path),
+				&args.dirfd, r->msg, sizeof(r->msg));
 	if (ret)
 		return ret;
 	args.params.type = fixed ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
@@ -275,6 +290,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 			   : 0;
 	}
 	ret = vhd_create_ex(args.path, &args.params, &args.opts);
+	close(args.dirfd);
 	return ret ? lib_fail(r, ret) : 0;
 }
 
@@ -283,8 +299,9 @@ static int cmd_validate(const char *path, struct result *r)
 	struct vhdfs_job_args args = {.kind = VHDFS_JOB_VALIDATE};
 	int ret;
 
-	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path), r->msg,
-				     sizeof(r->msg));
+	/* Only our own images: a job's result is readable by every user. */
+	ret = vhdfs_resolve_inside(path, args.path, sizeof(args.path), r->msg,
+				   sizeof(r->msg));
 	if (ret)
 		return ret;
 	/* A damaged image is what validation is for: the job reports it. */

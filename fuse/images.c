@@ -21,21 +21,31 @@ pthread_mutex_t vhdfs_topo_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct vhdfs_image {
 	char path[PATH_MAX]; /* backing path; protected by images_lock */
-	dev_t dev;
+	dev_t dev;	     /* identity: one handle per inode */
 	ino_t ino;
 	/* Readers and writers share it; taken exclusively only to swap the
-	 * read-only handle for a read-write one. */
+	 * read-only handle for a read-write one and back. */
 	pthread_rwlock_t lock;
 	struct vhd_disk *disk; /* protected by lock */
 	bool rdwr;	       /* protected by lock */
 	int refs;	       /* protected by images_lock */
 	int writers;	       /* protected by images_lock */
 	bool listed;	       /* protected by images_lock */
+	bool closing; /* last reference gone; protected by images_lock */
+	bool busy;    /* handle being swapped; protected by images_lock */
 	struct vhdfs_image *next;
 };
 
+/*
+ * images_lock guards the list and the counts only: nothing that can
+ * block on a file system (open, flush, close) runs under it, so a slow or
+ * hostile file never stalls unrelated opens.
+ */
 static pthread_mutex_t images_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t images_cond = PTHREAD_COND_INITIALIZER;
 static struct vhdfs_image *images; /* protected by images_lock */
+/* Closes begun; an open that raced one retries. Under images_lock. */
+static unsigned long closes_begun;
 
 static void unlist(struct vhdfs_image *img)
 {
@@ -50,98 +60,172 @@ static void unlist(struct vhdfs_image *img)
 	img->listed = false;
 }
 
+static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
+{
+	struct vhdfs_image *img;
+
+	for (img = images; img; img = img->next)
+		if (img->dev == dev && img->ino == ino)
+			return img;
+	return NULL;
+}
+
+/* Swap @img's handle for one opened @write; the caller holds a reference
+ * (upgrade: and vhdfs_topo_lock; downgrade: busy set). */
+static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
+{
+	struct vhd_disk *disk, *old;
+	int ret;
+
+	/* A read-only handle must see what the writer wrote. */
+	if (!write) {
+		ret = vhdfs_image_flush(img);
+		if (ret)
+			return ret;
+	}
+	ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, &disk);
+	if (ret)
+		return ret;
+	pthread_rwlock_wrlock(&img->lock);
+	old = img->disk;
+	img->disk = disk;
+	img->rdwr = write;
+	pthread_rwlock_unlock(&img->lock);
+	ret = vhd_close(old);
+	if (ret)
+		vhdfs_log("close of %s failed: %s", bpath, strerror(-ret));
+	return 0;
+}
+
 int vhdfs_image_get(const char *bpath, bool write, struct vhdfs_image **out)
 {
-	struct vhdfs_image *img, *next;
+	struct vhdfs_image *img;
 	struct vhd_disk *disk;
+	unsigned long seq;
 	struct stat st;
 	int ret;
 
-	if (stat(bpath, &st))
-		return -errno;
+again:
+	ret = vhdfs_stat(bpath, &st);
+	if (ret)
+		return ret;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
 
 	pthread_mutex_lock(&images_lock);
-	for (img = images; img; img = next) {
-		next = img->next;
-		if (strcmp(img->path, bpath) != 0)
-			continue;
-		if (img->dev == st.st_dev && img->ino == st.st_ino)
-			break;
-		/* Replaced by another file: old opens keep the old one. */
-		unlist(img);
+	img = find_listed(st.st_dev, st.st_ino);
+	if (img && (img->closing || img->busy)) {
+		/* A close or handle swap is in flight: its flush must land
+		 * before the file is read again. Woken, look again (the
+		 * entry may be freed by then). */
+		pthread_cond_wait(&images_cond, &images_lock);
+		pthread_mutex_unlock(&images_lock);
+		goto again;
 	}
 	if (img) {
-		if (write && !img->rdwr) {
-			ret = vhd_open(bpath, VHD_OPEN_RDWR, &disk);
-			if (ret)
-				goto out;
-			pthread_rwlock_wrlock(&img->lock);
-			struct vhd_disk *old = img->disk;
+		/* Counted at once, so a last writer's downgrade cannot start
+		 * under a new writer. */
+		img->refs++;
+		img->writers += write;
+		pthread_mutex_unlock(&images_lock);
+		pthread_rwlock_rdlock(&img->lock);
+		bool upgrade = write && !img->rdwr;
 
-			img->disk = disk;
-			img->rdwr = true;
-			pthread_rwlock_unlock(&img->lock);
-			vhd_close(old);
+		pthread_rwlock_unlock(&img->lock);
+		ret = upgrade ? reopen(img, bpath, true) : 0;
+		if (ret) {
+			vhdfs_image_put(img, write);
+			return ret;
 		}
-	} else {
-		ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY,
-			       &disk);
-		if (ret)
-			goto out;
-		img = calloc(1, sizeof(*img));
-		if (!img) {
-			vhd_close(disk);
-			ret = -ENOMEM;
-			goto out;
-		}
-		snprintf(img->path, sizeof(img->path), "%s", bpath);
-		img->dev = st.st_dev;
-		img->ino = st.st_ino;
-		pthread_rwlock_init(&img->lock, NULL);
-		img->disk = disk;
-		img->rdwr = write;
-		img->listed = true;
-		img->next = images;
-		images = img;
+		*out = img;
+		return 0;
 	}
-	img->refs++;
-	if (write)
-		img->writers++;
-	*out = img;
-	ret = 0;
-out:
+	seq = closes_begun;
 	pthread_mutex_unlock(&images_lock);
-	return ret;
+
+	ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, &disk);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&images_lock);
+	if (seq != closes_begun || find_listed(st.st_dev, st.st_ino)) {
+		/* A close (whose flush we may have missed) or another open
+		 * raced ours: start over. */
+		pthread_mutex_unlock(&images_lock);
+		vhd_close(disk);
+		goto again;
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		pthread_mutex_unlock(&images_lock);
+		vhd_close(disk);
+		return -ENOMEM;
+	}
+	snprintf(img->path, sizeof(img->path), "%s", bpath);
+	img->dev = st.st_dev;
+	img->ino = st.st_ino;
+	pthread_rwlock_init(&img->lock, NULL);
+	img->disk = disk;
+	img->rdwr = write;
+	img->listed = true;
+	img->next = images;
+	images = img;
+	img->refs = 1;
+	img->writers = write;
+	*out = img;
+	pthread_mutex_unlock(&images_lock);
+	return 0;
 }
 
 void vhdfs_image_put(struct vhdfs_image *img, bool write)
 {
+	char path[PATH_MAX];
+	int ret;
+
 	pthread_mutex_lock(&images_lock);
 	if (write)
 		img->writers--;
+	if (write && img->writers == 0 && img->refs > 1 && !img->busy) {
+		/*
+		 * Readers remain: hand them a read-only handle, so the write
+		 * lock goes with the last writer and the image can become a
+		 * parent (here or in another program). Our reference pins
+		 * the image; busy holds off new opens meanwhile.
+		 */
+		img->busy = true;
+		snprintf(path, sizeof(path), "%s", img->path);
+		pthread_mutex_unlock(&images_lock);
+		ret = reopen(img, path, false);
+		if (ret)
+			vhdfs_log("reopen of %s read-only failed: %s", path,
+				  strerror(-ret));
+		pthread_mutex_lock(&images_lock);
+		img->busy = false;
+		pthread_cond_broadcast(&images_cond);
+	}
 	if (--img->refs > 0) {
 		pthread_mutex_unlock(&images_lock);
 		return;
 	}
 	/*
-	 * Flush and close before the image leaves the list, with the list
-	 * locked: the library keeps new BAT entries and bitmaps in memory
-	 * until the flush, and the kernel sends RELEASE asynchronously, so a
-	 * reopen racing this close must not read the file before it is
-	 * complete.
+	 * The last reference: flush and close outside the lock. The entry
+	 * stays listed, marked closing, until the file is complete: the
+	 * kernel sends RELEASE asynchronously and a reopen racing this
+	 * close must not read the file before then.
 	 */
+	img->closing = true;
+	closes_begun++;
+	pthread_mutex_unlock(&images_lock);
 	if (img->rdwr) {
-		int ret = vhd_flush(img->disk);
-
+		ret = vhd_flush(img->disk);
 		if (ret)
 			vhdfs_log("flush of %s failed: %s", img->path,
 				  strerror(-ret));
 	}
 	vhd_close(img->disk);
+	pthread_mutex_lock(&images_lock);
 	if (img->listed)
 		unlist(img);
+	pthread_cond_broadcast(&images_cond);
 	pthread_mutex_unlock(&images_lock);
 	pthread_rwlock_destroy(&img->lock);
 	free(img);
@@ -197,18 +281,28 @@ int vhdfs_image_writers(const char *real)
 	struct stat st;
 	int n = 0;
 
-	if (stat(real, &st))
+	if (vhdfs_stat(real, &st))
 		return 0;
 	pthread_mutex_lock(&images_lock);
-	for (img = images; img; img = img->next)
-		if (img->dev == st.st_dev && img->ino == st.st_ino)
-			n += img->writers;
+again:
+	/* A last writer's close or downgrade still holds the write lock
+	 * until it is done: wait for it. */
+	for (img = images; img; img = img->next) {
+		if (img->dev != st.st_dev || img->ino != st.st_ino)
+			continue;
+		if (img->closing || img->busy) {
+			pthread_cond_wait(&images_cond, &images_lock);
+			n = 0;
+			goto again;
+		}
+		n += img->writers;
+	}
 	pthread_mutex_unlock(&images_lock);
 	return n;
 }
 
 /* Size of an open image of @bpath with inode @st, or false. */
-static bool open_size(const char *bpath, const struct stat *st, uint64_t *vsize,
+static bool open_size(const struct stat *st, uint64_t *vsize,
 		      enum vhd_type *type)
 {
 	struct vhdfs_image *img;
@@ -217,7 +311,7 @@ static bool open_size(const char *bpath, const struct stat *st, uint64_t *vsize,
 	pthread_mutex_lock(&images_lock);
 	for (img = images; img; img = img->next) {
 		if (img->ino == st->st_ino && img->dev == st->st_dev &&
-		    strcmp(img->path, bpath) == 0) {
+		    !img->closing) {
 			pthread_rwlock_rdlock(&img->lock);
 			*vsize = vhd_size(img->disk);
 			*type = vhd_type(img->disk);
@@ -247,6 +341,8 @@ struct meta {
 	uint64_t vsize;
 	enum vhd_type type;
 	char *parent; /* differencing: realpath of the parent, or NULL */
+	dev_t pdev;   /* and its identity */
+	ino_t pino;
 	struct meta *next;
 };
 
@@ -299,6 +395,7 @@ static struct meta *meta_load(const char *bpath, const struct stat *st)
 	struct meta *m = calloc(1, sizeof(*m));
 	struct vhd_disk *disk;
 	char found[PATH_MAX], real[PATH_MAX];
+	struct stat pst;
 
 	if (!m)
 		return NULL;
@@ -317,10 +414,16 @@ static struct meta *meta_load(const char *bpath, const struct stat *st)
 		return m;
 	m->vsize = vhd_size(disk);
 	m->type = vhd_type(disk);
+	/* vhd_find_parent keeps out of our mount: so do realpath and stat,
+	 * on the path it found. */
 	if (m->type == VHD_TYPE_DIFF &&
 	    vhd_find_parent(disk, found, sizeof(found)) == 0 &&
-	    realpath(found, real))
+	    vhd_realpath(found, real, sizeof(real)) == 0 &&
+	    stat(real, &pst) == 0) {
 		m->parent = strdup(real);
+		m->pdev = pst.st_dev;
+		m->pino = pst.st_ino;
+	}
 	vhd_close(disk);
 	return m;
 }
@@ -330,23 +433,42 @@ static struct meta *meta_load(const char *bpath, const struct stat *st)
  * reloads a differencing entry whose parent was unresolved or has vanished
  * (it may have been copied in or moved since). Copies the results out.
  */
-static int meta_get(const char *bpath, const struct stat *st, bool want_parent,
-		    uint64_t *vsize, enum vhd_type *type, char *parent,
-		    size_t plen)
+static struct meta *meta_find(unsigned h, const char *bpath)
 {
-	unsigned h = meta_hash(bpath);
-	struct meta *m, **p, *fresh;
-	int err;
+	struct meta *m;
 
-	pthread_mutex_lock(&meta_lock);
 	for (m = meta_tab[h]; m; m = m->next)
 		if (strcmp(m->path, bpath) == 0)
 			break;
-	if (m && meta_fresh(m, st) &&
-	    !(want_parent && m->type == VHD_TYPE_DIFF && !m->err &&
-	      (!m->parent || access(m->parent, F_OK))))
-		goto found;
+	return m;
+}
+
+static int meta_get(const char *bpath, const struct stat *st, bool want_parent,
+		    uint64_t *vsize, enum vhd_type *type, char *parent,
+		    size_t plen, struct stat *pst)
+{
+	unsigned h = meta_hash(bpath);
+	struct meta *m, **p, *fresh;
+	char known[PATH_MAX] = "";
+	int err;
+
+	pthread_mutex_lock(&meta_lock);
+	m = meta_find(h, bpath);
+	if (m && meta_fresh(m, st)) {
+		if (!want_parent || m->type != VHD_TYPE_DIFF || m->err)
+			goto found;
+		if (m->parent)
+			snprintf(known, sizeof(known), "%s", m->parent);
+	}
 	pthread_mutex_unlock(&meta_lock);
+	/* Is the parent still there? Asked with no lock held. */
+	if (known[0] && access(known, F_OK) == 0) {
+		pthread_mutex_lock(&meta_lock);
+		m = meta_find(h, bpath);
+		if (m && meta_fresh(m, st))
+			goto found;
+		pthread_mutex_unlock(&meta_lock);
+	}
 
 	fresh = meta_load(bpath, st);
 	if (!fresh)
@@ -376,6 +498,10 @@ found:
 		*type = m->type;
 	if (parent && plen)
 		snprintf(parent, plen, "%s", m->parent ? m->parent : "");
+	if (pst) {
+		pst->st_dev = m->pdev;
+		pst->st_ino = m->pino;
+	}
 	pthread_mutex_unlock(&meta_lock);
 	return err;
 }
@@ -383,9 +509,9 @@ found:
 int vhdfs_image_meta(const char *bpath, const struct stat *st, uint64_t *vsize,
 		     enum vhd_type *type)
 {
-	if (open_size(bpath, st, vsize, type))
+	if (open_size(st, vsize, type))
 		return 0;
-	return meta_get(bpath, st, false, vsize, type, NULL, 0);
+	return meta_get(bpath, st, false, vsize, type, NULL, 0, NULL);
 }
 
 static void meta_forget(const char *bpath)
@@ -412,14 +538,14 @@ static void meta_forget(const char *bpath)
 	pthread_mutex_unlock(&meta_lock);
 }
 
-void vhdfs_image_forget(const char *bpath)
+void vhdfs_image_forget(const char *bpath, const struct stat *gone)
 {
 	struct vhdfs_image *img, *next;
 
 	pthread_mutex_lock(&images_lock);
-	for (img = images; img; img = next) {
+	for (img = images; gone && img; img = next) {
 		next = img->next;
-		if (strcmp(img->path, bpath) == 0)
+		if (img->dev == gone->st_dev && img->ino == gone->st_ino)
 			unlist(img);
 	}
 	pthread_mutex_unlock(&images_lock);
@@ -460,7 +586,8 @@ void vhdfs_image_renamed(const char *from, const char *to)
  * parent_realpath) for each whose parent resolves; stop when @fn returns
  * non-zero. Symlinked directories are not followed (the view hides them).
  */
-typedef int (*child_fn)(void *ctx, const char *child, const char *parent);
+typedef int (*child_fn)(void *ctx, const char *child, const char *parent,
+			const struct stat *pst);
 
 static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 {
@@ -475,7 +602,7 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 		return 0;
 	while (!ret && (de = readdir(d))) {
 		char path[PATH_MAX], parent[PATH_MAX];
-		struct stat st;
+		struct stat st, pst;
 		enum vhd_type type;
 		int n;
 
@@ -493,21 +620,22 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 			ret = walk(path, depth + 1, fn, ctx);
 			continue;
 		}
-		if (!vhdfs_is_vhd_name(de->d_name) || stat(path, &st) ||
+		if (!vhdfs_is_vhd_name(de->d_name) || vhdfs_stat(path, &st) ||
 		    !S_ISREG(st.st_mode))
 			continue;
 		if (meta_get(path, &st, true, NULL, &type, parent,
-			     sizeof(parent)) ||
+			     sizeof(parent), &pst) ||
 		    type != VHD_TYPE_DIFF || !parent[0])
 			continue;
-		ret = fn(ctx, path, parent);
+		ret = fn(ctx, path, parent, &pst);
 	}
 	closedir(d);
 	return ret;
 }
 
 struct find_ctx {
-	const char *target; /* parent realpath, or directory prefix */
+	const char *target;    /* directory prefix, or NULL */
+	const struct stat *st; /* else: the parent's identity */
 	bool prefix;
 	char *parent;
 	size_t plen;
@@ -515,15 +643,19 @@ struct find_ctx {
 	size_t clen;
 };
 
-static int match_child(void *vctx, const char *child, const char *parent)
+static int match_child(void *vctx, const char *child, const char *parent,
+		       const struct stat *pst)
 {
 	struct find_ctx *c = vctx;
-	size_t n = strlen(c->target);
 
 	if (c->prefix) {
+		size_t n = strlen(c->target);
+
 		if (strncmp(parent, c->target, n) != 0 || parent[n] != '/')
 			return 0;
-	} else if (strcmp(parent, c->target) != 0) {
+	} else if (pst->st_dev != c->st->st_dev ||
+		   pst->st_ino != c->st->st_ino) {
+		/* Identity is the inode: hard links and symlinks count. */
 		return 0;
 	}
 	if (c->parent)
@@ -532,10 +664,10 @@ static int match_child(void *vctx, const char *child, const char *parent)
 	return 1;
 }
 
-int vhdfs_find_child(const char *real, char *child, size_t len)
+int vhdfs_find_child(const struct stat *st, char *child, size_t len)
 {
 	struct find_ctx c = {
-		.target = real,
+		.st = st,
 		.child = child,
 		.clen = len,
 	};

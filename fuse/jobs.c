@@ -58,8 +58,10 @@ static void finish(struct job *j, int err, const char *msg)
 	if (j->state != JOB_TERMINATED) {
 		j->state = err ? JOB_EXCEPTION : JOB_COMPLETED;
 		j->error_code = vhdfs_return_value(-err);
-		if (err && msg)
+		if (err && msg) {
 			snprintf(j->error, sizeof(j->error), "%s", msg);
+			vhdfs_unfd(j->error, sizeof(j->error));
+		}
 		if (!err)
 			j->percent = 100;
 	}
@@ -149,6 +151,8 @@ static void run_validate(struct job *j)
 static void *worker(void *arg)
 {
 	struct job *j = arg;
+	/* Read now: once finished, the record may go with `rm .jobs/ID`. */
+	int dirfd = j->args.kind == VHDFS_JOB_CREATE ? j->args.dirfd : -1;
 
 	pthread_mutex_lock(&jobs_lock);
 	bool cancel = j->cancel;
@@ -160,6 +164,8 @@ static void *worker(void *arg)
 		run_create(j);
 	else
 		run_validate(j);
+	if (dirfd >= 0)
+		close(dirfd);
 	return NULL;
 }
 
@@ -171,11 +177,12 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	pthread_t t;
 	int ret;
 
-	if (!j)
-		return -ENOMEM;
-	j->command = strdup(command);
-	if (!j->command) {
+	if (j)
+		j->command = strdup(command);
+	if (!j || !j->command) {
 		free(j);
+		if (args->kind == VHDFS_JOB_CREATE)
+			close(args->dirfd);
 		return -ENOMEM;
 	}
 	j->args = *args;
@@ -200,6 +207,8 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		j->error_code = vhdfs_return_value(-ret);
 		snprintf(j->error, sizeof(j->error), "cannot start thread");
 		j->done = true;
+		if (args->kind == VHDFS_JOB_CREATE)
+			close(args->dirfd);
 	}
 	*id = j->id;
 	pthread_mutex_unlock(&jobs_lock);

@@ -7,6 +7,7 @@
 #include "vhdfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <stddef.h>
@@ -141,6 +142,13 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	vhdfs_cfg.backing_len = strlen(vhdfs_cfg.backing);
+	vhdfs_cfg.backing_fd =
+		open(vhdfs_cfg.backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (vhdfs_cfg.backing_fd < 0) {
+		fprintf(stderr, "vhdfs: %s: %s\n", backing_arg,
+			strerror(errno));
+		goto out_opts;
+	}
 	{
 		struct stat st;
 
@@ -180,6 +188,16 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	if (fuse_mount(fuse, opts.mountpoint) != 0)
 		goto out_fuse;
+	/*
+	 * Parent lookups never go through our own mount (a lookup there
+	 * waits for this daemon: a deadlock); MOUNTPOINT paths mean the same
+	 * files in BACKING_DIR.
+	 */
+	if (vhd_set_path_redirect(vhdfs_cfg.mountpoint, vhdfs_cfg.backing,
+				  vhdfs_mount_dev(vhdfs_cfg.mountpoint))) {
+		fprintf(stderr, "vhdfs: %s\n", vhd_errmsg());
+		goto out_unmount;
+	}
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (!opts.foreground) {

@@ -50,7 +50,7 @@ static int lookup(const char *path, char *bpath, struct stat *st)
 		return 0;
 	if (!vhdfs_is_vhd_name(bpath))
 		return -ENOENT;
-	if (S_ISLNK(st->st_mode) && stat(bpath, st))
+	if (S_ISLNK(st->st_mode) && vhdfs_stat(bpath, st))
 		return -ENOENT;
 	return S_ISREG(st->st_mode) ? 0 : -ENOENT;
 }
@@ -180,7 +180,7 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			continue;
 		if (!S_ISDIR(st.st_mode)) {
 			if (!vhdfs_is_vhd_name(de->d_name) ||
-			    stat(epath, &st) || !S_ISREG(st.st_mode))
+			    vhdfs_stat(epath, &st) || !S_ISREG(st.st_mode))
 				continue;
 		}
 		if (filler(buf, de->d_name, NULL, 0, 0))
@@ -194,17 +194,19 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 static int open_image(const char *path, const char *bpath, bool write,
 		      struct vhdfs_image **img)
 {
-	char real[PATH_MAX], child[PATH_MAX];
+	char child[PATH_MAX];
+	struct stat st;
 	int ret;
 
 	if (!write)
 		return vhdfs_image_get(bpath, false, img);
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	if (!realpath(bpath, real))
-		return -errno;
+	ret = vhdfs_stat(bpath, &st);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
-	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing write open of %s: it is the parent of %s",
 			  path, child + vhdfs_cfg.backing_len);
 		ret = -EPERM;
@@ -436,11 +438,13 @@ static int vhdfs_truncate(const char *path, off_t size,
 static int check_not_parent(const char *path, const char *bpath,
 			    const char *what)
 {
-	char real[PATH_MAX], child[PATH_MAX];
+	char child[PATH_MAX];
+	struct stat st;
+	int ret = vhdfs_stat(bpath, &st);
 
-	if (!realpath(bpath, real))
-		return -errno;
-	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+	if (ret)
+		return ret;
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing %s of %s: it is the parent of %s", what,
 			  path, child + vhdfs_cfg.backing_len);
 		return -EBUSY;
@@ -472,9 +476,15 @@ static int vhdfs_unlink(const char *path)
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = check_not_parent(path, bpath, "rm");
 	if (!ret) {
+		struct stat lst;
+		bool last = lstat(bpath, &lst) == 0 && !S_ISLNK(lst.st_mode) &&
+			    lst.st_nlink <= 1;
+
 		ret = unlink(bpath) ? -errno : 0;
-		/* Open handles keep the unlinked file; new opens miss it. */
-		vhdfs_image_forget(bpath);
+		/* Open handles keep the unlinked file; new opens miss it.
+		 * Another name of the inode keeps sharing its handle. */
+		if (!ret)
+			vhdfs_image_forget(bpath, last ? &lst : NULL);
 	}
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
@@ -508,7 +518,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 	}
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (S_ISDIR(st.st_mode)) {
-		ret = realpath(bfrom, real) ? 0 : -errno;
+		ret = vhd_realpath(bfrom, real, sizeof(real));
 		if (!ret && vhdfs_find_child_under(real, parent, sizeof(parent),
 						   child, sizeof(child)) > 0) {
 			vhdfs_log("refusing mv of %s: %s is the parent of %s",

@@ -8,7 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <strings.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "vhdfs.h"
 
@@ -58,6 +63,63 @@ bool vhdfs_is_vhd_name(const char *name)
 
 	base = base ? base + 1 : name;
 	return strlen(base) > 4 && strcasecmp(name + n - 4, ".vhd") == 0;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+dev_t vhdfs_mount_dev(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, point[PATH_MAX];
+	unsigned maj, min;
+	size_t cap = 0;
+	dev_t dev = 0;
+
+	if (!f)
+		return 0;
+	/* The last matching line is the mount on top. */
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min,
+			   point) != 3)
+			continue;
+		unescape(point);
+		if (strcmp(point, mnt) == 0)
+			dev = makedev(maj, min);
+	}
+	free(line);
+	fclose(f);
+	return dev;
+}
+
+int vhdfs_stat(const char *path, struct stat *st)
+{
+	char real[PATH_MAX];
+	int r;
+
+	if (lstat(path, st))
+		return -errno;
+	if (!S_ISLNK(st->st_mode))
+		return 0;
+	r = vhd_realpath(path, real, sizeof(real));
+	if (r)
+		return r;
+	return stat(real, st) ? -errno : 0;
 }
 
 bool vhdfs_is_inside(const char *real)
@@ -137,15 +199,54 @@ static int normalize(const char *rel, char *out, size_t len)
 	return 0;
 }
 
-int vhdfs_resolve_new(const char *arg, char *out, size_t len, char *msg,
-		      size_t msglen)
+/*
+ * Open directory @rel (relative, normalized) beneath BACKING_DIR without
+ * ever leaving it, whatever is swapped in during the lookup: openat2
+ * RESOLVE_BENEATH (symlinks that stay inside are followed), else a walk
+ * that follows no symlink at all.
+ */
+static int open_beneath(const char *rel)
 {
-	char norm[PATH_MAX], dir[PATH_MAX], dreal[PATH_MAX];
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	char tmp[PATH_MAX], *save, *c;
+	int fd, next;
+
+	fd = (int)syscall(SYS_openat2, vhdfs_cfg.backing_fd, *rel ? rel : ".",
+			  &how, sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd >= 0 ? fd : -errno;
+	if (strlen(rel) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	strcpy(tmp, rel);
+	fd = openat(vhdfs_cfg.backing_fd, ".",
+		    O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		next = openat(fd, c,
+			      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return errno == ENOTDIR || errno == ELOOP ? -EXDEV
+								  : -errno;
+		fd = next;
+	}
+	return fd;
+}
+
+int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
+		      char *msg, size_t msglen)
+{
+	char norm[PATH_MAX], dir[PATH_MAX];
 	const char *rel = relative_part(arg);
 	const char *base;
 	struct stat st;
-	int ret;
+	int ret, fd;
 
+	*dirfd = -1;
 	if (!rel) {
 		snprintf(msg, msglen, "outside the backing directory: %s", arg);
 		return -EACCES;
@@ -167,45 +268,81 @@ int vhdfs_resolve_new(const char *arg, char *out, size_t len, char *msg,
 	}
 	base = strrchr(norm, '/');
 	if (base) {
-		ret = snprintf(dir, sizeof(dir), "%s/%.*s", vhdfs_cfg.backing,
-			       (int)(base - norm), norm);
+		ret = snprintf(dir, sizeof(dir), "%.*s", (int)(base - norm),
+			       norm);
 		base++;
 	} else {
-		ret = snprintf(dir, sizeof(dir), "%s", vhdfs_cfg.backing);
+		ret = snprintf(dir, sizeof(dir), "%s", "");
 		base = norm;
 	}
 	if (ret < 0 || (size_t)ret >= sizeof(dir)) {
 		ret = -ENAMETOOLONG;
 		goto fail;
 	}
-	/* The directory may be a symlink: judge where it really is. */
-	if (!realpath(dir, dreal)) {
-		ret = -errno;
-		snprintf(msg, msglen, "directory not found: %s", arg);
-		return ret;
+	/* MOUNTPOINT inside BACKING_DIR: never create through ourselves. */
+	{
+		char full[PATH_MAX * 2];
+
+		snprintf(full, sizeof(full), "%s/%s", vhdfs_cfg.backing, norm);
+		if (strip_prefix(full, vhdfs_cfg.mountpoint,
+				 vhdfs_cfg.mountpoint_len)) {
+			snprintf(msg, msglen,
+				 "outside the backing directory: %s", arg);
+			return -EACCES;
+		}
 	}
-	if (!vhdfs_is_inside(dreal)) {
+	fd = open_beneath(dir);
+	if (fd == -EXDEV || fd == -ELOOP) {
 		snprintf(msg, msglen, "outside the backing directory: %s", arg);
 		return -EACCES;
 	}
-	if (stat(dreal, &st) || !S_ISDIR(st.st_mode)) {
-		snprintf(msg, msglen, "not a directory: %s", dir);
-		return -ENOTDIR;
+	if (fd == -ENOENT) {
+		snprintf(msg, msglen, "directory not found: %s", arg);
+		return fd;
 	}
-	ret = snprintf(out, len, "%s%s%s", dreal,
-		       strcmp(dreal, "/") == 0 ? "" : "/", base);
-	if (ret < 0 || (size_t)ret >= len) {
-		ret = -ENAMETOOLONG;
-		goto fail;
+	if (fd < 0) {
+		snprintf(msg, msglen, "not a directory: %s", arg);
+		return fd;
 	}
-	if (lstat(out, &st) == 0) {
+	if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(fd);
 		snprintf(msg, msglen, "target exists: %s", arg);
 		return -EEXIST;
 	}
+	/* The library creates through the descriptor's magic link: the
+	 * directory found is the one written, even if swapped meanwhile. */
+	ret = snprintf(out, len, "/proc/self/fd/%d/%s", fd, base);
+	if (ret < 0 || (size_t)ret >= len) {
+		close(fd);
+		ret = -ENAMETOOLONG;
+		goto fail;
+	}
+	*dirfd = fd;
 	return 0;
 fail:
 	snprintf(msg, msglen, "%s: %s", arg, strerror(-ret));
 	return ret;
+}
+
+void vhdfs_unfd(char *msg, size_t len)
+{
+	static const char pre[] = "/proc/self/fd/";
+	char *p, link[32], dir[PATH_MAX], rest[2048];
+	ssize_t n;
+	int fd;
+
+	while ((p = strstr(msg, pre))) {
+		char *end;
+
+		fd = (int)strtol(p + sizeof(pre) - 1, &end, 10);
+		snprintf(link, sizeof(link), "%s%d", pre, fd);
+		n = readlink(link, dir, sizeof(dir) - 1);
+		if (n < 0 || end == p + sizeof(pre) - 1)
+			return;
+		dir[n] = '\0';
+		snprintf(rest, sizeof(rest), "%s", end);
+		snprintf(p, len - (size_t)(p - msg), "%s%s", dir, rest);
+	}
 }
 
 int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
@@ -224,11 +361,14 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 		snprintf(msg, msglen, "path too long: %s", arg);
 		return -ENAMETOOLONG;
 	}
-	if (!realpath(tmp, out) || stat(out, &st)) {
-		int err = errno;
-
+	/* Not realpath(3): a symlink into MOUNTPOINT would make us look
+	 * the rest up through our own mount. */
+	n = vhd_realpath(tmp, out, len);
+	if (n == 0 && stat(out, &st))
+		n = -errno;
+	if (n) {
 		snprintf(msg, msglen, "not found: %s", arg);
-		return -err;
+		return n == -EXDEV ? -EACCES : n;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(msg, msglen, "not a regular file: %s", arg);

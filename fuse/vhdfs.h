@@ -35,6 +35,7 @@
 struct vhdfs_config {
 	char backing[PATH_MAX]; /* realpath of BACKING_DIR */
 	size_t backing_len;
+	int backing_fd;		   /* O_PATH descriptor of it */
 	char mountpoint[PATH_MAX]; /* realpath of MOUNTPOINT, before mount */
 	size_t mountpoint_len;
 	bool ro;     /* -o ro: refuse every modification */
@@ -88,10 +89,16 @@ bool vhdfs_is_vhd_name(const char *name);
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist
  * (-ENOENT), its name must end in .vhd (-EINVAL) and nothing may exist
- * there yet (-EEXIST). @msg receives a reason on failure.
+ * there yet (-EEXIST). @msg receives a reason on failure. On success the
+ * directory is open beneath BACKING_DIR as *@dirfd (the caller closes it
+ * when done) and @out is "/proc/self/fd/N/NAME": creating through it
+ * writes into that directory even if a path component is swapped for a
+ * symlink meanwhile.
  */
-int vhdfs_resolve_new(const char *arg, char *out, size_t len, char *msg,
-		      size_t msglen);
+int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
+		      char *msg, size_t msglen);
+/* Rewrite "/proc/self/fd/N" in @msg as the directory it is, for users. */
+void vhdfs_unfd(char *msg, size_t len);
 /*
  * Resolve a control-file path for an existing file that may live anywhere
  * (a parent, or an image to validate). Paths inside MOUNTPOINT are mapped to
@@ -103,8 +110,17 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 /* Same, but the file must be inside BACKING_DIR (-EACCES otherwise). */
 int vhdfs_resolve_inside(const char *arg, char *out, size_t len, char *msg,
 			 size_t msglen);
+/*
+ * stat(2) that never looks anything up through our own mount: a symlink
+ * (in BACKING_DIR) into MOUNTPOINT is followed into BACKING_DIR instead,
+ * as vhd_realpath() does. 0 or -errno.
+ */
+int vhdfs_stat(const char *path, struct stat *st);
 /* True when realpath @real is BACKING_DIR or below it. */
 bool vhdfs_is_inside(const char *real);
+/* Device of the file system mounted at @mnt, from /proc/self/mountinfo
+ * (without touching the mount), or 0. */
+dev_t vhdfs_mount_dev(const char *mnt);
 
 /*
  * images.c: one shared vhd_disk per image among all opens, and parent
@@ -130,8 +146,9 @@ int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
-/* The image at @bpath was unlinked/renamed: forget cached state. */
-void vhdfs_image_forget(const char *bpath);
+/* The image at @bpath was unlinked/renamed: forget cached state, and
+ * the handle of inode @gone (NULL: keep) whose last name went. */
+void vhdfs_image_forget(const char *bpath, const struct stat *gone);
 void vhdfs_image_renamed(const char *from, const char *to);
 
 /*
@@ -141,11 +158,12 @@ void vhdfs_image_renamed(const char *from, const char *to);
 int vhdfs_image_meta(const char *bpath, const struct stat *st, uint64_t *vsize,
 		     enum vhd_type *type);
 /*
- * Find an image under BACKING_DIR whose parent is the file at realpath
- * @real. Returns 1 and the child's backing path in @child when one exists,
- * 0 when none. The caller holds vhdfs_topo_lock.
+ * Find an image under BACKING_DIR whose parent is the file @st (stat of
+ * it; identity is st_dev/st_ino, so hard links and symlinks to a parent
+ * are the parent). Returns 1 and the child's backing path in @child when
+ * one exists, 0 when none. The caller holds vhdfs_topo_lock.
  */
-int vhdfs_find_child(const char *real, char *child, size_t len);
+int vhdfs_find_child(const struct stat *st, char *child, size_t len);
 /* Same for any image at or below directory realpath @dir. */
 int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen);
@@ -185,10 +203,12 @@ enum vhdfs_job_kind {
 struct vhdfs_job_args {
 	enum vhdfs_job_kind kind;
 	char path[PATH_MAX]; /* image to create or validate */
+	int dirfd; /* create: directory open for @path, closed by the job */
 	struct vhd_create_params params;
 	struct vhd_create_opts opts; /* owner of what is created */
 };
-/* Start a job; @command is the canonical command text. */
+/* Start a job; @command is the canonical command text. A create job owns
+ * args->dirfd from here on, whether it starts or not. */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		    unsigned long *id);
 int vhdfs_job_cancel(unsigned long id);

@@ -18,7 +18,7 @@ static int parent_of(struct vhd_disk *disk, char *out, size_t len)
 
 	if (ret)
 		return ret;
-	if (len < PATH_MAX || !realpath(found, out))
+	if (len < PATH_MAX || vhd_realpath(found, out, len))
 		return -ENOENT;
 	return 0;
 }
@@ -32,7 +32,7 @@ static int chain_of(const char *bpath, struct vhd_disk *leaf, char *out,
 	size_t o = 0;
 	int ret = 0;
 
-	if (!realpath(bpath, cur))
+	if (vhd_realpath(bpath, cur, sizeof(cur)))
 		snprintf(cur, sizeof(cur), "%s", bpath);
 	for (int depth = 0; depth < VHD_MAX_CHAIN_DEPTH; depth++) {
 		int n = snprintf(out + o, len - o, "%s%s", o ? "\n" : "", cur);

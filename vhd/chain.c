@@ -33,28 +33,26 @@ void vhd_close_one(struct vhd_disk *d)
 static int open_file(struct vhd_disk *d, const char *path, int flags,
 		     struct stat *st)
 {
-	d->fd = -1;
-	d->path = strdup(path);
-	if (!d->path)
-		return vhd_set_error(-ENOMEM, "out of memory");
+	char *used = NULL;
+
 	d->flags = flags;
-	d->fd = open(path,
-		     ((flags & VHD_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	d->fd = vhd_file_open(path, (flags & VHD_OPEN_RDWR) ? O_RDWR : O_RDONLY,
+			      st, &used);
 	if (d->fd < 0)
-		return vhd_set_error(-errno, "%s: %s", path, strerror(errno));
-	if (fstat(d->fd, st) < 0)
-		return vhd_set_error(-errno, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st->st_mode))
-		return vhd_set_error(-EINVAL, "%s: not a regular file", path);
+		return d->fd;
+	d->path = used;
 	d->dev = st->st_dev;
 	d->ino = st->st_ino;
+	if (flags & VHD_OPEN_RDWR)
+		return vhd_lock_writer(d->fd, path);
 	return 0;
 }
+
+static int load(struct vhd_disk *d, const struct stat *st);
 
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
 {
 	struct vhd_disk *d = calloc(1, sizeof(*d));
-	uint64_t file_size;
 	struct stat st;
 	int r;
 
@@ -63,20 +61,37 @@ int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
 	r = open_file(d, path, flags, &st);
 	if (r < 0)
 		goto fail;
-	file_size = (uint64_t)st.st_size;
-	r = vhd_read_footer(d, file_size);
+	r = load(d, &st);
 	if (r < 0)
 		goto fail;
+	*out = d;
+	return 0;
+fail:
+	close_fields(d);
+	free(d);
+	return r;
+}
+
+/* Read the metadata of the file open at d->fd (d->path names it). */
+static int load(struct vhd_disk *d, const struct stat *st)
+{
+	const char *path = d->path;
+	int flags = d->flags;
+	uint64_t file_size;
+	int r;
+
+	file_size = (uint64_t)st->st_size;
+	r = vhd_read_footer(d, file_size);
+	if (r < 0)
+		return r;
 	d->size = d->footer.current_size;
 	if (d->footer.disk_type == VHD_TYPE_FIXED) {
-		if (d->size > d->footer_off) {
-			r = vhd_set_error(-EINVAL,
-					  "%s: fixed disk of %" PRIu64
-					  " bytes but only %" PRIu64
-					  " bytes of data in the file",
-					  path, d->size, d->footer_off);
-			goto fail;
-		}
+		if (d->size > d->footer_off)
+			return vhd_set_error(-EINVAL,
+					     "%s: fixed disk of %" PRIu64
+					     " bytes but only %" PRIu64
+					     " bytes of data in the file",
+					     path, d->size, d->footer_off);
 	} else {
 		r = vhd_read_header(d, file_size);
 		if (r == 0 && d->footer.disk_type == VHD_TYPE_DIFF)
@@ -86,15 +101,10 @@ int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
 		if (r == 0 && (flags & VHD_OPEN_RDWR))
 			r = vhd_bat_alloc_dirty(d);
 		if (r < 0)
-			goto fail;
+			return r;
 	}
 	pthread_rwlock_init(&d->lock, NULL);
-	*out = d;
 	return 0;
-fail:
-	close_fields(d);
-	free(d);
-	return r;
 }
 
 static void uuid_str(const uint8_t *u, char out[37])
@@ -106,21 +116,6 @@ static void uuid_str(const uint8_t *u, char out[37])
 		 u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-/* Unique id of the image at @path from its footer alone. */
-static int peek_uuid(const char *path, uint8_t uuid[16])
-{
-	struct vhd_disk tmp = {0};
-	struct stat st;
-	int r = open_file(&tmp, path, VHD_OPEN_RDONLY, &st);
-
-	if (r == 0)
-		r = vhd_read_footer(&tmp, (uint64_t)st.st_size);
-	if (r == 0)
-		memcpy(uuid, tmp.footer.uuid, 16);
-	close_fields(&tmp);
-	return r;
-}
-
 #define MAX_CANDIDATES 32
 
 struct candidates {
@@ -129,6 +124,10 @@ struct candidates {
 	char tried[4096];
 	size_t tried_len;
 	char mismatch[1024];
+	char mismatch_path[4096];
+	/* the parent found, still open: handed to vhd_open */
+	struct vhd_disk *found;
+	struct stat found_st;
 };
 
 static bool seen_before(struct candidates *c, const char *path)
@@ -145,39 +144,117 @@ static bool seen_before(struct candidates *c, const char *path)
 	return false;
 }
 
+static void note_tried(struct candidates *c, const char *path, const char *why)
+{
+	c->tried_len += (size_t)snprintf(
+		c->tried + c->tried_len, sizeof(c->tried) - c->tried_len,
+		"%s%s%s%s%s", c->tried_len ? ", " : "", path, why ? " (" : "",
+		why ? why : "", why ? ")" : "");
+	if (c->tried_len >= sizeof(c->tried))
+		c->tried_len = sizeof(c->tried) - 1;
+}
+
 /* Try @path; 0 when it is the parent, 1 to go on, -errno to stop. */
 static int try_candidate(const struct vhd_disk *d, const char *path,
 			 struct candidates *c, char *buf, size_t len)
 {
-	uint8_t uuid[16];
+	struct vhd_disk *p;
 	char want[37], have[37];
 	struct stat st;
+	int r;
 
 	if (seen_before(c, path))
 		return 1; /* same path from another locator */
-	c->tried_len += (size_t)snprintf(
-		c->tried + c->tried_len, sizeof(c->tried) - c->tried_len,
-		"%s%s", c->tried_len ? ", " : "", path);
-	if (c->tried_len >= sizeof(c->tried))
-		c->tried_len = sizeof(c->tried) - 1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return 1;
-	if (peek_uuid(path, uuid) < 0)
-		return 1;
-	if (memcmp(uuid, d->header.parent_uuid, 16) != 0) {
-		uuid_str(d->header.parent_uuid, want);
-		uuid_str(uuid, have);
-		snprintf(c->mismatch, sizeof(c->mismatch),
-			 "%s: parent unique id mismatch: expects %s but %s "
-			 "has %s",
-			 d->path, want, path, have);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	/* Opened once, then inspected: nothing can be swapped in between. */
+	r = open_file(p, path, VHD_OPEN_RDONLY, &st);
+	if (r == 0)
+		r = vhd_read_footer(p, (uint64_t)st.st_size);
+	if (r < 0) {
+		const char *why = NULL;
+
+		if (r == -EINVAL)
+			why = strstr(vhd_errmsg(), "not a regular file")
+				      ? "not a regular file"
+				      : "not a VHD image";
+		else if (r == -EXDEV)
+			why = "inside the vhdfs mount";
+		else if (r != -ENOENT)
+			why = strerror(-r);
+		note_tried(c, path, why);
+		close_fields(p);
+		free(p);
 		return 1;
 	}
-	if (strlen(path) >= len)
+	note_tried(c, path, NULL);
+	if (memcmp(p->footer.uuid, d->header.parent_uuid, 16) != 0) {
+		uuid_str(d->header.parent_uuid, want);
+		uuid_str(p->footer.uuid, have);
+		if (!c->mismatch[0]) {
+			snprintf(c->mismatch, sizeof(c->mismatch),
+				 "%s: parent found at %s but its unique id "
+				 "differs (expected %s, found %s)",
+				 d->path, p->path, want, have);
+			snprintf(c->mismatch_path, sizeof(c->mismatch_path),
+				 "%s", p->path);
+		}
+		close_fields(p);
+		free(p);
+		return 1;
+	}
+	if (strlen(p->path) >= len) {
+		close_fields(p);
+		free(p);
 		return vhd_set_error(-ENAMETOOLONG, "%s: parent path too long",
 				     d->path);
-	strcpy(buf, path);
+	}
+	strcpy(buf, p->path);
+	c->found = p;
+	c->found_st = st;
 	return 0;
+}
+
+/*
+ * A locator path made usable here: '\' is already '/'; repeated separators
+ * collapse, "./" prefixes go. @relative: a drive letter and leading
+ * separators are dropped (W2ru is never absolute). Otherwise a Windows
+ * absolute path (drive letter or UNC) is reduced to its bare file name
+ * and *@beside set, to be looked up beside the child.
+ */
+static void clean_locator(char *p, bool relative, bool *beside)
+{
+	char *r = p, *w = p;
+	bool windows = false;
+
+	*beside = false;
+	if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) &&
+	    p[1] == ':') {
+		r += 2;
+		windows = true;
+	} else if (!relative && p[0] == '/' && p[1] == '/') {
+		windows = true; /* \\server\share\... */
+	}
+	if (relative || windows)
+		while (*r == '/')
+			r++;
+	for (; *r; r++) {
+		if (*r == '/' && w > p && w[-1] == '/')
+			continue;
+		*w++ = *r;
+	}
+	*w = '\0';
+	/* "./x" and "././x" are "x"; "." alone stays */
+	while (p[0] == '.' && p[1] == '/')
+		memmove(p, p + 2, strlen(p + 2) + 1);
+	if (windows && !relative) {
+		char *base = strrchr(p, '/');
+
+		if (base)
+			memmove(p, base + 1, strlen(base + 1) + 1);
+		*beside = true;
+	}
 }
 
 /* @rel joined to the directory of the child, unless it is absolute. */
@@ -195,17 +272,17 @@ static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
 			 rel);
 }
 
-int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
+static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
+		       struct candidates *c)
 {
 	static const uint32_t order[] = {VHD_PLAT_W2RU, VHD_PLAT_W2KU,
 					 VHD_PLAT_MACX};
-	struct candidates c = {0};
 	char *decoded = malloc(4096), *path = malloc(8192);
 	char name[1024];
 	const char *base;
+	bool beside;
 	int r = -ENOMEM;
 
-	vhd_clear_error();
 	if (!decoded || !path)
 		goto out;
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
@@ -219,11 +296,20 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 				continue;
 			if (vhd_locator_decode(d, i, decoded, 4096) <= 0)
 				continue;
-			if (order[o] == VHD_PLAT_W2RU)
-				join_child_dir(d, decoded, path, 8192);
-			else
+			if (order[o] == VHD_PLAT_MACX) {
 				snprintf(path, 8192, "%s", decoded);
-			r = try_candidate(d, path, &c, buf, len);
+			} else {
+				clean_locator(decoded,
+					      order[o] == VHD_PLAT_W2RU,
+					      &beside);
+				if (!decoded[0])
+					continue;
+				if (order[o] == VHD_PLAT_W2RU || beside)
+					join_child_dir(d, decoded, path, 8192);
+				else
+					snprintf(path, 8192, "%s", decoded);
+			}
+			r = try_candidate(d, path, c, buf, len);
 			if (r <= 0)
 				goto found;
 		}
@@ -234,29 +320,45 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 	for (const char *p = name; *p; p++)
 		if (*p == '/' || *p == '\\')
 			base = p + 1;
-	if (*base) {
+	if (*base && strcmp(base, ".") && strcmp(base, "..")) {
 		join_child_dir(d, base, path, 8192);
-		r = try_candidate(d, path, &c, buf, len);
+		r = try_candidate(d, path, c, buf, len);
 		if (r <= 0)
 			goto found;
 	}
-	if (c.mismatch[0])
-		r = vhd_set_error(-EINVAL, "%s", c.mismatch);
-	else
+	if (c->mismatch[0]) {
+		snprintf(buf, len, "%s", c->mismatch_path);
+		r = vhd_set_error(-EINVAL, "%s", c->mismatch);
+	} else {
 		r = vhd_set_error(-ENOENT,
 				  "%s: parent not found (parent name \"%s\"); "
 				  "tried: %s",
 				  d->path, name,
-				  c.tried_len ? c.tried : "none");
+				  c->tried_len ? c->tried : "none");
+	}
 	goto out;
 found:
 	if (r == 0)
 		vhd_clear_error(); /* from candidates that did not open */
 out:
-	for (int i = 0; i < c.nseen; i++)
-		free(c.seen[i]);
+	for (int i = 0; i < c->nseen; i++)
+		free(c->seen[i]);
 	free(decoded);
 	free(path);
+	return r;
+}
+
+int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
+{
+	struct candidates c = {0};
+	int r;
+
+	vhd_clear_error();
+	r = find_parent(d, buf, len, &c);
+	if (c.found) {
+		close_fields(c.found);
+		free(c.found);
+	}
 	return r;
 }
 
@@ -296,41 +398,45 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 	r = vhd_open_one(path, flags, &leaf);
 	if (r < 0)
 		goto out;
+	if (r == 0 && (flags & VHD_OPEN_I_PARENT))
+		r = vhd_lock_parent(leaf->fd, leaf->path);
+	if (r < 0)
+		goto fail;
 	for (cur = leaf; cur->footer.disk_type == VHD_TYPE_DIFF &&
 			 !(flags & VHD_OPEN_NOPARENT);
 	     cur = p) {
-		struct stat st;
+		struct candidates c = {0};
 
-		r = vhd_find_parent(cur, parent_path, 8192);
+		r = find_parent(cur, parent_path, 8192, &c);
 		if (r < 0)
 			goto fail;
-		if (stat(parent_path, &st) < 0) {
-			r = vhd_set_error(-errno, "%s: %s", parent_path,
-					  strerror(errno));
-			goto fail;
-		}
+		p = c.found;
 		for (struct vhd_disk *q = leaf; q; q = q->parent) {
-			if (q->dev == st.st_dev && q->ino == st.st_ino) {
+			if (q->dev == p->dev && q->ino == p->ino) {
 				r = vhd_set_error(-ELOOP,
 						  "%s: parent cycle: %s is "
 						  "already in the chain",
 						  cur->path, parent_path);
-				goto fail;
+				break;
 			}
 		}
-		if (++depth > VHD_MAX_CHAIN_DEPTH) {
+		if (r == 0 && ++depth > VHD_MAX_CHAIN_DEPTH)
 			r = vhd_set_error(-ELOOP,
 					  "%s: chain deeper than %d images",
 					  path, VHD_MAX_CHAIN_DEPTH);
+		if (r == 0)
+			r = load(p, &c.found_st);
+		if (r == 0)
+			r = vhd_lock_parent(p->fd, p->path);
+		if (r < 0) {
+			close_fields(p);
+			free(p);
 			goto fail;
 		}
-		r = vhd_open_one(parent_path, VHD_OPEN_RDONLY, &p);
-		if (r < 0)
-			goto fail;
 		cur->parent = p;
 		cur->parent_ts_mismatch =
 			cur->header.parent_timestamp != 0 &&
-			(int64_t)st.st_mtime - VHD_EPOCH_OFFSET !=
+			(int64_t)c.found_st.st_mtime - VHD_EPOCH_OFFSET !=
 				(int64_t)cur->header.parent_timestamp;
 	}
 	*out = leaf;

@@ -137,6 +137,11 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
 	if (r < 0)
 		return r;
+	if (vhd_lock_written_elsewhere(d->fd))
+		say(&c, true,
+		    "%s: in use: open for writing by another program; what "
+		    "is checked may change under the check",
+		    path);
 	if (d->footer.saved_state)
 		say(&c, false, "note: %s: saved-state flag is set", path);
 	if (d->footer.disk_type != VHD_TYPE_FIXED) {

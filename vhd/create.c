@@ -489,7 +489,7 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	r = refuse_existing(child);
 	if (r < 0)
 		return r;
-	r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
+	r = vhd_open(parent, VHD_OPEN_RDONLY | VHD_OPEN_I_PARENT, &p);
 	if (r < 0)
 		return r;
 	n = 1;

@@ -53,10 +53,29 @@ struct vhd_disk;
 
 /*
  * Open the image at @path and, unless VHD_OPEN_NOPARENT, its whole parent
- * chain. Parents are searched via W2ru (relative to the child's directory),
- * W2ku, MacX, then the parent unicode name next to the child; a candidate
- * whose unique id differs from the child's parent id is skipped. A parent
- * timestamp mismatch is reported in vhd_info, never refused.
+ * chain. Parent lookup order (the first candidate whose footer's unique id
+ * equals the child's parent id wins; others are skipped and named in the
+ * error message):
+ *  1. W2ru: a relative path, joined to the child's directory. Separators
+ *     ('\' or '/') repeated collapse to one, a leading ".\" is dropped,
+ *     and a drive letter or leading separator is ignored: it is never taken
+ *     as an absolute path.
+ *  2. W2ku: an absolute path. A Unix path ("/dir/p.vhd", '\' read as '/') is
+ *     tried as is; a Windows one ("C:\dir\p.vhd", "\\server\share\p.vhd")
+ *     cannot exist here, so only its bare file name is tried, beside the
+ *     child (as Hyper-V users moving disks expect) - never relative to the
+ *     working directory.
+ *  3. MacX: a file:// URL, its path tried as is.
+ *  4. The parent unicode name's bare file name, beside the child.
+ * Every candidate (and the leaf) is opened before it is inspected, without
+ * blocking, and must be a regular file not on /proc, /sys or a similar
+ * pseudo file system; paths inside the tree of vhd_set_path_redirect() are
+ * looked up in its replacement. A parent timestamp mismatch is reported
+ * in vhd_info, never refused.
+ * Locks (OFD, see vhd_lock_*): a VHD_OPEN_RDWR leaf is locked for writing
+ * and every parent as a parent, so the same image open for writing by
+ * another process (a daemon, qemu) and as a parent here exclude each
+ * other: -EBUSY with "in use" in the message. Read-only leaves take none.
  * The trailing footer is used, falling back to the copy at offset 0 when the
  * trailing one is unreadable or fails its checksum.
  * On success *@out owns the open files until vhd_close().
@@ -161,12 +180,35 @@ int vhd_get_locator(const struct vhd_disk *disk, int index,
 
 /*
  * Find the parent file of a differencing image without opening the chain
- * (works on a VHD_OPEN_NOPARENT handle). Writes the path found (as it was
- * tried: relative locators joined to the child's directory) into @buf.
+ * (works on a VHD_OPEN_NOPARENT handle), in vhd_open()'s order. Writes the
+ * path found (as it was tried: relative locators joined to the child's
+ * directory; the canonical path when redirected) into @buf.
  * -ENOENT with a message listing every path tried when none exists;
- * -EINVAL when the only candidates found have another unique id.
+ * -EINVAL when the only candidates found have another unique id: @buf then
+ * holds the first such candidate, and the message says "parent found at
+ * X but its unique id differs (expected U1, found U2)".
  */
 int vhd_find_parent(const struct vhd_disk *disk, char *buf, size_t len);
+
+/*
+ * Keep image lookups out of a directory tree: a path at or beneath
+ * canonical absolute directory @from is looked up beneath @to instead
+ * (@from/x becomes @to/x) before any name inside @from is looked up, and a
+ * file or directory on device @dev (0: none) is refused (-EXDEV). The
+ * daemon passes its MOUNTPOINT, BACKING_DIR and the mount's device, so
+ * that resolving a parent never goes through its own mount (which would
+ * deadlock). NULL @from clears it. Process-wide; takes effect for opens
+ * started after it returns.
+ */
+int vhd_set_path_redirect(const char *from, const char *to, dev_t dev);
+
+/*
+ * realpath(3) of an existing file, looked up as image paths are: one
+ * component at a time, a path into the vhd_set_path_redirect() tree
+ * resolved in its replacement (never looked up there). -errno (ENOENT,
+ * ENOTDIR, ELOOP, EXDEV for the excluded device) with a message.
+ */
+int vhd_realpath(const char *path, char *out, size_t len);
 
 /* Creation. All are atomic: on failure no file is left at @path, and an
  * existing @path is never replaced (-EEXIST). */

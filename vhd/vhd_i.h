@@ -218,6 +218,34 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 		      size_t max_units);
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
 
+/*
+ * resolve.c: open the file at @path for the library with @oflags
+ * (O_RDONLY/O_RDWR), walking it one component at a time past the excluded
+ * tree of vhd_set_path_redirect(), never following the last component
+ * into a FIFO or device, and never blocking (O_NONBLOCK until checked).
+ * Only regular files not on a kernel pseudo file system (/proc, /sys)
+ * pass: -EINVAL "not a regular file" otherwise. Returns the descriptor
+ * (close-on-exec), fills *@st, and sets *@used (malloc'ed, may be NULL) to
+ * the path used: @path itself, or its canonical redirected form.
+ */
+int vhd_file_open(const char *path, int oflags, struct stat *st, char **used);
+
+/*
+ * lock.c: OFD locks shared with other processes (and qemu, which uses the
+ * same bytes). A writer holds "consistent read" and "write" and does not
+ * share "write"; a parent of an open chain holds "consistent read" and
+ * does not share "write". -EBUSY with a message naming @path on conflict;
+ * 0 where the file system has no OFD locks.
+ */
+int vhd_lock_writer(int fd, const char *path);
+int vhd_lock_parent(int fd, const char *path);
+/* True when another open file description holds @fd's file for writing. */
+bool vhd_lock_written_elsewhere(int fd);
+
+/* Private open flag: lock the leaf itself as a parent (it is about to get
+ * a child). */
+#define VHD_OPEN_I_PARENT 0x100
+
 /* chain.c */
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);

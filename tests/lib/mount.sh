@@ -331,6 +331,41 @@ vhdfs_umount() {
 	return 0
 }
 
+# vhdfs_abort MNT: abort the FUSE connection of MNT (as given to
+# vhdfs_mount, never realpath'ed here: a hung mount would hang that too),
+# which fails every request waiting on a deadlocked daemon so the test can
+# report and clean up.
+vhdfs_abort() {
+	local dev conn=/sys/fs/fuse/connections
+	dev=$(awk -v m="$1" '$5 == m { d = $3 } END { print d }' \
+		/proc/self/mountinfo)
+	[ -n "$dev" ] || return 0
+	[ -d "$conn/${dev#*:}" ] ||
+		mount -t fusectl fusectl "$conn" 2>/dev/null || true
+	echo 1 >"$conn/${dev#*:}/abort"
+}
+
+# bounded MNT CMD...: run CMD; a hang (deadlock) fails the test instead of
+# hanging it: after 30 s the connection of MNT is aborted.
+bounded() {
+	local mnt=$1 pid i rc=0
+	shift
+	"$@" &
+	pid=$!
+	for ((i = 0; i < 600; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" || rc=$?
+			return "$rc"
+		fi
+		sleep 0.05
+	done
+	log "hung, aborting the FUSE connection of $mnt: $*"
+	vhdfs_abort "$mnt"
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" || true
+	fail "hung (deadlock) until the connection was aborted: $*"
+}
+
 # Crash case only: SIGKILL the daemon of MNT and remove the dead mount
 # (a dead FUSE mount normally unmounts; lazy only as a last resort here).
 # With --keep-mount the dead mount is left for the caller (auto_unmount).

@@ -79,7 +79,7 @@ static int get_locators(struct vhd_disk *meta, struct info_report *r)
 static void explain_chain_error(struct vhd_disk *meta, struct info_report *r,
 				int open_err)
 {
-	char found[4096];
+	char found[4096] = "";
 	const char *m = vhd_errmsg();
 	int err;
 
@@ -91,9 +91,22 @@ static void explain_chain_error(struct vhd_disk *meta, struct info_report *r,
 
 	err = vhd_find_parent(meta, found, sizeof(found));
 	if (err) {
+		struct vhd_disk *other;
+		struct vhd_info oi;
+
 		m = vhd_errmsg();
 		if (m && *m)
 			snprintf(r->error, sizeof(r->error), "%s", m);
+		/* Found, but not the parent: say where and which id. */
+		if (err == -EINVAL && found[0] &&
+		    vhd_open(found, VHD_OPEN_NOPARENT, &other) == 0) {
+			if (vhd_get_info(other, &oi) == 0) {
+				snprintf(r->mismatch_path,
+					 sizeof(r->mismatch_path), "%s", found);
+				memcpy(r->mismatch_uuid, oi.uuid, 16);
+			}
+			vhd_close(other);
+		}
 	}
 }
 

@@ -26,6 +26,10 @@ struct info_report {
 	struct info_chain_entry chain[VHD_MAX_CHAIN_DEPTH];
 	/* Why the chain did not open ("" when it did). */
 	char error[8192];
+	/* A file was found where the parent should be, with another unique
+	 * id: its path ("" when none) and id. */
+	char mismatch_path[4096];
+	uint8_t mismatch_uuid[16];
 };
 
 void info_print_text(FILE *f, const struct info_report *r);

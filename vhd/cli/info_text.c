@@ -63,8 +63,19 @@ static void print_parent(FILE *f, const struct info_report *r)
 			"differs from the one recorded in the child)");
 	fprintf(f, LABEL "%s\n", "Parent name:", in->parent_name);
 	print_locators(f, r);
-	fprintf(f, LABEL "%s\n",
-		"Parent:", r->chain_len > 1 ? r->chain[1].path : "(not found)");
+	if (r->chain_len > 1) {
+		fprintf(f, LABEL "%s\n", "Parent:", r->chain[1].path);
+	} else if (r->mismatch_path[0]) {
+		char other[64];
+
+		info_format_uuid(r->mismatch_uuid, other);
+		fprintf(f,
+			LABEL "(found at %s but its unique id differs: "
+			      "expected %s, found %s)\n",
+			"Parent:", r->mismatch_path, s, other);
+	} else {
+		fprintf(f, LABEL "%s\n", "Parent:", "(not found)");
+	}
 }
 
 static void print_chain(FILE *f, const struct info_report *r)
