@@ -207,6 +207,8 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
+	} else if (vhdfs_job_busy(ppath)) {
+		ret = fail(r, -EBUSY, "parent is in use by a job: %s", parent);
 	} else {
 		ret = vhd_create_diff(cpath, ppath);
 		if (ret)
@@ -218,7 +220,7 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 
 static int cmd_create(char **tok, int n, struct result *r)
 {
-	struct vhdfs_job_args args = {.kind = VHDFS_JOB_CREATE};
+	struct vhdfs_job_args args = {.verb = "create"};
 	uint64_t size, block = 0;
 	bool fixed = false, have_type = false;
 	int ret;
@@ -268,7 +270,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 
 static int cmd_validate(const char *path, struct result *r)
 {
-	struct vhdfs_job_args args = {.kind = VHDFS_JOB_VALIDATE};
+	struct vhdfs_job_args args = {.verb = "validate"};
 	int ret;
 
 	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path), r->msg,
