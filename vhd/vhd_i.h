@@ -228,6 +228,13 @@ int vhd_flush_locked(struct vhd_disk *d);
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);
 
+/*
+ * merge.c, for check.c: 1 and a message in @msg when a merge journal next
+ * to @path lists the image with unique id @uuid as a level to remove.
+ */
+int vhd_merge_leftover(const char *path, const uint8_t uuid[16], char *msg,
+		       size_t len);
+
 static inline uint64_t vhd_align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
