@@ -656,11 +656,15 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	{
 		/* Pending metadata of what was copied: the ancestor stays
 		 * consistent even when the copy stopped. */
-		int rc = vhd_close(a);
+		char *msg = r ? strdup(vhd_errmsg()) : NULL;
+		int rc = vhd_close(a); /* clears the message */
 
 		a = NULL;
 		if (r == 0)
 			r = rc;
+		else
+			vhd_set_error(r, "%s", msg ? msg : "");
+		free(msg);
 	}
 	if (r < 0)
 		goto out;
@@ -673,7 +677,7 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 		r = remove_levels(marker, p);
 out:
 	if (a)
-		vhd_close(a);
+		vhd_close_chain(a); /* opened, nothing written */
 	close_levels(&m);
 	free(p);
 	return r;

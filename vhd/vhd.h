@@ -233,6 +233,22 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	      void *ctx);
 
 /*
+ * Write the flat, resolved content of @src (any image, with its chain)
+ * into a new stand-alone image at @dst, as ConvertVirtualHardDisk:
+ * @params->type VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC, block_size as for
+ * vhd_create (0 = 2 MiB), size 0 (= @src's virtual size; any other value
+ * must equal it, else -EINVAL). A dynamic output allocates only the blocks
+ * holding non-zero data; a fixed one is sparse where the data is zero.
+ * Atomic like vhd_create: built under a hidden temporary name next to
+ * @dst, synced, then linked; on failure or cancel no file is left, and an
+ * existing @dst is never replaced (-EEXIST). @progress gets bytes of the
+ * virtual size done; its done == total call precedes the link.
+ */
+int vhd_convert(const char *src, const char *dst,
+		const struct vhd_create_params *params,
+		vhd_progress_fn progress, void *ctx);
+
+/*
  * 1 when an interrupted merge of @child (which may no longer exist) left a
  * complete removal journal next to it, so vhd_merge(@child, ...) would
  * finish it; 0 when not, -errno on a bad path.

@@ -32,6 +32,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* merge and convert (issue 8, branch merge) */
 int cmd_merge(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Table lookup by name; NULL when unknown. */
 const struct cli_command *cli_find_command(const char *name);
