@@ -187,6 +187,8 @@ static const struct {
 } job_kinds[] = {
 	{"create", run_create},
 	{"validate", run_validate},
+	{"merge", vhdfs_run_merge},
+	{"convert", vhdfs_run_convert},
 };
 
 static vhdfs_job_run_fn find_kind(const char *verb)

@@ -125,6 +125,15 @@ int vhdfs_find_child(const char *real, char *child, size_t len);
 /* Same for any image at or below directory realpath @dir. */
 int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen);
+/*
+ * Find an image under BACKING_DIR whose parent is one of the @n files
+ * @ids and which is not itself one of the first @nskip of them (merge:
+ * the merged levels, then the ancestor). Returns 1 with both backing
+ * paths, 0 when none. The caller holds vhdfs_topo_lock.
+ */
+struct vhdfs_job_claim;
+int vhdfs_find_dependent(const struct vhdfs_job_claim *ids, int n, int nskip,
+			 char *child, size_t clen, char *parent, size_t plen);
 void vhdfs_images_destroy(void);
 
 /* control.c: the .control file. */
@@ -225,6 +234,13 @@ int vhdfs_job_remove(unsigned long id);
 void vhdfs_job_foreach(void (*fn)(void *ctx, unsigned long id), void *ctx);
 /* Cancel every job and wait for the workers to finish. */
 void vhdfs_jobs_destroy(void);
+
+/* job_image.c: run functions of the image-operation jobs. */
+int vhdfs_run_merge(const struct vhdfs_job_args *args, vhd_progress_fn progress,
+		    void *pctx, char *msg, size_t msglen);
+int vhdfs_run_convert(const struct vhdfs_job_args *args,
+		      vhd_progress_fn progress, void *pctx, char *msg,
+		      size_t msglen);
 
 /* xattr.c */
 int vhdfs_getxattr(const char *bpath, const char *name, char *value,
