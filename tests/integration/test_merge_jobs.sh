@@ -9,7 +9,8 @@
 # and a rerun completes it. Refusals: another child of the base (EPERM),
 # not differencing (EINVAL), missing (ENOENT). convert of a 3-level chain
 # to dynamic and fixed equals its flat view; a failing convert ends in
-# JobState 10 with ErrorCode and ErrorDescription.
+# JobState 10 with ErrorCode and ErrorDescription; a merge interrupted
+# between removals is named by `vhd check` and finished by a rerun.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3
@@ -180,6 +181,42 @@ ctl "$M" "cancel $id"
 wait_job "$id"
 assert_eq 8 "$(field "$M/.jobs/$id" JobState)" "cancelled convert JobState"
 assert_eq "$before" "$(ls -A "$B" | sort)" "files after a cancelled convert"
+
+# An interrupted merge that removed the child but not the level below it
+# (state rebuilt by hand: the merge done, mid.vhd back, the journal as the
+# library writes it): `vhd check` names the leftover, and `merge CHILD`
+# through the control file finishes the removal although CHILD is gone.
+ctl "$M" "create mb.vhd 32M"
+ctl "$M" "m1.vhd mb.vhd"
+fill m1.vhd
+ctl "$M" "m2.vhd m1.vhd"
+fill m2.vhd
+cp "$M/m2.vhd" "$T/m2.flat"
+cp "$B/m1.vhd" "$T/m1.copy"
+hexid() { "$VHD" info "$1" | awk '/^UUID:/ { gsub("-", "", $2); print $2 }'; }
+m1_id=$(hexid "$B/m1.vhd")
+base_id=$(hexid "$B/mb.vhd")
+ctl "$M" "merge m2.vhd mb.vhd"
+wait_job "$(job_of "$(last_result)")"
+[ ! -e "$B/m1.vhd" ] || fail "m1.vhd not merged"
+cp "$T/m1.copy" "$B/m1.vhd"
+printf 'vhd-merge 1\nancestor %s %s\nremove %s %s\nend\n' \
+	"$base_id" "$B/mb.vhd" "$m1_id" "$B/m1.vhd" >"$B/.m2.vhd.merging"
+rc=0
+"$VHD" check "$B/m1.vhd" >"$T/check.out" 2>&1 || rc=$?
+cat "$T/check.out" >&2
+assert_eq 1 "$rc" "vhd check exit status on a leftover level"
+grep -q "interrupted merge of m2.vhd" "$T/check.out" ||
+	fail "vhd check does not name the interrupted merge"
+ctl "$M" "merge m2.vhd"
+id=$(job_of "$(last_result)")
+[ -n "$id" ] || fail "merge of a journalled child: $(last_result)"
+wait_job "$id"
+assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "finishing merge JobState"
+[ ! -e "$B/m1.vhd" ] && [ ! -e "$B/.m2.vhd.merging" ] ||
+	fail "leftover level or journal not removed"
+assert_cmp "$T/m2.flat" "$M/mb.vhd" "base after the finished merge"
+expect_errno ENOENT ctl "$M" "merge m2.vhd"
 
 vhdfs_umount "$M"
 exit 0
