@@ -24,19 +24,6 @@ make_base "$B/base.vhd" 32M 0x5a 8M 0
 make_base "$B/other.vhd" 8M 0x33 8M 0
 
 last_result() { cat "$M/.control" | tail -n 1; }
-job_of() {
-	sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9][0-9]*\) .*|\1|p' <<<"$1"
-}
-field() { sed -n "s/^$2=//p" "$1"; }
-wait_job() { # ID
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		grep -q 'JobState=[34]$' "$M/.jobs/$1" || return 0
-		sleep 0.1
-	done
-	cat "$M/.jobs/$1" >&2
-	fail "job $1 still running after 120 s"
-}
 # fill IMAGE: random data at a few places, through the mount.
 fill() {
 	head -c $((6 * MiB)) /dev/urandom |
@@ -79,9 +66,9 @@ ctl "$M" "merge child.vhd base.vhd"
 id=$(job_of "$(last_result)")
 [ -n "$id" ] || fail "merge did not start a job: $(last_result)"
 ctl "$M" "cancel $id"
-wait_job "$id"
+job_wait "$M" "$id"
 cat "$M/.jobs/$id" >&2
-assert_eq 8 "$(field "$M/.jobs/$id" JobState)" "cancelled merge JobState"
+assert_eq 8 "$(job_field "$M/.jobs/$id" JobState)" "cancelled merge JobState"
 assert_cmp "$T/child.flat" "$M/child.vhd" "child after a cancelled merge"
 [ -e "$B/mid.vhd" ] || fail "cancelled merge removed mid.vhd"
 
@@ -95,8 +82,8 @@ assert_eq "Command=\"merge child.vhd base.vhd\"" \
 seen=""
 busy_checked=0
 for ((i = 0; i < 1200; i++)); do
-	st=$(field "$M/.jobs/$id" JobState)
-	pc=$(field "$M/.jobs/$id" PercentComplete)
+	st=$(job_field "$M/.jobs/$id" JobState)
+	pc=$(job_field "$M/.jobs/$id" PercentComplete)
 	[ "$st" = 4 ] || break
 	seen="$seen $pc"
 	if [ "$busy_checked" = 0 ] && [ "$pc" -gt 0 ]; then
@@ -118,8 +105,8 @@ done
 cat "$M/.jobs/$id" >&2
 log "PercentComplete seen:$seen"
 assert_eq 1 "$busy_checked" "EBUSY checks ran while the job ran"
-assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "merge JobState"
-assert_eq 100 "$(field "$M/.jobs/$id" PercentComplete)" "PercentComplete"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "merge JobState"
+assert_eq 100 "$(job_field "$M/.jobs/$id" PercentComplete)" "PercentComplete"
 mid_values=$(tr ' ' '\n' <<<"$seen" | awk '$1 > 0 && $1 < 100' | sort -u |
 	wc -l)
 [ "$mid_values" -ge 2 ] ||
@@ -144,15 +131,15 @@ for t in dynamic fixed; do
 	ctl "$M" "convert c2.vhd conv-$t.vhd $t"
 	id=$(job_of "$(last_result)")
 	[ -n "$id" ] || fail "convert did not start a job: $(last_result)"
-	wait_job "$id"
-	assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "convert $t JobState"
+	job_wait "$M" "$id"
+	assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "convert $t JobState"
 	assert_cmp "$T/c2.flat" "$M/conv-$t.vhd" "convert to $t (mount)"
 	qemu_flat "$B/conv-$t.vhd" "$T/q.raw"
 	assert_cmp "$T/c2.flat" "$T/q.raw" "convert to $t (qemu)"
 done
 ctl "$M" "convert c2.vhd conv-512.vhd dynamic block=512K"
 id=$(job_of "$(last_result)")
-wait_job "$id"
+job_wait "$M" "$id"
 assert_eq 524288 \
 	"$(getfattr --only-values -n user.vhd.block_size "$M/conv-512.vhd" \
 		2>/dev/null || "$VHD" info --json "$B/conv-512.vhd" |
@@ -165,10 +152,10 @@ head -c 3000000 /dev/urandom >"$B/junk.vhd"
 ctl "$M" "convert junk.vhd j2.vhd dynamic"
 id=$(job_of "$(last_result)")
 [ -n "$id" ] || fail "convert of junk did not start a job: $(last_result)"
-wait_job "$id"
+job_wait "$M" "$id"
 cat "$M/.jobs/$id" >&2
-assert_eq 10 "$(field "$M/.jobs/$id" JobState)" "failed convert JobState"
-assert_eq 32773 "$(field "$M/.jobs/$id" ErrorCode)" "failed convert ErrorCode"
+assert_eq 10 "$(job_field "$M/.jobs/$id" JobState)" "failed convert JobState"
+assert_eq 32773 "$(job_field "$M/.jobs/$id" ErrorCode)" "failed convert ErrorCode"
 grep -q '^ErrorDescription=.*junk.vhd.*footer' "$M/.jobs/$id" ||
 	fail "ErrorDescription does not name file and defect"
 [ ! -e "$B/j2.vhd" ] || fail "failed convert left j2.vhd"
@@ -178,8 +165,8 @@ before=$(ls -A "$B" | sort)
 ctl "$M" "convert c2.vhd never.vhd fixed"
 id=$(job_of "$(last_result)")
 ctl "$M" "cancel $id"
-wait_job "$id"
-assert_eq 8 "$(field "$M/.jobs/$id" JobState)" "cancelled convert JobState"
+job_wait "$M" "$id"
+assert_eq 8 "$(job_field "$M/.jobs/$id" JobState)" "cancelled convert JobState"
 assert_eq "$before" "$(ls -A "$B" | sort)" "files after a cancelled convert"
 
 # An interrupted merge that removed the child but not the level below it
@@ -197,7 +184,7 @@ hexid() { "$VHD" info "$1" | awk '/^UUID:/ { gsub("-", "", $2); print $2 }'; }
 m1_id=$(hexid "$B/m1.vhd")
 base_id=$(hexid "$B/mb.vhd")
 ctl "$M" "merge m2.vhd mb.vhd"
-wait_job "$(job_of "$(last_result)")"
+job_wait "$M" "$(job_of "$(last_result)")"
 [ ! -e "$B/m1.vhd" ] || fail "m1.vhd not merged"
 cp "$T/m1.copy" "$B/m1.vhd"
 printf 'vhd-merge 1\nancestor %s %s\nremove %s %s\nend\n' \
@@ -211,8 +198,8 @@ grep -q "interrupted merge of m2.vhd" "$T/check.out" ||
 ctl "$M" "merge m2.vhd"
 id=$(job_of "$(last_result)")
 [ -n "$id" ] || fail "merge of a journalled child: $(last_result)"
-wait_job "$id"
-assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "finishing merge JobState"
+job_wait "$M" "$id"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "finishing merge JobState"
 [ ! -e "$B/m1.vhd" ] && [ ! -e "$B/.m2.vhd.merging" ] ||
 	fail "leftover level or journal not removed"
 assert_cmp "$T/m2.flat" "$M/mb.vhd" "base after the finished merge"
