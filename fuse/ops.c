@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +472,22 @@ static int vhdfs_unlink(const char *path)
 	return ret;
 }
 
+static int busy_entry(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st, (void)ftw;
+	return type == FTW_F && vhdfs_job_busy(path);
+}
+
+/*
+ * A job's paths must not move under it. FTW_MOUNT: never into another
+ * file system, our own mount included.
+ */
+static bool job_busy_under(const char *dir)
+{
+	return nftw(dir, busy_entry, 16, FTW_PHYS | FTW_MOUNT) == 1;
+}
+
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 {
 	char bfrom[PATH_MAX], bto[PATH_MAX], real[PATH_MAX];
@@ -504,6 +521,12 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 						   child, sizeof(child)) > 0) {
 			vhdfs_log("refusing mv of %s: %s is the parent of %s",
 				  from, parent, child + vhdfs_cfg.backing_len);
+			ret = -EBUSY;
+		}
+		if (!ret && job_busy_under(real)) {
+			vhdfs_log("refusing mv of %s: a job is changing an "
+				  "image in it",
+				  from);
 			ret = -EBUSY;
 		}
 	} else {

@@ -44,6 +44,10 @@ ctl "$M" "child.vhd mid.vhd"
 fill child.vhd
 cp "$M/child.vhd" "$T/child.flat"
 cp "$M/other.vhd" "$T/other.flat"
+# A hard link is the same image: a directory holding it cannot move
+# while a job changes the image.
+mkdir "$B/sub"
+ln "$B/child.vhd" "$B/sub/alias.vhd.link"
 
 # Refused: not differencing, missing, another child of a changed level.
 expect_errno EINVAL ctl "$M" "merge base.vhd"
@@ -94,6 +98,8 @@ for ((i = 0; i < 1200; i++)); do
 		expect_errno EBUSY ctl "$M" "new.vhd child.vhd"
 		expect_errno EBUSY ctl "$M" "merge child.vhd"
 		expect_errno EBUSY ctl "$M" "convert child.vhd x.vhd dynamic"
+		assert_eq EBUSY "$(py_errno rename "$M/sub" "$M/sub2")" \
+			"mv of a directory holding a merging level"
 		# Other images are served meanwhile.
 		assert_cmp "$T/other.flat" "$M/other.vhd" "other.vhd during a job"
 		assert_eq OK "$(py_errno open_rw "$M/other.vhd")" \
@@ -113,6 +119,7 @@ mid_values=$(tr ' ' '\n' <<<"$seen" | awk '$1 > 0 && $1 < 100' | sort -u |
 	fail "PercentComplete took $mid_values intermediate values:$seen"
 [ ! -e "$B/child.vhd" ] && [ ! -e "$B/mid.vhd" ] ||
 	fail "merged levels left behind"
+rm -r "$B/sub"
 [ ! -e "$M/child.vhd" ] || fail "mount still shows child.vhd"
 assert_cmp "$T/child.flat" "$M/base.vhd" "base after merge (mount)"
 qemu_flat "$B/base.vhd" "$T/q.raw"
