@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,20 +471,38 @@ static int vhdfs_unlink(const char *path)
 	return ret;
 }
 
-static int busy_entry(const char *path, const struct stat *st, int type,
-		      struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return type == FTW_F && vhdfs_job_busy(path);
-}
-
 /*
- * A job's paths must not move under it. FTW_MOUNT: never into another
- * file system, our own mount included.
+ * A job's paths must not move under it: is any file below @dir claimed by
+ * a running job? Our own mount is skipped before it is looked at (a
+ * lookup there would be a request to ourselves).
  */
-static bool job_busy_under(const char *dir)
+static bool job_busy_under(const char *dir, int depth)
 {
-	return nftw(dir, busy_entry, 16, FTW_PHYS | FTW_MOUNT) == 1;
+	struct dirent *de;
+	bool busy = false;
+	DIR *d;
+
+	if (depth > 64 || !(d = opendir(dir)))
+		return false;
+	while (!busy && (de = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		int n;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			busy = job_busy_under(path, depth + 1);
+		else if (S_ISREG(st.st_mode))
+			busy = vhdfs_job_busy(path);
+	}
+	closedir(d);
+	return busy;
 }
 
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
@@ -523,7 +540,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 				  from, parent, child + vhdfs_cfg.backing_len);
 			ret = -EBUSY;
 		}
-		if (!ret && job_busy_under(real)) {
+		if (!ret && job_busy_under(real, 0)) {
 			vhdfs_log("refusing mv of %s: a job is changing an "
 				  "image in it",
 				  from);
