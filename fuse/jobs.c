@@ -29,8 +29,9 @@ struct job {
 	unsigned long id;
 	char *command;
 	vhdfs_job_run_fn run;
-	/* The fields below are protected by jobs_lock (args.claims too). */
+	/* Read-only once started, but for args.nclaims (jobs_lock). */
 	struct vhdfs_job_args args;
+	/* The fields below are protected by jobs_lock. */
 	enum job_state state;
 	int percent;
 	int error_code;		    /* ReturnValue */
