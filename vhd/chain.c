@@ -72,6 +72,40 @@ fail:
 	return r;
 }
 
+int vhd_open_one_fd(int fd, const char *name, int flags, struct vhd_disk **out)
+{
+	struct vhd_disk *d = calloc(1, sizeof(*d));
+	struct stat st;
+	int r;
+
+	if (!d)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	d->flags = flags;
+	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	d->path = strdup(name);
+	if (d->fd < 0 || fstat(d->fd, &st) < 0) {
+		r = vhd_set_error(-errno, "%s: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (!d->path) {
+		r = vhd_set_error(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	r = (flags & VHD_OPEN_RDWR) ? vhd_lock_writer(d->fd, name) : 0;
+	if (r == 0)
+		r = load(d, &st);
+	if (r < 0)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	close_fields(d);
+	free(d);
+	return r;
+}
+
 /* Read the metadata of the file open at d->fd (d->path names it). */
 static int load(struct vhd_disk *d, const struct stat *st)
 {

@@ -238,6 +238,12 @@ static int tmp_commit(struct tmpfile *t, const char *target,
 	return r;
 }
 
+/* Drop a temporary that failed: closed, and no name left behind. */
+static int tmp_discard(struct tmpfile *t, int r)
+{
+	return tmp_commit(t, "", NULL, r);
+}
+
 static int refuse_existing(const char *path)
 {
 	struct stat st;
@@ -342,22 +348,21 @@ static bool is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
-int vhd_create(const char *path, const struct vhd_create_params *p)
-{
-	return vhd_create_ex(path, p, NULL);
-}
-
-int vhd_create_ex(const char *path, const struct vhd_create_params *p,
-		  const struct vhd_create_opts *opts)
+/*
+ * Validate, then build the empty image as a temporary in @t (owned and
+ * moded as @opts says, masked by @source's chain when its data will be
+ * copied in); on failure nothing is left.
+ */
+static int build(const char *path, const struct vhd_create_params *p,
+		 const struct vhd_create_opts *opts,
+		 const struct vhd_disk *source, struct tmpfile *t)
 {
 	uint64_t size = vhd_align_up(p->size, VHD_SECTOR_SIZE);
 	uint32_t bs = p->block_size ? p->block_size : VHD_DEFAULT_BLOCK_SIZE;
 	struct vhd_footer f;
 	struct vhd_header h;
-	struct tmpfile t;
 	int r;
 
-	vhd_clear_error();
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "
@@ -382,30 +387,77 @@ int vhd_create_ex(const char *path, const struct vhd_create_params *p,
 	r = refuse_existing(path);
 	if (r < 0)
 		return r;
-	r = tmp_open(path, &t);
+	r = tmp_open(path, t);
 	if (r < 0)
 		return r;
-	r = tmp_own(&t, path, opts, NULL);
+	r = tmp_own(t, path, opts, source);
 	if (r < 0)
-		return tmp_commit(&t, path, opts, r);
+		return tmp_discard(t, r);
 	footer_init(&f, p->type, size);
 	if (p->type == VHD_TYPE_FIXED) {
 		uint8_t footer[VHD_FOOTER_SIZE];
 
 		vhd_footer_encode(&f, footer);
 		/* Sparse: the data area reads as zeros unwritten. */
-		if (ftruncate(t.fd, (off_t)size) < 0)
+		if (ftruncate(t->fd, (off_t)size) < 0)
 			r = vhd_set_error(-errno, "%s: %s", path,
 					  strerror(errno));
-		else if ((r = vhd_io_write(t.fd, footer, sizeof(footer),
+		else if ((r = vhd_io_write(t->fd, footer, sizeof(footer),
 					   size)) < 0)
 			vhd_set_error(r, "%s: write failed: %s", path,
 				      strerror(-r));
 	} else {
 		header_init(&h, size, bs);
-		r = write_sparse(t.fd, path, &f, &h, NULL, 0);
+		r = write_sparse(t->fd, path, &f, &h, NULL, 0);
 	}
-	return tmp_commit(&t, path, opts, r);
+	return r < 0 ? tmp_discard(t, r) : 0;
+}
+
+int vhd_create(const char *path, const struct vhd_create_params *p)
+{
+	return vhd_create_ex(path, p, NULL);
+}
+
+int vhd_create_ex(const char *path, const struct vhd_create_params *p,
+		  const struct vhd_create_opts *opts)
+{
+	struct tmpfile t;
+	int r;
+
+	vhd_clear_error();
+	r = build(path, p, opts, NULL, &t);
+	if (r < 0)
+		return r;
+	return tmp_commit(&t, path, opts, 0);
+}
+
+int vhd_create_unlinked(const char *path, const struct vhd_create_params *p,
+			const struct vhd_create_opts *opts,
+			const struct vhd_disk *source, struct vhd_unlinked *u)
+{
+	struct tmpfile *t;
+	int r;
+
+	t = malloc(sizeof(*t));
+	if (!t)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	r = build(path, p, opts, source, t);
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	u->fd = t->fd;
+	u->tmp = t;
+	return 0;
+}
+
+int vhd_link_unlinked(struct vhd_unlinked *u, const char *path,
+		      const struct vhd_create_opts *opts, int r)
+{
+	r = r < 0 ? tmp_discard(u->tmp, r) : tmp_commit(u->tmp, path, opts, 0);
+	free(u->tmp);
+	u->tmp = NULL;
+	return r;
 }
 
 /* Relative path from directory @from to file @to, both canonical. */

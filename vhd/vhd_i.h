@@ -3,6 +3,7 @@
 #ifndef VHD_I_H
 #define VHD_I_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -257,6 +258,41 @@ int vhd_flush_locked(struct vhd_disk *d);
 /* io.c: internal read of a byte range; caller holds the lock if any. */
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);
+
+/*
+ * create.c, for images built by long operations (convert): validate as
+ * vhd_create_ex does and build the empty image as a temporary that has no
+ * name at @path yet (an O_TMPFILE, or a hidden name beside @path), owned
+ * as @opts says and, when @source is given, never readable by anyone who
+ * cannot read @source's chain. vhd_open_one_fd(@u->fd, ...) opens it.
+ * vhd_link_unlinked() then syncs it and links it to @path when @r is 0
+ * (never replacing a file: -EEXIST), or discards it; it returns the
+ * outcome and releases @u either way.
+ */
+/*
+ * chain.c: one image (no parents) from a file already open at @fd (which
+ * stays the caller's; the handle keeps a duplicate); @name is its path in
+ * messages. For files that have no name yet (vhd_create_unlinked).
+ */
+int vhd_open_one_fd(int fd, const char *name, int flags, struct vhd_disk **out);
+
+struct tmpfile;
+struct vhd_unlinked {
+	int fd; /* the temporary, open read-write; owned by @tmp */
+	struct tmpfile *tmp;
+};
+int vhd_create_unlinked(const char *path, const struct vhd_create_params *p,
+			const struct vhd_create_opts *opts,
+			const struct vhd_disk *source, struct vhd_unlinked *u);
+int vhd_link_unlinked(struct vhd_unlinked *u, const char *path,
+		      const struct vhd_create_opts *opts, int r);
+
+/*
+ * merge.c, for check.c: 1 and a message in @msg when a merge journal next
+ * to @path lists the image with unique id @uuid as a level to remove.
+ */
+int vhd_merge_leftover(const char *path, const uint8_t uuid[16], char *msg,
+		       size_t len);
 
 static inline uint64_t vhd_align_up(uint64_t v, uint64_t a)
 {

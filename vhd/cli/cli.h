@@ -30,6 +30,9 @@ int cmd_diff(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* merge and convert (issue 8, branch merge) */
+int cmd_merge(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Table lookup by name; NULL when unknown. */
 const struct cli_command *cli_find_command(const char *name);
@@ -71,5 +74,20 @@ int cli_parse_plain(int argc, char **argv, int nargs);
  * argv[optind], else the usage-error exit status (message printed).
  */
 int cli_check_operands(int argc, char **argv, int nargs);
+
+/*
+ * Options of the commands that make an image (create, convert): --fixed,
+ * --dynamic, --block-size SIZE, -h. Sets @p->type and @block_arg; returns
+ * -1 to go on (operands at argv[optind]), else the exit status to return.
+ */
+struct vhd_create_params;
+int cli_parse_image_opts(int argc, char **argv, struct vhd_create_params *p,
+			 const char **block_arg);
+/*
+ * Apply a --block-size argument (NULL: none) to @p after the type is
+ * known: -1 to go on, or the usage-error status (fixed image, bad size).
+ */
+int cli_apply_block_size(const char *cmd, struct vhd_create_params *p,
+			 const char *block_arg);
 
 #endif
