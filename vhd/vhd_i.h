@@ -216,6 +216,23 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 		      size_t max_units);
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
 
+/*
+ * What a child stores about its parent, as vhd_create_diff writes it: bare
+ * file name (native code units), parent mtime (VHD epoch), W2ku (absolute)
+ * and W2ru (relative to @child's directory) payloads in UTF-16LE with
+ * backslashes. @child need not exist; its directory must. The payloads
+ * are malloc'd: release with vhd_parent_ref_free (also after a failure).
+ */
+struct vhd_parent_ref {
+	uint16_t name[VHD_NAME_UNITS];
+	uint32_t timestamp;
+	uint8_t *w2ku, *w2ru;
+	uint32_t w2ku_len, w2ru_len; /* bytes */
+};
+int vhd_parent_ref_make(const char *child, const char *parent,
+			struct vhd_parent_ref *ref);
+void vhd_parent_ref_free(struct vhd_parent_ref *ref);
+
 /* chain.c */
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
