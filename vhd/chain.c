@@ -97,7 +97,7 @@ fail:
 	return r;
 }
 
-static void uuid_str(const uint8_t *u, char out[37])
+void vhd_uuid_str(const uint8_t *u, char out[37])
 {
 	snprintf(out, 37,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -165,8 +165,8 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
 	if (peek_uuid(path, uuid) < 0)
 		return 1;
 	if (memcmp(uuid, d->header.parent_uuid, 16) != 0) {
-		uuid_str(d->header.parent_uuid, want);
-		uuid_str(uuid, have);
+		vhd_uuid_str(d->header.parent_uuid, want);
+		vhd_uuid_str(uuid, have);
 		snprintf(c->mismatch, sizeof(c->mismatch),
 			 "%s: parent unique id mismatch: expects %s but %s "
 			 "has %s",

@@ -86,27 +86,6 @@ static int check_layout(struct vhd_disk *d, struct checker *c)
 	return 0;
 }
 
-static void check_footer_copy(struct vhd_disk *d, struct checker *c)
-{
-	uint8_t copy[VHD_FOOTER_SIZE], trailing[VHD_FOOTER_SIZE];
-
-	if (d->footer_from_copy) {
-		say(c, true,
-		    "%s: trailing footer is damaged; the copy at "
-		    "offset 0 was used",
-		    d->path);
-		return;
-	}
-	if (vhd_io_read(d->fd, copy, sizeof(copy), 0) < 0 ||
-	    vhd_io_read(d->fd, trailing, sizeof(trailing), d->footer_off) < 0)
-		return;
-	if (memcmp(copy, trailing, sizeof(copy)) != 0)
-		say(c, true,
-		    "%s: footer copy at offset 0 differs from the "
-		    "trailing footer",
-		    d->path);
-}
-
 static void check_chain(const char *path, struct checker *c)
 {
 	struct vhd_disk *chain;
@@ -127,6 +106,15 @@ static void check_chain(const char *path, struct checker *c)
 	vhd_close_chain(chain);
 }
 
+/* Footer and header defects, each with whether vhd repair fixes it. */
+static void check_repairable(const char *path, struct checker *c)
+{
+	int n = vhd_repair_scan(path, c->report, c->ctx);
+
+	if (n > 0)
+		c->problems += n;
+}
+
 int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 {
 	struct checker c = {report, ctx, 0};
@@ -135,14 +123,22 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 
 	vhd_clear_error();
 	r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
-	if (r < 0)
+	if (r < 0) {
+		char why[1024];
+
+		/* Unopenable only because of what repair fixes: say so. */
+		snprintf(why, sizeof(why), "%s", vhd_errmsg());
+		check_repairable(path, &c);
+		if (c.problems)
+			return c.problems;
+		vhd_set_error(r, "%s", why);
 		return r;
+	}
 	if (d->footer.saved_state)
 		say(&c, false, "note: %s: saved-state flag is set", path);
-	if (d->footer.disk_type != VHD_TYPE_FIXED) {
-		check_footer_copy(d, &c);
+	check_repairable(path, &c);
+	if (d->footer.disk_type != VHD_TYPE_FIXED)
 		r = check_layout(d, &c);
-	}
 	vhd_close_one(d);
 	if (r < 0)
 		return r;

@@ -407,67 +407,6 @@ int vhd_flush(struct vhd_disk *d)
 	return r;
 }
 
-/*
- * Whether byte @off of the chain is data (held by some image) or a hole,
- * and where that state ends, at most at @limit.
- */
-static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
-		  uint64_t *end)
-{
-	uint64_t block_off, block_end;
-	uint32_t block, s, e, run;
-	uint8_t *map;
-	bool set;
-	int r;
-
-	if (off >= d->size) {
-		*data = false;
-		*end = limit;
-		return 0;
-	}
-	if (limit > d->size)
-		limit = d->size;
-	if (d->footer.disk_type == VHD_TYPE_FIXED) {
-		*data = true;
-		*end = limit;
-		return 0;
-	}
-	block = (uint32_t)(off / d->block_size);
-	block_off = (uint64_t)block * d->block_size;
-	block_end = block_off + d->block_size;
-	if (block_end > limit)
-		block_end = limit;
-	if (d->footer.disk_type == VHD_TYPE_DYNAMIC) {
-		*data = d->bat[block] != VHD_BAT_UNUSED;
-		*end = block_end;
-		return 0;
-	}
-	if (d->bat[block] == VHD_BAT_UNUSED) {
-		if (!d->parent)
-			return vhd_set_error(-ENOENT, "%s: parent not opened",
-					     d->path);
-		return extent(d->parent, off, block_end, data, end);
-	}
-	r = vhd_bitmap_get(d, block, &map);
-	if (r < 0)
-		return r;
-	s = (uint32_t)((off - block_off) / VHD_SECTOR_SIZE);
-	e = (uint32_t)((block_end - block_off + VHD_SECTOR_SIZE - 1) /
-		       VHD_SECTOR_SIZE);
-	run = vhd_bitmap_run(map, s, e, &set);
-	block_end = block_off + (uint64_t)(s + run) * VHD_SECTOR_SIZE;
-	if (block_end > limit)
-		block_end = limit;
-	if (set) {
-		*data = true;
-		*end = block_end;
-		return 0;
-	}
-	if (!d->parent)
-		return vhd_set_error(-ENOENT, "%s: parent not opened", d->path);
-	return extent(d->parent, off, block_end, data, end);
-}
-
 static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 {
 	int64_t result = -ENXIO;
@@ -475,19 +414,18 @@ static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 	vhd_clear_error();
 	lock_read(d);
 	while (off < d->size) {
-		uint64_t end;
-		bool data;
-		int r = extent(d, off, d->size, &data, &end);
+		struct vhd_where w;
+		int r = vhd_locate(d, off, d->size, 0, &w);
 
 		if (r < 0) {
 			result = r;
 			break;
 		}
-		if (data == want_data) {
+		if ((w.disk != NULL) == want_data) {
 			result = (int64_t)off;
 			break;
 		}
-		off = end;
+		off = w.end;
 		if (!want_data && off >= d->size)
 			result = (int64_t)d->size;
 	}

@@ -233,7 +233,46 @@ int vhd_parent_ref_make(const char *child, const char *parent,
 			struct vhd_parent_ref *ref);
 void vhd_parent_ref_free(struct vhd_parent_ref *ref);
 
+/* relocate.c: moving blocks and the footer, crash-safely. */
+/* Where a block's bitmap goes at or after @from (data 4 KiB aligned). */
+uint64_t vhd_block_place(const struct vhd_disk *d, uint64_t from);
+/* Bytes a block takes in the file: bitmap + data. */
+uint64_t vhd_block_span(const struct vhd_disk *d);
+/* Write/sync with a message naming the file on failure. */
+int vhd_write_named(struct vhd_disk *d, const void *buf, size_t len,
+		    uint64_t off);
+int vhd_sync_named(struct vhd_disk *d);
+/*
+ * Write the footer at @off and sync; when @off is below the current footer
+ * the file is then cut after it (and synced). Updates d->footer_off.
+ */
+int vhd_footer_move(struct vhd_disk *d, uint64_t off);
+/*
+ * Copy block @block to byte offset @dest (free space, sector aligned),
+ * sync, point its BAT entry there (memory and file), sync. Only then may
+ * the caller reuse the old place.
+ */
+int vhd_block_move(struct vhd_disk *d, uint32_t block, uint64_t dest);
+
+/* map.c: what supplies byte @off of @d (at chain level @depth). */
+struct vhd_where {
+	struct vhd_disk *disk; /* NULL: no image holds it (zeros) */
+	int depth;
+	uint64_t file_off; /* in disk's file */
+	uint64_t end;	   /* the same answer holds up to here (<= limit) */
+};
+int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+	       struct vhd_where *w);
+
+/*
+ * repair.c: vhd_repair's walk without writing: each defect is reported
+ * with "(fixable by vhd repair[ --checksums])". Returns the number found.
+ */
+int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
+
 /* chain.c */
+/* @u as 8-4-4-4-12 lowercase hex, bytes in stored order. */
+void vhd_uuid_str(const uint8_t *u, char out[37]);
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
 /* Close a read-only chain without touching the error message. */
