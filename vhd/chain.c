@@ -284,6 +284,19 @@ int vhd_close(struct vhd_disk *disk)
 	return r;
 }
 
+int vhd_close_keep(struct vhd_disk *disk, int r)
+{
+	char msg[1024];
+	int cr;
+
+	if (r == 0)
+		return vhd_close(disk);
+	snprintf(msg, sizeof(msg), "%s", vhd_errmsg());
+	cr = vhd_close(disk);
+	(void)cr; /* the first failure is the one to report */
+	return vhd_set_error(r, "%s", msg);
+}
+
 int vhd_open(const char *path, int flags, struct vhd_disk **out)
 {
 	char *parent_path = malloc(8192);

@@ -330,7 +330,7 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 	struct compactor c = {.progress = progress, .ctx = ctx};
 	struct vhd_disk *d;
 	uint64_t before, end = 0;
-	int r, cr;
+	int r;
 
 	vhd_clear_error();
 	if (reclaimed)
@@ -367,6 +367,5 @@ out:
 	free(c.buf);
 	free(c.pbuf);
 	free(c.map);
-	cr = vhd_close(d);
-	return r ? r : cr;
+	return vhd_close_keep(d, r);
 }

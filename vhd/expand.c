@@ -227,7 +227,7 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	uint64_t size = vhd_align_up(new_size, VHD_SECTOR_SIZE);
 	struct expander e = {.progress = progress, .ctx = ctx};
 	struct vhd_disk *d;
-	int r, cr;
+	int r;
 
 	vhd_clear_error();
 	if (new_size > VHD_MAX_SIZE)
@@ -254,6 +254,5 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	if (r == 0 && progress)
 		progress(ctx, e.total, e.total);
 out:
-	cr = vhd_close(d);
-	return r ? r : cr;
+	return vhd_close_keep(d, r);
 }

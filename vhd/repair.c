@@ -219,7 +219,7 @@ static int repair_header(struct repair *rp, const uint8_t *footer)
 		 "dynamic header checksum mismatch (stored 0x%08x, computed "
 		 "0x%08x)",
 		 stored, computed);
-	if (!defect(rp, true, what, "recompute it"))
+	if (!defect(rp, true, what, "checksum recomputed"))
 		return 0;
 	vhd_put32(h + 36, computed);
 	return put(rp, h, sizeof(h), off);
@@ -270,7 +270,7 @@ static int repair_footers(struct repair *rp)
 	} else if (ts == BAD_SUM || cs == BAD_SUM) {
 		memcpy(good, ts == BAD_SUM ? tail : copy, sizeof(good));
 		snprintf(what, sizeof(what), "%s", ts == BAD_SUM ? twhy : cwhy);
-		if (!defect(rp, true, what, "recompute the checksum"))
+		if (!defect(rp, true, what, "checksum recomputed"))
 			return 0;
 		vhd_put32(good + 64, vhd_checksum(good, VHD_FOOTER_SIZE, 64));
 		r = ts == BAD_SUM ? put(rp, good, VHD_FOOTER_SIZE, at)
@@ -286,10 +286,13 @@ static int repair_footers(struct repair *rp)
 	if (vhd_get32(good + 60) == VHD_TYPE_FIXED ||
 	    !memcmp(good, copy, VHD_FOOTER_SIZE))
 		return 0;
-	snprintf(what, sizeof(what), "%s",
-		 cs == GOOD ? "footer copy at offset 0 differs from the "
-			      "trailing footer"
-			    : "footer copy at offset 0 is damaged");
+	if (cs == GOOD)
+		snprintf(what, sizeof(what),
+			 "footer copy at offset 0 differs "
+			 "from the trailing footer");
+	else
+		snprintf(what, sizeof(what),
+			 "footer copy at offset 0 is damaged (%s)", cwhy);
 	if (defect(rp, false, what, "rewritten from the trailing footer"))
 		return put(rp, good, VHD_FOOTER_SIZE, 0);
 	return 0;

@@ -91,7 +91,7 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 	struct vhd_disk *c = NULL, *p = NULL;
 	uint8_t buf[VHD_HEADER_SIZE];
 	struct vhd_header h;
-	int r, cr;
+	int r;
 
 	vhd_clear_error();
 	r = vhd_open_one(child, VHD_OPEN_RDWR, &c);
@@ -134,6 +134,5 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 out:
 	vhd_parent_ref_free(&ref);
 	vhd_close_chain(p);
-	cr = vhd_close(c);
-	return r ? r : cr;
+	return vhd_close_keep(c, r);
 }

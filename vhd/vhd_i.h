@@ -275,6 +275,12 @@ int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
 void vhd_uuid_str(const uint8_t *u, char out[37]);
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
+/*
+ * Close @disk (flushing as vhd_close) after an operation that returned
+ * @r: a failure's message survives the close. Returns @r, or the close's
+ * result when @r is 0.
+ */
+int vhd_close_keep(struct vhd_disk *disk, int r);
 /* Close a read-only chain without touching the error message. */
 void vhd_close_chain(struct vhd_disk *d);
 

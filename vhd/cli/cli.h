@@ -30,6 +30,12 @@ int cmd_diff(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* image operations */
+int cmd_compact(int argc, char **argv);
+int cmd_expand(int argc, char **argv);
+int cmd_reparent(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 
 /* Table lookup by name; NULL when unknown. */
 const struct cli_command *cli_find_command(const char *name);
