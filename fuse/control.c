@@ -207,6 +207,8 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
+	} else if (vhdfs_job_busy(ppath)) {
+		ret = fail(r, -EBUSY, "parent is in use by a job: %s", parent);
 	} else {
 		ret = vhd_create_diff(cpath, ppath);
 		if (ret)
@@ -218,7 +220,7 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 
 static int cmd_create(char **tok, int n, struct result *r)
 {
-	struct vhdfs_job_args args = {.kind = VHDFS_JOB_CREATE};
+	struct vhdfs_job_args args = {.verb = "create"};
 	uint64_t size, block = 0;
 	bool fixed = false, have_type = false;
 	int ret;
@@ -268,7 +270,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 
 static int cmd_validate(const char *path, struct result *r)
 {
-	struct vhdfs_job_args args = {.kind = VHDFS_JOB_VALIDATE};
+	struct vhdfs_job_args args = {.verb = "validate"};
 	int ret;
 
 	ret = vhdfs_resolve_existing(path, args.path, sizeof(args.path), r->msg,
@@ -278,6 +280,170 @@ static int cmd_validate(const char *path, struct result *r)
 	/* A damaged image is what validation is for: the job reports it. */
 	ret = vhdfs_job_start(&args, r->cmd, &r->job);
 	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
+}
+
+/* Path of an argument inside BACKING_DIR as given (it may not exist). */
+static int backing_candidate(const char *arg, char *out, size_t len)
+{
+	int n = arg[0] == '/'
+			? snprintf(out, len, "%s", arg)
+			: snprintf(out, len, "%s/%s", vhdfs_cfg.backing, arg);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * The levels a merge removes (child first) and then the ancestor, claimed
+ * for the job: all inside BACKING_DIR. @apath gets the ancestor's
+ * realpath (the child's parent when @ancestor is NULL).
+ */
+static int merge_levels(struct vhdfs_job_args *a, const char *child,
+			const char *ancestor, char *apath, struct result *r)
+{
+	char cur[PATH_MAX], found[PATH_MAX], real[PATH_MAX];
+	struct stat want, st;
+	int ret;
+
+	if (ancestor && stat(apath, &want))
+		return fail(r, -errno, "ancestor not found: %s", ancestor);
+	snprintf(cur, sizeof(cur), "%s", a->path);
+	for (int depth = 0;; depth++) {
+		struct vhd_disk *d;
+
+		if (depth >= VHD_MAX_CHAIN_DEPTH)
+			return fail(r, -ELOOP, "chain of %s too deep", child);
+		ret = vhdfs_job_claim(a, cur, r->msg, sizeof(r->msg));
+		if (ret)
+			return ret;
+		ret = vhd_open(cur, VHD_OPEN_NOPARENT, &d);
+		if (ret)
+			return lib_fail(r, ret);
+		if (vhd_type(d) != VHD_TYPE_DIFF) {
+			vhd_close(d);
+			if (depth == 0)
+				return fail(r, -EINVAL,
+					    "not a differencing disk: %s",
+					    child);
+			return fail(r, -EINVAL, "%s is not an ancestor of %s",
+				    ancestor, child);
+		}
+		ret = vhd_find_parent(d, found, sizeof(found));
+		if (ret)
+			lib_fail(r, ret); /* before close clears the message */
+		vhd_close(d);
+		if (ret)
+			return ret;
+		if (!realpath(found, real) || stat(real, &st))
+			return fail(r, -errno, "parent not found: %s", found);
+		if (!vhdfs_is_inside(real))
+			return fail(r, -EACCES,
+				    "%s: outside the backing directory, the "
+				    "merge would change it",
+				    found);
+		if (!ancestor ||
+		    (st.st_dev == want.st_dev && st.st_ino == want.st_ino)) {
+			snprintf(apath, PATH_MAX, "%s", real);
+			break;
+		}
+		snprintf(cur, sizeof(cur), "%s", real);
+	}
+	return vhdfs_job_claim(a, apath, r->msg, sizeof(r->msg));
+}
+
+static int cmd_merge(char **tok, int n, struct result *r)
+{
+	struct vhdfs_job_args args = {.verb = "merge"};
+	char child[PATH_MAX], parent[PATH_MAX];
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
+				   sizeof(r->msg));
+	if (ret == -ENOENT &&
+	    backing_candidate(tok[1], args.path, sizeof(args.path)) == 0 &&
+	    vhd_merge_pending(args.path) == 1) {
+		/* Only the journalled removal is left to do. */
+		r->msg[0] = '\0';
+		ret = vhdfs_job_start(&args, r->cmd, &r->job);
+		return ret ? fail(r, ret, "cannot start job: %s",
+				  strerror(-ret))
+			   : 0;
+	}
+	if (ret)
+		return ret;
+	if (n > 2) {
+		ret = vhdfs_resolve_inside(tok[2], args.path2,
+					   sizeof(args.path2), r->msg,
+					   sizeof(r->msg));
+		if (ret)
+			return ret;
+	}
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	ret = merge_levels(&args, tok[1], n > 2 ? tok[2] : NULL, args.path2, r);
+	if (!ret && vhdfs_find_dependent(args.claims, args.nclaims,
+					 args.nclaims - 1, child, sizeof(child),
+					 parent, sizeof(parent)) > 0)
+		ret = fail(r, -EPERM, "%s depends on %s, which the merge %s",
+			   child + vhdfs_cfg.backing_len + 1,
+			   parent + vhdfs_cfg.backing_len + 1,
+			   strcmp(parent, args.path2) == 0 ? "changes"
+							   : "removes");
+	if (!ret) {
+		ret = vhdfs_job_start(&args, r->cmd, &r->job);
+		if (ret)
+			fail(r, ret, "cannot start job: %s", strerror(-ret));
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+static int cmd_convert(char **tok, int n, struct result *r)
+{
+	struct vhdfs_job_args args = {.verb = "convert"};
+	uint64_t block = 0;
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (strcasecmp(tok[3], "fixed") == 0)
+		args.params.type = VHD_TYPE_FIXED;
+	else if (strcasecmp(tok[3], "dynamic") == 0)
+		args.params.type = VHD_TYPE_DYNAMIC;
+	else
+		return fail(r, -EINVAL, "type must be fixed or dynamic: %s",
+			    tok[3]);
+	if (n > 4) {
+		if (strncasecmp(tok[4], "block=", 6) != 0)
+			return fail(r, -EINVAL, "unexpected argument: %s",
+				    tok[4]);
+		if (vhd_parse_size(tok[4] + 6, &block) || !block ||
+		    block > UINT32_MAX)
+			return fail(r, -EINVAL, "bad block size: %s",
+				    tok[4] + 6);
+		if (args.params.type == VHD_TYPE_FIXED)
+			return fail(r, -EINVAL,
+				    "a fixed image has no block size");
+		args.params.block_size = (uint32_t)block;
+	}
+	ret = vhdfs_resolve_existing(tok[1], args.path, sizeof(args.path),
+				     r->msg, sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = vhdfs_resolve_new(tok[2], args.path2, sizeof(args.path2), r->msg,
+				sizeof(r->msg));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	/* The source must not change while it is read. */
+	ret = vhdfs_job_claim(&args, args.path, r->msg, sizeof(r->msg));
+	if (!ret) {
+		ret = vhdfs_job_start(&args, r->cmd, &r->job);
+		if (ret)
+			fail(r, ret, "cannot start job: %s", strerror(-ret));
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
 }
 
 static int cmd_cancel(const char *arg, struct result *r)
@@ -307,8 +473,9 @@ struct verb {
 static const struct verb verbs[] = {
 	{"diff", 2, 2, true},	  {"create", 2, 4, true},
 	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
-	{"merge", 1, 2, false},	  {"compact", 1, 1, false},
+	{"merge", 1, 2, true},	  {"compact", 1, 1, false},
 	{"expand", 2, 2, false},  {"reparent", 2, 3, false},
+	{"convert", 3, 4, true},
 };
 
 /* Run one command line; fills @r (r->cmd is the canonical command). */
@@ -347,6 +514,10 @@ static int run(char *line, struct result *r)
 		return cmd_create(tok, n, r);
 	if (strcmp(v->name, "validate") == 0)
 		return cmd_validate(tok[1], r);
+	if (strcmp(v->name, "merge") == 0)
+		return cmd_merge(tok, n, r);
+	if (strcmp(v->name, "convert") == 0)
+		return cmd_convert(tok, n, r);
 	return cmd_cancel(tok[1], r);
 }
 

@@ -558,6 +558,43 @@ int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 	return walk(vhdfs_cfg.backing, 0, match_child, &c);
 }
 
+struct dep_ctx {
+	const struct vhdfs_job_claim *ids;
+	int n, nskip;
+	char *child, *parent;
+	size_t clen, plen;
+};
+
+static bool in_ids(const struct vhdfs_job_claim *ids, int n,
+		   const struct stat *st)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i].dev == st->st_dev && ids[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+static int match_dependent(void *vctx, const char *child, const char *parent)
+{
+	struct dep_ctx *c = vctx;
+	struct stat pst, cst;
+
+	if (stat(parent, &pst) || !in_ids(c->ids, c->n, &pst) ||
+	    stat(child, &cst) || in_ids(c->ids, c->nskip, &cst))
+		return 0;
+	snprintf(c->child, c->clen, "%s", child);
+	snprintf(c->parent, c->plen, "%s", parent);
+	return 1;
+}
+
+int vhdfs_find_dependent(const struct vhdfs_job_claim *ids, int n, int nskip,
+			 char *child, size_t clen, char *parent, size_t plen)
+{
+	struct dep_ctx c = {ids, n, nskip, child, parent, clen, plen};
+
+	return walk(vhdfs_cfg.backing, 0, match_dependent, &c);
+}
+
 void vhdfs_images_destroy(void)
 {
 	struct vhdfs_image *img;

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * Background jobs, shown as .jobs/ID with the CIM_ConcreteJob fields.
- * Each job runs in its own detached thread; the job record outlives it
- * until `rm .jobs/ID` or unmount.
+ * Each job runs in its own detached thread (the mount keeps serving) with
+ * a progress callback that moves PercentComplete and carries `cancel ID`
+ * into the operation; the record outlives the thread until `rm .jobs/ID`
+ * or unmount. The images a job changes are claimed (busy) until it ends.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +28,9 @@ enum job_state {
 struct job {
 	unsigned long id;
 	char *command;
+	vhdfs_job_run_fn run;
+	/* The fields below are protected by jobs_lock (args.claims too). */
 	struct vhdfs_job_args args;
-	/* The fields below are protected by jobs_lock. */
 	enum job_state state;
 	int percent;
 	int error_code;		    /* ReturnValue */
@@ -34,8 +38,9 @@ struct job {
 	struct timespec start;	    /* CLOCK_REALTIME */
 	struct timespec mono_start; /* CLOCK_MONOTONIC */
 	struct timespec mono_end;
-	bool cancel;
-	bool done; /* worker finished with the record */
+	bool cancel;	/* `cancel ID` asked */
+	bool committed; /* past the point of no return: cancel refused */
+	bool done;	/* worker finished with the record */
 	struct job *next;
 };
 
@@ -51,11 +56,16 @@ static bool finished(const struct job *j)
 	       j->state == JOB_EXCEPTION;
 }
 
-/* Record the outcome unless the job was terminated meanwhile. */
+/* Record the outcome and release the job's images. */
 static void finish(struct job *j, int err, const char *msg)
 {
 	pthread_mutex_lock(&jobs_lock);
-	if (j->state != JOB_TERMINATED) {
+	j->args.nclaims = 0;
+	if (err == -ECANCELED) {
+		j->state = JOB_TERMINATED;
+		j->error_code = vhdfs_return_value(0);
+		snprintf(j->error, sizeof(j->error), "cancelled");
+	} else {
 		j->state = err ? JOB_EXCEPTION : JOB_COMPLETED;
 		j->error_code = vhdfs_return_value(-err);
 		if (err && msg)
@@ -70,48 +80,75 @@ static void finish(struct job *j, int err, const char *msg)
 	pthread_mutex_unlock(&jobs_lock);
 }
 
+static unsigned throttle_ms; /* VHDFS_JOB_THROTTLE_MS, read at first job */
+
+/* The vhd_progress_fn of every job: @ctx is its struct job. */
+static int job_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct job *j = ctx;
+	int stop;
+
+	if (throttle_ms) {
+		struct timespec ts = {throttle_ms / 1000,
+				      (long)(throttle_ms % 1000) * 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&jobs_lock);
+	stop = j->cancel;
+	if (!stop) {
+		if (done < total) {
+			int p = (int)(done * 100 / total);
+
+			j->percent = p > 99 ? 99 : p;
+		} else {
+			j->committed = true;
+		}
+	}
+	pthread_mutex_unlock(&jobs_lock);
+	return stop;
+}
+
 /*
  * Create into a hidden temporary name next to the target and link it into
  * place only if the job was not cancelled, so a cancelled or failed job
  * never leaves a file under the final name.
  */
-static void run_create(struct job *j)
+static int run_create(const struct vhdfs_job_args *a, vhd_progress_fn progress,
+		      void *pctx, char *msg, size_t msglen)
 {
+	static atomic_ulong seq;
 	char tmp[PATH_MAX], dir[PATH_MAX], base[PATH_MAX];
 	int ret, n;
 
-	snprintf(dir, sizeof(dir), "%s", j->args.path);
-	snprintf(base, sizeof(base), "%s", j->args.path);
-	n = snprintf(tmp, sizeof(tmp), "%s/.%s.job%lu.tmp", dirname(dir),
-		     basename(base), j->id);
+	snprintf(dir, sizeof(dir), "%s", a->path);
+	snprintf(base, sizeof(base), "%s", a->path);
+	n = snprintf(tmp, sizeof(tmp), "%s/.%s.job%d.%lu.tmp", dirname(dir),
+		     basename(base), (int)getpid(), atomic_fetch_add(&seq, 1));
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		finish(j, -ENAMETOOLONG, "path too long");
-		return;
+		snprintf(msg, msglen, "path too long: %s", a->path);
+		return -ENAMETOOLONG;
 	}
-	ret = vhd_create(tmp, &j->args.params);
-	if (ret) {
-		const char *m = vhd_errmsg();
-
-		finish(j, ret, m && *m ? m : strerror(-ret));
-		return;
-	}
-	pthread_mutex_lock(&jobs_lock);
-	bool cancel = j->cancel;
-
-	/* link() under the lock: a cancel either precedes it or sees 7. */
-	ret = cancel ? 0 : link(tmp, j->args.path) ? -errno : 0;
-	pthread_mutex_unlock(&jobs_lock);
+	progress(pctx, 0, 1);
+	ret = vhd_create(tmp, &a->params);
+	if (ret)
+		return ret;
+	/* The point of no return: a cancel either precedes it or fails. */
+	if (progress(pctx, 1, 1))
+		ret = -ECANCELED;
+	else if (link(tmp, a->path))
+		ret = -errno;
 	unlink(tmp);
 	if (ret == -EEXIST)
-		finish(j, ret, "target exists");
-	else if (ret)
-		finish(j, ret, strerror(-ret));
-	else
-		finish(j, 0, NULL);
+		snprintf(msg, msglen, "target exists: %s", a->path);
+	else if (ret && ret != -ECANCELED)
+		snprintf(msg, msglen, "%s: %s", a->path, strerror(-ret));
+	return ret;
 }
 
 struct check_ctx {
-	struct job *job;
+	char *first; /* first problem, in the job's message buffer */
+	size_t len;
 	int problems;
 };
 
@@ -120,60 +157,154 @@ static void report(void *vctx, const char *msg)
 	struct check_ctx *c = vctx;
 
 	/* Keep the first problem; the count is added at the end. */
-	if (c->problems++ == 0) {
-		pthread_mutex_lock(&jobs_lock);
-		snprintf(c->job->error, sizeof(c->job->error), "%s", msg);
-		pthread_mutex_unlock(&jobs_lock);
-	}
+	if (c->problems++ == 0)
+		snprintf(c->first, c->len, "%s", msg);
 }
 
-static void run_validate(struct job *j)
+static int run_validate(const struct vhdfs_job_args *a,
+			vhd_progress_fn progress, void *pctx, char *msg,
+			size_t msglen)
 {
-	struct check_ctx c = {.job = j};
-	char msg[1200];
-	int ret = vhd_check(j->args.path, report, &c);
+	char first[1024] = "";
+	struct check_ctx c = {first, sizeof(first), 0};
+	int ret;
 
-	if (ret < 0) {
-		const char *m = vhd_errmsg();
-
-		finish(j, ret, m && *m ? m : strerror(-ret));
-	} else if (ret > 0) {
-		pthread_mutex_lock(&jobs_lock);
-		snprintf(msg, sizeof(msg), "%d problem%s: %s", ret,
-			 ret == 1 ? "" : "s", j->error);
-		pthread_mutex_unlock(&jobs_lock);
+	progress(pctx, 0, 1);
+	ret = vhd_check(a->path, report, &c);
+	if (ret > 0) {
+		snprintf(msg, msglen, "%d problem%s: %s", ret,
+			 ret == 1 ? "" : "s", first);
 		/* An inconsistent image fails validation (ReturnValue 32768) */
-		finish(j, -EIO, msg);
-	} else {
-		finish(j, 0, NULL);
+		return -EIO;
 	}
+	return ret;
+}
+
+/* The job kinds: see vhdfs.h for how to add one. */
+static const struct {
+	const char *verb;
+	vhdfs_job_run_fn run;
+} job_kinds[] = {
+	{"create", run_create},
+	{"validate", run_validate},
+	{"merge", vhdfs_run_merge},
+	{"convert", vhdfs_run_convert},
+};
+
+static vhdfs_job_run_fn find_kind(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(job_kinds) / sizeof(job_kinds[0]); i++)
+		if (verb && strcmp(job_kinds[i].verb, verb) == 0)
+			return job_kinds[i].run;
+	return NULL;
 }
 
 static void *worker(void *arg)
 {
 	struct job *j = arg;
+	char msg[1024] = "";
+	int ret;
 
 	pthread_mutex_lock(&jobs_lock);
 	bool cancel = j->cancel;
 
 	pthread_mutex_unlock(&jobs_lock);
-	if (cancel)
+	if (cancel) {
 		finish(j, -ECANCELED, NULL);
-	else if (j->args.kind == VHDFS_JOB_CREATE)
-		run_create(j);
-	else
-		run_validate(j);
+		return NULL;
+	}
+	ret = j->run(&j->args, job_progress, j, msg, sizeof(msg));
+	if (ret && ret != -ECANCELED && !msg[0]) {
+		const char *m = vhd_errmsg();
+
+		snprintf(msg, sizeof(msg), "%s", m && *m ? m : strerror(-ret));
+	}
+	if (ret && ret != -ECANCELED)
+		vhdfs_log("job %lu (%s) failed: %s", j->id, j->command, msg);
+	finish(j, ret, msg);
 	return NULL;
+}
+
+/* A running job holds @dev/@ino. Caller holds jobs_lock. */
+static struct job *claimed_by(dev_t dev, ino_t ino)
+{
+	for (struct job *j = jobs; j; j = j->next)
+		for (int i = 0; i < j->args.nclaims; i++)
+			if (j->args.claims[i].dev == dev &&
+			    j->args.claims[i].ino == ino)
+				return j;
+	return NULL;
+}
+
+bool vhdfs_job_busy(const char *path)
+{
+	struct stat st;
+	bool busy;
+
+	if (stat(path, &st))
+		return false;
+	pthread_mutex_lock(&jobs_lock);
+	busy = claimed_by(st.st_dev, st.st_ino) != NULL;
+	pthread_mutex_unlock(&jobs_lock);
+	return busy;
+}
+
+int vhdfs_job_claim(struct vhdfs_job_args *a, const char *path, char *msg,
+		    size_t msglen)
+{
+	const char *shown = path;
+	unsigned long owner = 0;
+	struct stat st;
+
+	if (strncmp(path, vhdfs_cfg.backing, vhdfs_cfg.backing_len) == 0 &&
+	    path[vhdfs_cfg.backing_len] == '/')
+		shown = path + vhdfs_cfg.backing_len + 1;
+	if (stat(path, &st)) {
+		int err = errno;
+
+		snprintf(msg, msglen, "not found: %s", shown);
+		return -err;
+	}
+	for (int i = 0; i < a->nclaims; i++)
+		if (a->claims[i].dev == st.st_dev &&
+		    a->claims[i].ino == st.st_ino)
+			return 0;
+	if (a->nclaims == VHDFS_JOB_MAX_CLAIMS) {
+		snprintf(msg, msglen, "too many images: %s", shown);
+		return -E2BIG;
+	}
+	pthread_mutex_lock(&jobs_lock);
+	struct job *j = claimed_by(st.st_dev, st.st_ino);
+
+	if (j)
+		owner = j->id;
+	pthread_mutex_unlock(&jobs_lock);
+	if (owner) {
+		snprintf(msg, msglen, "%s is in use by job %lu", shown, owner);
+		return -EBUSY;
+	}
+	if (vhdfs_image_writers(path) > 0) {
+		snprintf(msg, msglen, "%s is open for writing", shown);
+		return -EBUSY;
+	}
+	a->claims[a->nclaims].dev = st.st_dev;
+	a->claims[a->nclaims].ino = st.st_ino;
+	a->nclaims++;
+	return 0;
 }
 
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		    unsigned long *id)
 {
-	struct job *j = calloc(1, sizeof(*j));
+	vhdfs_job_run_fn run = find_kind(args->verb);
+	struct job *j;
 	pthread_attr_t attr;
 	pthread_t t;
 	int ret;
 
+	if (!run)
+		return -EINVAL;
+	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->command = strdup(command);
@@ -181,6 +312,7 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		free(j);
 		return -ENOMEM;
 	}
+	j->run = run;
 	j->args = *args;
 	/* Running from the start: a `while JobState=4` loop must not end
 	 * before the worker thread got scheduled. */
@@ -189,6 +321,16 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	clock_gettime(CLOCK_MONOTONIC, &j->mono_start);
 
 	pthread_mutex_lock(&jobs_lock);
+	if (!throttle_ms && getenv("VHDFS_JOB_THROTTLE_MS"))
+		throttle_ms = (unsigned)atoi(getenv("VHDFS_JOB_THROTTLE_MS"));
+	for (int i = 0; i < args->nclaims; i++) {
+		if (claimed_by(args->claims[i].dev, args->claims[i].ino)) {
+			pthread_mutex_unlock(&jobs_lock);
+			free(j->command);
+			free(j);
+			return -EBUSY;
+		}
+	}
 	j->id = next_id++;
 	*jobs_tail = j;
 	jobs_tail = &j->next;
@@ -199,6 +341,7 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	pthread_attr_destroy(&attr);
 	if (ret) {
 		workers--;
+		j->args.nclaims = 0;
 		j->state = JOB_EXCEPTION;
 		j->error_code = vhdfs_return_value(-ret);
 		snprintf(j->error, sizeof(j->error), "cannot start thread");
@@ -226,16 +369,12 @@ int vhdfs_job_cancel(unsigned long id)
 
 	pthread_mutex_lock(&jobs_lock);
 	j = find(id);
-	if (!j) {
+	if (!j)
 		ret = -ENOENT;
-	} else if (finished(j)) {
+	else if (finished(j) || j->committed)
 		ret = -EPERM;
-	} else {
-		j->cancel = true;
-		j->state = JOB_TERMINATED;
-		j->error_code = vhdfs_return_value(0);
-		snprintf(j->error, sizeof(j->error), "cancelled");
-	}
+	else
+		j->cancel = true; /* the job stops at its next progress call */
 	pthread_mutex_unlock(&jobs_lock);
 	return ret;
 }
@@ -347,10 +486,8 @@ void vhdfs_jobs_destroy(void)
 
 	pthread_mutex_lock(&jobs_lock);
 	for (j = jobs; j; j = j->next) {
-		if (!finished(j)) {
+		if (!finished(j))
 			j->cancel = true;
-			j->state = JOB_TERMINATED;
-		}
 	}
 	while (workers > 0)
 		pthread_cond_wait(&jobs_cond, &jobs_lock);

@@ -204,7 +204,11 @@ static int open_image(const char *path, const char *bpath, bool write,
 	if (!realpath(bpath, real))
 		return -errno;
 	pthread_mutex_lock(&vhdfs_topo_lock);
-	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
+	if (vhdfs_job_busy(real)) {
+		vhdfs_log("refusing write open of %s: a job is changing it",
+			  path);
+		ret = -EBUSY;
+	} else if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing write open of %s: it is the parent of %s",
 			  path, child + vhdfs_cfg.backing_len);
 		ret = -EPERM;
@@ -411,7 +415,10 @@ static int vhdfs_truncate(const char *path, off_t size,
 	return -EINVAL;
 }
 
-/* -EBUSY (and a log line) when the image at @bpath has a child. */
+/*
+ * -EBUSY (and a log line) when the image at @bpath has a child or a job
+ * is changing it.
+ */
 static int check_not_parent(const char *path, const char *bpath,
 			    const char *what)
 {
@@ -419,6 +426,11 @@ static int check_not_parent(const char *path, const char *bpath,
 
 	if (!realpath(bpath, real))
 		return -errno;
+	if (vhdfs_job_busy(real)) {
+		vhdfs_log("refusing %s of %s: a job is changing it", what,
+			  path);
+		return -EBUSY;
+	}
 	if (vhdfs_find_child(real, child, sizeof(child)) > 0) {
 		vhdfs_log("refusing %s of %s: it is the parent of %s", what,
 			  path, child + vhdfs_cfg.backing_len);

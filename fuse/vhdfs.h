@@ -125,6 +125,15 @@ int vhdfs_find_child(const char *real, char *child, size_t len);
 /* Same for any image at or below directory realpath @dir. */
 int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen);
+/*
+ * Find an image under BACKING_DIR whose parent is one of the @n files
+ * @ids and which is not itself one of the first @nskip of them (merge:
+ * the merged levels, then the ancestor). Returns 1 with both backing
+ * paths, 0 when none. The caller holds vhdfs_topo_lock.
+ */
+struct vhdfs_job_claim;
+int vhdfs_find_dependent(const struct vhdfs_job_claim *ids, int n, int nskip,
+			 char *child, size_t clen, char *parent, size_t plen);
 void vhdfs_images_destroy(void);
 
 /* control.c: the .control file. */
@@ -143,19 +152,80 @@ ssize_t vhdfs_control_read(struct vhdfs_control *ctl, char *buf, size_t len,
 int vhdfs_return_value(int err);
 void vhdfs_control_destroy(void);
 
-/* jobs.c: background jobs shown as .jobs/ID. */
-enum vhdfs_job_kind {
-	VHDFS_JOB_CREATE, /* create a fixed image */
-	VHDFS_JOB_VALIDATE,
+/*
+ * jobs.c: background jobs shown as .jobs/ID.
+ *
+ * A job kind is one row {verb, run} of the job_kinds[] table in jobs.c.
+ * Adding one (e.g. compact):
+ *   1. write `int vhdfs_run_compact(const struct vhdfs_job_args *args,
+ *      vhd_progress_fn progress, void *pctx, char *msg, size_t msglen)`
+ *      (declared here). It runs in the job's own thread and passes @progress
+ * and
+ *      @pctx to the library's long operation. It returns 0 or -errno; on
+ *      failure it may put a message naming file and defect into @msg,
+ *      else the thread's vhd_errmsg() (or strerror) becomes the job's
+ *      ErrorDescription. -ECANCELED means the job stopped on `cancel ID`.
+ *   2. add {"compact", vhdfs_run_compact} to job_kinds[];
+ *   3. in control.c, parse the command into a vhdfs_job_args, claim every
+ *      image the job changes with vhdfs_job_claim() and call
+ *      vhdfs_job_start() with vhdfs_topo_lock held across both.
+ *
+ * Progress: the callback sets PercentComplete (done/total, kept below 100
+ * until the job completes) and returns non-zero once `cancel ID` was
+ * asked, so the operation stops (JobState 4 -> 8). Its call with done ==
+ * total is the point of no return: a cancel after it is refused (EPERM)
+ * and the job completes. Errors end in JobState 10 with ErrorCode (a
+ * ReturnValue) and ErrorDescription.
+ *
+ * Busy images: the images a job claimed are busy until the job has
+ * finished (before its JobState leaves 4): opening one for writing
+ * through the mount, and commands that would change, remove or depend on
+ * it, fail with EBUSY (32774). Identity is the inode (st_dev, st_ino).
+ *
+ * Testing knob: VHDFS_JOB_THROTTLE_MS=N in the daemon's environment makes
+ * every progress call sleep N ms, so tests can catch a job mid-way.
+ */
+#define VHDFS_JOB_MAX_CLAIMS (VHD_MAX_CHAIN_DEPTH + 1)
+
+struct vhdfs_job_claim {
+	dev_t dev;
+	ino_t ino;
 };
+
 struct vhdfs_job_args {
-	enum vhdfs_job_kind kind;
-	char path[PATH_MAX]; /* image to create or validate */
-	struct vhd_create_params params;
+	const char *verb;     /* a verb of job_kinds[] in jobs.c */
+	char path[PATH_MAX];  /* first operand, resolved backing path */
+	char path2[PATH_MAX]; /* second operand (ANCESTOR, DST) or "" */
+	uint64_t size;	      /* a size operand (expand) */
+	struct vhd_create_params params; /* create, convert */
+	/* images the job changes (vhdfs_job_claim); busy while it runs */
+	int nclaims;
+	struct vhdfs_job_claim claims[VHDFS_JOB_MAX_CLAIMS];
 };
-/* Start a job; @command is the canonical command text. */
+
+typedef int (*vhdfs_job_run_fn)(const struct vhdfs_job_args *args,
+				vhd_progress_fn progress, void *pctx, char *msg,
+				size_t msglen);
+
+/*
+ * Add the image at @path to the images @args changes. -EBUSY when a job is
+ * changing it or it is open for writing through the mount, -ENOENT when
+ * it does not exist, -E2BIG past VHDFS_JOB_MAX_CLAIMS; @msg says which.
+ * The caller holds vhdfs_topo_lock until vhdfs_job_start(), so no writer
+ * can open the image in between.
+ */
+int vhdfs_job_claim(struct vhdfs_job_args *args, const char *path, char *msg,
+		    size_t msglen);
+/*
+ * Start a job; @command is the canonical command text. The job's claims
+ * become busy at once. -EINVAL for an unknown verb, -EBUSY when a claim
+ * was taken by another job meanwhile.
+ */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		    unsigned long *id);
+/* True while a running job has claimed the file at @path (stat). */
+bool vhdfs_job_busy(const char *path);
+/* Ask a job to stop: -ENOENT no such job, -EPERM finished or finishing. */
 int vhdfs_job_cancel(unsigned long id);
 /* Render .jobs/ID into a malloc'ed string. */
 int vhdfs_job_render(unsigned long id, char **text, size_t *len);
@@ -164,6 +234,13 @@ int vhdfs_job_remove(unsigned long id);
 void vhdfs_job_foreach(void (*fn)(void *ctx, unsigned long id), void *ctx);
 /* Cancel every job and wait for the workers to finish. */
 void vhdfs_jobs_destroy(void);
+
+/* job_image.c: run functions of the image-operation jobs. */
+int vhdfs_run_merge(const struct vhdfs_job_args *args, vhd_progress_fn progress,
+		    void *pctx, char *msg, size_t msglen);
+int vhdfs_run_convert(const struct vhdfs_job_args *args,
+		      vhd_progress_fn progress, void *pctx, char *msg,
+		      size_t msglen);
 
 /* xattr.c */
 int vhdfs_getxattr(const char *bpath, const char *name, char *value,

@@ -136,6 +136,12 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	}
 	if (d->footer.saved_state)
 		say(&c, false, "note: %s: saved-state flag is set", path);
+	{
+		char msg[8192];
+
+		if (vhd_merge_leftover(path, d->footer.uuid, msg, sizeof(msg)))
+			say(&c, true, "%s", msg);
+	}
 	check_repairable(path, &c);
 	if (d->footer.disk_type != VHD_TYPE_FIXED)
 		r = check_layout(d, &c);

@@ -179,16 +179,19 @@ static bool is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
-int vhd_create(const char *path, const struct vhd_create_params *p)
+/*
+ * Validate, then build the empty image under a temporary name in @t; on
+ * failure nothing is left.
+ */
+static int build(const char *path, const struct vhd_create_params *p,
+		 struct tmpfile *t)
 {
 	uint64_t size = vhd_align_up(p->size, VHD_SECTOR_SIZE);
 	uint32_t bs = p->block_size ? p->block_size : VHD_DEFAULT_BLOCK_SIZE;
 	struct vhd_footer f;
 	struct vhd_header h;
-	struct tmpfile t;
 	int r;
 
-	vhd_clear_error();
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "
@@ -213,7 +216,7 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 	r = refuse_existing(path);
 	if (r < 0)
 		return r;
-	r = tmp_open(path, &t);
+	r = tmp_open(path, t);
 	if (r < 0)
 		return r;
 	footer_init(&f, p->type, size);
@@ -222,18 +225,60 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 
 		vhd_footer_encode(&f, footer);
 		/* Sparse: the data area reads as zeros unwritten. */
-		if (ftruncate(t.fd, (off_t)size) < 0)
+		if (ftruncate(t->fd, (off_t)size) < 0)
 			r = vhd_set_error(-errno, "%s: %s", path,
 					  strerror(errno));
-		else if ((r = vhd_io_write(t.fd, footer, sizeof(footer),
+		else if ((r = vhd_io_write(t->fd, footer, sizeof(footer),
 					   size)) < 0)
 			vhd_set_error(r, "%s: write failed: %s", path,
 				      strerror(-r));
 	} else {
 		header_init(&h, size, bs);
-		r = write_sparse(t.fd, path, &f, &h, NULL, 0);
+		r = write_sparse(t->fd, path, &f, &h, NULL, 0);
 	}
-	return tmp_commit(&t, path, r);
+	/* On failure: closed and removed, nothing linked. */
+	return r < 0 ? tmp_commit(t, path, r) : 0;
+}
+
+int vhd_create(const char *path, const struct vhd_create_params *p)
+{
+	struct tmpfile t;
+	int r;
+
+	vhd_clear_error();
+	r = build(path, p, &t);
+	if (r < 0)
+		return r;
+	return tmp_commit(&t, path, 0);
+}
+
+int vhd_create_unlinked(const char *path, const struct vhd_create_params *p,
+			char *tmp, size_t len)
+{
+	struct tmpfile t;
+	int r = build(path, p, &t);
+
+	if (r < 0)
+		return r;
+	if (strlen(t.path) >= len)
+		r = vhd_set_error(-ENAMETOOLONG, "%s: path too long", path);
+	if (close(t.fd) < 0 && r == 0)
+		r = vhd_set_error(-errno, "%s: %s", path, strerror(errno));
+	if (r < 0)
+		unlink(t.path);
+	else
+		strcpy(tmp, t.path);
+	return r;
+}
+
+int vhd_link_unlinked(const char *tmp, const char *path, int r)
+{
+	if (r == 0 && link(tmp, path) < 0)
+		r = vhd_set_error(-errno, "%s: %s", path,
+				  errno == EEXIST ? "already exists"
+						  : strerror(errno));
+	unlink(tmp);
+	return r;
 }
 
 int vhd_create_diff(const char *child, const char *parent)

@@ -200,6 +200,62 @@ int vhd_create_diff(const char *child, const char *parent);
 typedef int (*vhd_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 /*
+ * Merge the differencing image @child into @ancestor (NULL = its parent),
+ * as Hyper-V's MergeVirtualHardDisk: every sector held by @child or by a
+ * level between it and @ancestor is written into @ancestor (the newest
+ * level wins), through vhd_pwrite on @ancestor opened VHD_OPEN_RDWR, and
+ * after vhd_flush the merged levels (child and intermediates) are removed.
+ * Afterwards @ancestor's flat content equals @child's before, byte for
+ * byte. @ancestor may be fixed, dynamic or differencing; it is found by
+ * inode among @child's ancestors (-EINVAL when it is none of them).
+ *
+ * Refused with -EPERM (nothing changed) while another image in @child's
+ * directory has a merged level or @ancestor as its parent. -EINVAL when
+ * @child is not differencing or is larger than @ancestor.
+ *
+ * Crash safety: killed at any point (kill -9, power loss, ENOSPC) @child's
+ * view is unchanged and readable, and rerunning the same merge completes
+ * it. Only sectors the merged levels hold (and so shadow) are written into
+ * @ancestor. Removal is journalled: before the first unlink a marker
+ * ".CHILDNAME.merging" naming the ancestor and the levels (path and
+ * unique id) is written and synced next to @child; levels go leaf first,
+ * then the marker. A rerun that finds a complete marker finishes the
+ * removal (even when @child itself is already gone) and returns 0; an
+ * incomplete marker (crash while writing it) is dropped and the merge
+ * redone. vhd_check() reports a level the marker still lists.
+ *
+ * @progress gets bytes of @child's virtual size scanned; its call with
+ * done == total comes after @ancestor is flushed and before anything is
+ * removed (the point of no return). On -ECANCELED (or any failure) the
+ * merge can be rerun. Not to be run on images another handle writes.
+ */
+int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
+	      void *ctx);
+
+/*
+ * Write the flat, resolved content of @src (any image, with its chain)
+ * into a new stand-alone image at @dst, as ConvertVirtualHardDisk:
+ * @params->type VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC, block_size as for
+ * vhd_create (0 = 2 MiB), size 0 (= @src's virtual size; any other value
+ * must equal it, else -EINVAL). A dynamic output allocates only the blocks
+ * holding non-zero data; a fixed one is sparse where the data is zero.
+ * Atomic like vhd_create: built under a hidden temporary name next to
+ * @dst, synced, then linked; on failure or cancel no file is left, and an
+ * existing @dst is never replaced (-EEXIST). @progress gets bytes of the
+ * virtual size done; its done == total call precedes the link.
+ */
+int vhd_convert(const char *src, const char *dst,
+		const struct vhd_create_params *params,
+		vhd_progress_fn progress, void *ctx);
+
+/*
+ * 1 when an interrupted merge of @child (which may no longer exist) left a
+ * complete removal journal next to it, so vhd_merge(@child, ...) would
+ * finish it; 0 when not, -errno on a bad path.
+ */
+int vhd_merge_pending(const char *child);
+
+/*
  * Consistency check of one image (and that its chain opens). Each problem
  * found is passed to @report (may be NULL) as one message line. Returns the
  * number of problems (0 = clean), or -errno when the image cannot be read

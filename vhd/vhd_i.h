@@ -290,6 +290,25 @@ int vhd_flush_locked(struct vhd_disk *d);
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);
 
+/*
+ * create.c, for images built by long operations (convert): validate as
+ * vhd_create does and build the empty image under a hidden temporary name
+ * next to @path (returned in @tmp), not yet linked. vhd_link_unlinked()
+ * then links it to @path when @r is 0 (never replacing a file: -EEXIST)
+ * and removes the temporary name either way; returns the outcome. The
+ * caller syncs what it wrote before (vhd_close does).
+ */
+int vhd_create_unlinked(const char *path, const struct vhd_create_params *p,
+			char *tmp, size_t len);
+int vhd_link_unlinked(const char *tmp, const char *path, int r);
+
+/*
+ * merge.c, for check.c: 1 and a message in @msg when a merge journal next
+ * to @path lists the image with unique id @uuid as a level to remove.
+ */
+int vhd_merge_leftover(const char *path, const uint8_t uuid[16], char *msg,
+		       size_t len);
+
 static inline uint64_t vhd_align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;

@@ -30,6 +30,9 @@ int cmd_diff(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* merge and convert (issue 8, branch merge) */
+int cmd_merge(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 /* image operations */
 int cmd_compact(int argc, char **argv);
 int cmd_expand(int argc, char **argv);

@@ -1,28 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* vhd create [--fixed|--dynamic] [--block-size SIZE] PATH SIZE */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "size.h"
 #include "vhd.h"
-
-#define MIN_BLOCK_SIZE (512u << 10)
-#define MAX_BLOCK_SIZE (256u << 20)
-
-/* Block size operand: a power of two in the range the library accepts. */
-static int parse_block_size(const char *s, uint32_t *out)
-{
-	uint64_t v;
-
-	if (vhd_parse_size(s, &v))
-		return -EINVAL;
-	if (v < MIN_BLOCK_SIZE || v > MAX_BLOCK_SIZE || (v & (v - 1)))
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
 
 int cmd_create(int argc, char **argv)
 {
@@ -73,7 +56,7 @@ int cmd_create(int argc, char **argv)
 			return cli_usage_error(
 				argv[0],
 				"--block-size applies to dynamic images only");
-		if (parse_block_size(block_arg, &p.block_size))
+		if (cli_parse_block_size(block_arg, &p.block_size))
 			return cli_usage_error(argv[0],
 					       "invalid block size '%s' (a "
 					       "power of two, 512K to 256M)",

@@ -23,6 +23,13 @@ static const struct cli_command commands[] = {
 	 "write the flat (resolved) disk image to standard output"},
 	{"check", cmd_check, "check PATH",
 	 "check the consistency of an image and its chain"},
+	/* merge and convert (issue 8, branch merge) */
+	{"merge", cmd_merge, "merge CHILD [ANCESTOR]",
+	 "fold a differencing image (and levels above ANCESTOR) into it"},
+	{"convert", cmd_convert,
+	 "convert [--fixed|--dynamic] [--block-size SIZE] SRC DST "
+	 "[fixed|dynamic]",
+	 "write the flat content of an image or chain into a new image"},
 	/* image operations (compact, expand, reparent, repair, map) */
 	{"compact", cmd_compact, "compact PATH",
 	 "give back the space of blocks that add nothing to the view"},

@@ -1,9 +1,26 @@
 // SPDX-License-Identifier: MIT
-/* Human-readable size formatting. */
+/* Human-readable size formatting; the block-size operand. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "size.h"
+#include "vhd.h"
+
+#define MIN_BLOCK_SIZE (512u << 10)
+#define MAX_BLOCK_SIZE (256u << 20)
+
+int cli_parse_block_size(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (vhd_parse_size(s, &v))
+		return -EINVAL;
+	if (v < MIN_BLOCK_SIZE || v > MAX_BLOCK_SIZE || (v & (v - 1)))
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
 
 char *cli_format_size(uint64_t bytes, char *buf, unsigned long len)
 {

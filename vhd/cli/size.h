@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Human-readable sizes for the CLI (parsing is vhd_parse_size). */
+/* Sizes for the CLI: formatting, and the block-size operand. */
 #ifndef VHD_CLI_SIZE_H
 #define VHD_CLI_SIZE_H
 
@@ -11,5 +11,11 @@
  * Always NUL-terminates (given @len > 0). Returns @buf.
  */
 char *cli_format_size(uint64_t bytes, char *buf, unsigned long len);
+
+/*
+ * Block-size operand (create, convert): a size that is a power of two from
+ * 512 KiB to 256 MiB, as the library creates. 0 or -EINVAL.
+ */
+int cli_parse_block_size(const char *s, uint32_t *out);
 
 #endif

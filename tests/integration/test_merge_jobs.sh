@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# merge and convert as jobs through .control: a throttled merge is polled
+# to completion with PercentComplete taking intermediate values; while it
+# runs the child refuses write opens, rm, a new child and a second merge
+# with EBUSY, and other images keep being served; afterwards the base
+# holds the child's view (also as qemu reads it) and the child is gone.
+# A cancelled merge ends in JobState 8 with the child's view unchanged,
+# and a rerun completes it. Refusals: another child of the base (EPERM),
+# not differencing (EINVAL), missing (ENOENT). convert of a 3-level chain
+# to dynamic and fixed equals its flat view.
+. "$(dirname "$0")/../lib/mount.sh"
+require_root
+require_cmd qemu-img qemu-io fusermount3
+require_bins
+
+MiB=$((1024 * 1024))
+B=$T/backing
+M=$T/mnt
+mkdir -p "$B"
+make_base "$B/base.vhd" 32M 0x5a 8M 0
+make_base "$B/other.vhd" 8M 0x33 8M 0
+
+last_result() { cat "$M/.control" | tail -n 1; }
+job_of() {
+	sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9][0-9]*\) .*|\1|p' <<<"$1"
+}
+field() { sed -n "s/^$2=//p" "$1"; }
+wait_job() { # ID
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q 'JobState=[34]$' "$M/.jobs/$1" || return 0
+		sleep 0.1
+	done
+	cat "$M/.jobs/$1" >&2
+	fail "job $1 still running after 120 s"
+}
+# fill IMAGE: random data at a few places, through the mount.
+fill() {
+	head -c $((6 * MiB)) /dev/urandom |
+		dd of="$M/$1" bs=1M seek=1 conv=notrunc,fsync status=none
+	head -c 5000 /dev/urandom |
+		dd of="$M/$1" bs=1 seek=$((20 * MiB + 77)) conv=notrunc,fsync \
+			status=none
+	head -c $((2 * MiB)) /dev/urandom |
+		dd of="$M/$1" bs=1M seek=30 conv=notrunc,fsync status=none
+}
+
+# 16 chunks of 2 MiB, 150 ms each: the job runs for seconds.
+VHDFS_JOB_THROTTLE_MS=150 vhdfs_mount "$B" "$M"
+
+ctl "$M" "mid.vhd base.vhd"
+fill mid.vhd
+ctl "$M" "child.vhd mid.vhd"
+fill child.vhd
+cp "$M/child.vhd" "$T/child.flat"
+cp "$M/other.vhd" "$T/other.flat"
+
+# Refused: not differencing, missing, another child of a changed level.
+expect_errno EINVAL ctl "$M" "merge base.vhd"
+expect_errno ENOENT ctl "$M" "merge nothing.vhd"
+ctl "$M" "sib.vhd base.vhd"
+expect_errno EPERM ctl "$M" "merge child.vhd base.vhd"
+grep -q 'ReturnValue=32775 .*sib.vhd depends on base.vhd' "$M/.control" ||
+	fail "no 32775 naming sib.vhd: $(last_result)"
+rm "$M/sib.vhd"
+
+# Cancelled merge: JobState 8, the child's view unchanged.
+ctl "$M" "merge child.vhd base.vhd"
+id=$(job_of "$(last_result)")
+[ -n "$id" ] || fail "merge did not start a job: $(last_result)"
+ctl "$M" "cancel $id"
+wait_job "$id"
+cat "$M/.jobs/$id" >&2
+assert_eq 8 "$(field "$M/.jobs/$id" JobState)" "cancelled merge JobState"
+assert_cmp "$T/child.flat" "$M/child.vhd" "child after a cancelled merge"
+[ -e "$B/mid.vhd" ] || fail "cancelled merge removed mid.vhd"
+
+# The merge, polled to completion.
+ctl "$M" "merge child.vhd base.vhd"
+res=$(last_result)
+id=$(job_of "$res")
+[ -n "$id" ] || fail "merge did not start a job: $res"
+assert_eq "Command=\"merge child.vhd base.vhd\"" \
+	"${res#* Job=.jobs/"$id" }" "job result line"
+seen=""
+busy_checked=0
+for ((i = 0; i < 1200; i++)); do
+	st=$(field "$M/.jobs/$id" JobState)
+	pc=$(field "$M/.jobs/$id" PercentComplete)
+	[ "$st" = 4 ] || break
+	seen="$seen $pc"
+	if [ "$busy_checked" = 0 ] && [ "$pc" -gt 0 ]; then
+		assert_eq EBUSY "$(py_errno open_rw "$M/child.vhd")" \
+			"write open of the merging child"
+		assert_eq EBUSY "$(py_errno unlink "$M/child.vhd")" \
+			"rm of the merging child"
+		expect_errno EBUSY ctl "$M" "new.vhd child.vhd"
+		expect_errno EBUSY ctl "$M" "merge child.vhd"
+		expect_errno EBUSY ctl "$M" "convert child.vhd x.vhd dynamic"
+		# Other images are served meanwhile.
+		assert_cmp "$T/other.flat" "$M/other.vhd" "other.vhd during a job"
+		assert_eq OK "$(py_errno open_rw "$M/other.vhd")" \
+			"write open of another image during a job"
+		busy_checked=1
+	fi
+	sleep 0.1
+done
+cat "$M/.jobs/$id" >&2
+log "PercentComplete seen:$seen"
+assert_eq 1 "$busy_checked" "EBUSY checks ran while the job ran"
+assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "merge JobState"
+assert_eq 100 "$(field "$M/.jobs/$id" PercentComplete)" "PercentComplete"
+mid_values=$(tr ' ' '\n' <<<"$seen" | awk '$1 > 0 && $1 < 100' | sort -u |
+	wc -l)
+[ "$mid_values" -ge 2 ] ||
+	fail "PercentComplete took $mid_values intermediate values:$seen"
+[ ! -e "$B/child.vhd" ] && [ ! -e "$B/mid.vhd" ] ||
+	fail "merged levels left behind"
+[ ! -e "$M/child.vhd" ] || fail "mount still shows child.vhd"
+assert_cmp "$T/child.flat" "$M/base.vhd" "base after merge (mount)"
+qemu_flat "$B/base.vhd" "$T/q.raw"
+assert_cmp "$T/child.flat" "$T/q.raw" "base after merge (qemu)"
+"$VHD" check "$B/base.vhd" >&2 || fail "vhd check base.vhd"
+# The base is a leaf now: writable.
+assert_eq OK "$(py_errno open_rw "$M/base.vhd")" "write open of base"
+
+# convert of a 3-level chain.
+ctl "$M" "c1.vhd base.vhd"
+fill c1.vhd
+ctl "$M" "c2.vhd c1.vhd"
+fill c2.vhd
+cp "$M/c2.vhd" "$T/c2.flat"
+for t in dynamic fixed; do
+	ctl "$M" "convert c2.vhd conv-$t.vhd $t"
+	id=$(job_of "$(last_result)")
+	[ -n "$id" ] || fail "convert did not start a job: $(last_result)"
+	wait_job "$id"
+	assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "convert $t JobState"
+	assert_cmp "$T/c2.flat" "$M/conv-$t.vhd" "convert to $t (mount)"
+	qemu_flat "$B/conv-$t.vhd" "$T/q.raw"
+	assert_cmp "$T/c2.flat" "$T/q.raw" "convert to $t (qemu)"
+done
+ctl "$M" "convert c2.vhd conv-512.vhd dynamic block=512K"
+id=$(job_of "$(last_result)")
+wait_job "$id"
+assert_eq 524288 \
+	"$(getfattr --only-values -n user.vhd.block_size "$M/conv-512.vhd" \
+		2>/dev/null || "$VHD" info --json "$B/conv-512.vhd" |
+		sed -n 's/.*"block_size": *\([0-9]*\).*/\1/p')" "block=512K"
+expect_errno EEXIST ctl "$M" "convert c2.vhd conv-fixed.vhd fixed"
+expect_errno EINVAL ctl "$M" "convert c2.vhd z.vhd sparse"
+# A cancelled convert leaves nothing.
+before=$(ls -A "$B" | sort)
+ctl "$M" "convert c2.vhd never.vhd fixed"
+id=$(job_of "$(last_result)")
+ctl "$M" "cancel $id"
+wait_job "$id"
+assert_eq 8 "$(field "$M/.jobs/$id" JobState)" "cancelled convert JobState"
+assert_eq "$before" "$(ls -A "$B" | sort)" "files after a cancelled convert"
+
+vhdfs_umount "$M"
+exit 0
