@@ -446,6 +446,84 @@ static int cmd_convert(char **tok, int n, struct result *r)
 	return ret;
 }
 
+/*
+ * compact PATH, expand PATH SIZE: jobs on an image inside BACKING_DIR that
+ * is no other image's parent (expanding a parent changes its children's
+ * view; compacting one rewrites a file that must not change).
+ */
+static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
+{
+	/* @verb is static: the job outlives the command line. */
+	struct vhdfs_job_args args = {.verb = verb};
+	char child[PATH_MAX];
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (n > 2 && (vhd_parse_size(tok[2], &args.size) || !args.size ||
+		      args.size > VHD_MAX_SIZE))
+		return fail(r, -EINVAL, "bad size: %s", tok[2]);
+	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
+				   sizeof(r->msg));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_find_child(args.path, child, sizeof(child)) > 0)
+		ret = fail(r, -EPERM, "%s is the parent of %s", tok[1],
+			   child + vhdfs_cfg.backing_len + 1);
+	else if (vhdfs_image_users(args.path) > 0)
+		ret = fail(r, -EBUSY, "%s is open through the mount", tok[1]);
+	else
+		ret = vhdfs_job_claim(&args, args.path, r->msg, sizeof(r->msg));
+	if (!ret) {
+		ret = vhdfs_job_start(&args, r->cmd, &r->job);
+		if (ret)
+			fail(r, ret, "cannot start job: %s", strerror(-ret));
+	}
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+/* reparent CHILD PARENT [ignore-id-mismatch]: immediate. */
+static int cmd_reparent(char **tok, int n, struct result *r)
+{
+	char child[PATH_MAX], parent[PATH_MAX];
+	unsigned flags = 0;
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (n > 3) {
+		if (strcasecmp(tok[3], "ignore-id-mismatch") != 0)
+			return fail(r, -EINVAL, "unexpected argument: %s",
+				    tok[3]);
+		flags |= VHD_REPARENT_IGNORE_ID;
+	}
+	ret = vhdfs_resolve_inside(tok[1], child, sizeof(child), r->msg,
+				   sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = vhdfs_resolve_existing(tok[2], parent, sizeof(parent), r->msg,
+				     sizeof(r->msg));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
+		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
+	else if (vhdfs_image_writers(child) > 0)
+		ret = fail(r, -EBUSY, "%s is open for writing", tok[1]);
+	else if (vhdfs_job_busy(parent) || vhdfs_image_exclusive(parent))
+		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
+	else if (vhdfs_image_writers(parent) > 0)
+		ret = fail(r, -EBUSY, "parent is open for writing: %s", tok[2]);
+	else if ((ret = vhd_reparent(child, parent, flags)) != 0)
+		lib_fail(r, ret);
+	else
+		vhdfs_image_forget(child);
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
 static int cmd_cancel(const char *arg, struct result *r)
 {
 	unsigned long id;
@@ -473,8 +551,8 @@ struct verb {
 static const struct verb verbs[] = {
 	{"diff", 2, 2, true},	  {"create", 2, 4, true},
 	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
-	{"merge", 1, 2, true},	  {"compact", 1, 1, false},
-	{"expand", 2, 2, false},  {"reparent", 2, 3, false},
+	{"merge", 1, 2, true},	  {"compact", 1, 1, true},
+	{"expand", 2, 2, true},	  {"reparent", 2, 3, true},
 	{"convert", 3, 4, true},
 };
 
@@ -518,6 +596,10 @@ static int run(char *line, struct result *r)
 		return cmd_merge(tok, n, r);
 	if (strcmp(v->name, "convert") == 0)
 		return cmd_convert(tok, n, r);
+	if (strcmp(v->name, "compact") == 0 || strcmp(v->name, "expand") == 0)
+		return cmd_resize(v->name, tok, n, r);
+	if (strcmp(v->name, "reparent") == 0)
+		return cmd_reparent(tok, n, r);
 	return cmd_cancel(tok[1], r);
 }
 

@@ -207,6 +207,23 @@ int vhdfs_image_writers(const char *real)
 	return n;
 }
 
+int vhdfs_image_users(const char *path)
+{
+	struct vhdfs_image *img;
+	struct stat st;
+	int n = 0;
+
+	if (stat(path, &st))
+		return 0;
+	pthread_mutex_lock(&images_lock);
+	for (img = images; img; img = img->next)
+		if (img->listed && img->dev == st.st_dev &&
+		    img->ino == st.st_ino)
+			n += img->refs;
+	pthread_mutex_unlock(&images_lock);
+	return n;
+}
+
 /* Size of an open image of @bpath with inode @st, or false. */
 static bool open_size(const char *bpath, const struct stat *st, uint64_t *vsize,
 		      enum vhd_type *type)
