@@ -190,6 +190,25 @@ static int expand_dynamic(struct expander *e, uint64_t size)
 	return r;
 }
 
+/*
+ * Already at @size: an interrupted expansion may have left the footer
+ * copy at offset 0 with the old size; finish it.
+ */
+static int finish(struct vhd_disk *d)
+{
+	uint8_t want[VHD_FOOTER_SIZE], have[VHD_FOOTER_SIZE];
+	int r;
+
+	if (d->footer.disk_type == VHD_TYPE_FIXED)
+		return 0;
+	vhd_footer_encode(&d->footer, want);
+	r = vhd_io_read(d->fd, have, sizeof(have), 0);
+	if (r == 0 && !memcmp(want, have, sizeof(want)))
+		return 0;
+	r = vhd_write_named(d, want, sizeof(want), 0);
+	return r ? r : vhd_sync_named(d);
+}
+
 static int refuse(struct vhd_disk *d, uint64_t size)
 {
 	if (d->footer.disk_type == VHD_TYPE_DIFF)
@@ -237,6 +256,8 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 		return r;
 	e.d = d;
 	r = refuse(d, size);
+	if (r == 0 && size == d->size)
+		r = finish(d);
 	if (r < 0 || size == d->size)
 		goto out;
 	/* Worst case: every block moves out of the BAT's way. */
