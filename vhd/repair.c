@@ -304,6 +304,7 @@ static int run(const char *path, unsigned flags, bool dry, vhd_report_fn report,
 {
 	struct repair rp = {path, -1, flags, dry, report, ctx, 0, 0, 0};
 	uint8_t footer[VHD_FOOTER_SIZE];
+	char why[512];
 	struct stat st;
 	int r;
 
@@ -325,11 +326,12 @@ static int run(const char *path, unsigned flags, bool dry, vhd_report_fn report,
 	/* The footer in charge now (after any repair) names the header. */
 	r = vhd_io_read(rp.fd, footer, sizeof(footer),
 			rp.size - VHD_FOOTER_SIZE);
-	if (r == 0 && vhd_footer_validate(path, footer, 0) != 0)
+	if (r == 0 && classify(path, footer, 0, why, sizeof(why)) == BAD)
 		r = vhd_io_read(rp.fd, footer, sizeof(footer), 0);
-	vhd_clear_error();
-	if (r == 0 && vhd_get32(footer + 60) != VHD_TYPE_FIXED)
+	if (r == 0 && classify(path, footer, 0, why, sizeof(why)) != BAD &&
+	    vhd_get32(footer + 60) != VHD_TYPE_FIXED)
 		r = repair_header(&rp, footer);
+	vhd_clear_error();
 	if (r < 0)
 		goto out;
 	r = dry ? rp.found : rp.changes;
