@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,6 +447,36 @@ static int cmd_convert(char **tok, int n, struct result *r)
 	return ret;
 }
 
+/* What the job would refuse at once, answered now rather than as a job. */
+static int resize_precheck(const char *verb, const char *arg,
+			   const struct vhdfs_job_args *a, struct result *r)
+{
+	bool expand = strcmp(verb, "expand") == 0;
+	struct vhd_disk *d;
+	enum vhd_type type;
+	uint64_t size;
+	int ret;
+
+	ret = vhd_open(a->path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
+	if (ret)
+		return lib_fail(r, ret);
+	type = vhd_type(d);
+	size = vhd_size(d);
+	vhd_close(d);
+	if (!expand && type == VHD_TYPE_FIXED)
+		return fail(r, -EOPNOTSUPP,
+			    "%s: a fixed disk cannot be compacted", arg);
+	if (expand && type == VHD_TYPE_DIFF)
+		return fail(r, -EOPNOTSUPP,
+			    "%s: a differencing disk cannot be expanded", arg);
+	if (expand && a->size < size)
+		return fail(r, -EINVAL,
+			    "%s: %" PRIu64 " bytes is smaller than the disk "
+			    "(%" PRIu64 " bytes); VHDs cannot shrink",
+			    arg, a->size, size);
+	return 0;
+}
+
 /*
  * compact PATH, expand PATH SIZE: jobs on an image inside BACKING_DIR that
  * is no other image's parent (expanding a parent changes its children's
@@ -465,6 +496,9 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
 	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
 				   sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = resize_precheck(verb, tok[1], &args, r);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
