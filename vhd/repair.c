@@ -58,10 +58,8 @@ static bool defect(struct repair *rp, bool checksum, const char *what,
 		return false;
 	}
 	if (checksum && !(rp->flags & VHD_REPAIR_CHECKSUMS)) {
-		say(rp,
-		    "%s: %s; not changed (vhd repair --checksums "
-		    "would %s)",
-		    rp->path, what, action);
+		say(rp, "%s: %s; not changed (run vhd repair --checksums)",
+		    rp->path, what);
 		return false;
 	}
 	say(rp, "%s: %s: %s", rp->path, what, action);
