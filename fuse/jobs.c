@@ -171,6 +171,9 @@ static int run_validate(const struct vhdfs_job_args *a,
 
 	progress(pctx, 0, 1);
 	ret = vhd_check(a->path, report, &c);
+	/* The check cannot stop half-way: a cancel during it ends here. */
+	if (ret >= 0 && progress(pctx, 1, 1))
+		return -ECANCELED;
 	if (ret > 0) {
 		snprintf(msg, msglen, "%d problem%s: %s", ret,
 			 ret == 1 ? "" : "s", first);

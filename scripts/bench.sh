@@ -83,3 +83,4 @@ echo "leaf.vhd grand.vhd" >"$mnt/.control"
 row "mount: dd write leaf.vhd (new blocks), fsync" \
 	"$(rate dd if=/dev/zero of="$mnt/leaf.vhd" bs=1M count="$size_mib" \
 		conv=notrunc,fsync)" "$wbase"
+"$(dirname "$0")/bench-ops.sh"

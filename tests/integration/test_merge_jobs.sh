@@ -2,12 +2,14 @@
 # merge and convert as jobs through .control: a throttled merge is polled
 # to completion with PercentComplete taking intermediate values; while it
 # runs the child refuses write opens, rm, a new child and a second merge
-# with EBUSY, and other images keep being served; afterwards the base
+# with EBUSY, and other images keep being served; a job refuses to start
+# on an image open for writing (EBUSY); afterwards the base
 # holds the child's view (also as qemu reads it) and the child is gone.
 # A cancelled merge ends in JobState 8 with the child's view unchanged,
 # and a rerun completes it. Refusals: another child of the base (EPERM),
 # not differencing (EINVAL), missing (ENOENT). convert of a 3-level chain
-# to dynamic and fixed equals its flat view.
+# to dynamic and fixed equals its flat view; a failing convert ends in
+# JobState 10 with ErrorCode and ErrorDescription.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3
@@ -63,6 +65,13 @@ expect_errno EPERM ctl "$M" "merge child.vhd base.vhd"
 grep -q 'ReturnValue=32775 .*sib.vhd depends on base.vhd' "$M/.control" ||
 	fail "no 32775 naming sib.vhd: $(last_result)"
 rm "$M/sib.vhd"
+
+# A job refuses to start on an image open for writing.
+exec 3<>"$M/child.vhd"
+expect_errno EBUSY ctl "$M" "merge child.vhd base.vhd"
+grep -q 'ReturnValue=32774 .*child.vhd is open for writing' "$M/.control" ||
+	fail "no 32774 naming child.vhd: $(last_result)"
+exec 3>&-
 
 # Cancelled merge: JobState 8, the child's view unchanged.
 ctl "$M" "merge child.vhd base.vhd"
@@ -149,6 +158,20 @@ assert_eq 524288 \
 		sed -n 's/.*"block_size": *\([0-9]*\).*/\1/p')" "block=512K"
 expect_errno EEXIST ctl "$M" "convert c2.vhd conv-fixed.vhd fixed"
 expect_errno EINVAL ctl "$M" "convert c2.vhd z.vhd sparse"
+# A job that fails: JobState 10, ErrorCode and a description naming the
+# file and the defect.
+head -c 3000000 /dev/urandom >"$B/junk.vhd"
+ctl "$M" "convert junk.vhd j2.vhd dynamic"
+id=$(job_of "$(last_result)")
+[ -n "$id" ] || fail "convert of junk did not start a job: $(last_result)"
+wait_job "$id"
+cat "$M/.jobs/$id" >&2
+assert_eq 10 "$(field "$M/.jobs/$id" JobState)" "failed convert JobState"
+assert_eq 32773 "$(field "$M/.jobs/$id" ErrorCode)" "failed convert ErrorCode"
+grep -q '^ErrorDescription=.*junk.vhd.*footer' "$M/.jobs/$id" ||
+	fail "ErrorDescription does not name file and defect"
+[ ! -e "$B/j2.vhd" ] || fail "failed convert left j2.vhd"
+rm "$B/junk.vhd"
 # A cancelled convert leaves nothing.
 before=$(ls -A "$B" | sort)
 ctl "$M" "convert c2.vhd never.vhd fixed"
