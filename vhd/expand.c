@@ -167,6 +167,12 @@ static int expand_dynamic(struct expander *e, uint64_t size)
 					     "%s: the block table cannot grow: "
 					     "metadata follows it",
 					     d->path);
+		/* A table growing past the data pushes the footer first. */
+		if (bat_end > d->footer_off) {
+			r = vhd_footer_move(d, bat_end);
+			if (r < 0)
+				return r;
+		}
 		if (bat_end > old_end) {
 			r = make_bat_room(e, old_end, bat_end);
 			if (r < 0)

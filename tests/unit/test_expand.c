@@ -124,6 +124,29 @@ static void test_dynamic_bat_grows(void **state)
 	free(flat);
 }
 
+/* An empty image whose table grows past the end of the file. */
+static void test_dynamic_bat_past_end(void **state)
+{
+	const char *p = th_path(DIR_, "empty.vhd");
+	uint64_t size = 4000ull * BS;
+	static const uint8_t zero[4096];
+	struct vhd_disk *d;
+	struct th_layout l;
+
+	th_create(p, VHD_TYPE_DYNAMIC, BS, BS);
+	assert_int_equal(vhd_expand(p, size, NULL, NULL), 0);
+	th_layout_of(p, &l);
+	assert_int_equal(l.max_table_entries, 4000);
+	assert_true(th_file_size(p) >= l.table_offset + 4000 * 4 + 512);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_size(d), size);
+	for (uint64_t off = 0; off + 4096 <= size; off += size / 7)
+		th_expect_read(d, zero, sizeof(zero), off);
+	vhd_close(d);
+	assert_int_equal(vhd_check(p, NULL, NULL), 0);
+	write_tail(p, size);
+}
+
 static void test_fixed(void **state)
 {
 	const char *p = th_path(DIR_, "fixed.vhd");
@@ -252,9 +275,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
-		T(test_dynamic_room),  T(test_dynamic_bat_grows),
-		T(test_fixed),	       T(test_refusals),
-		T(test_crash_dynamic), T(test_crash_fixed),
+		T(test_dynamic_room),
+		T(test_dynamic_bat_grows),
+		T(test_dynamic_bat_past_end),
+		T(test_fixed),
+		T(test_refusals),
+		T(test_crash_dynamic),
+		T(test_crash_fixed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
