@@ -79,7 +79,7 @@ static int check_layout(struct vhd_disk *d, struct checker *c)
 		if (e[i].start < e[i - 1].end)
 			say(c, true,
 			    "%s: %s %u (offset %" PRIu64 ") overlaps %s %u "
-			    "(offset %" PRIu64 ")",
+			    "(offset %" PRIu64 ") (not fixable by vhd repair)",
 			    d->path, e[i].what, e[i].block, e[i].start,
 			    e[i - 1].what, e[i - 1].block, e[i - 1].start);
 	free(e);
@@ -91,10 +91,22 @@ static void check_chain(const char *path, struct checker *c)
 	struct vhd_disk *chain;
 	struct vhd_info info;
 
-	if (vhd_open(path, VHD_OPEN_RDONLY, &chain) < 0) {
+	int r = vhd_open(path, VHD_OPEN_RDONLY, &chain);
+
+	/* What fixes a chain that does not open, when something does. */
+	if (r == -ENOENT && strstr(vhd_errmsg(), "parent not found"))
+		say(c, true,
+		    "%s (if the parent moved: vhd reparent CHILD PARENT)",
+		    vhd_errmsg());
+	else if (r == -EINVAL && strstr(vhd_errmsg(), "unique id mismatch"))
+		say(c, true,
+		    "%s (vhd reparent --ignore-id-mismatch accepts that "
+		    "parent)",
+		    vhd_errmsg());
+	else if (r < 0)
 		say(c, true, "%s", vhd_errmsg());
+	if (r < 0)
 		return;
-	}
 	for (struct vhd_disk *d = chain; d; d = d->parent) {
 		vhd_get_info(d, &info);
 		if (info.parent_timestamp_mismatch)

@@ -64,6 +64,9 @@ run 1 "$VHD" expand d.vhd 64M
 grep -q "d.vhd: is the parent of ./child.vhd" err ||
 	fail "expand of a parent: $(cat err)"
 [ "$h" = "$(sha256sum d.vhd)" ] || fail "refused expand changed d.vhd"
+run 1 "$VHD" compact d.vhd
+grep -q "d.vhd: is the parent of ./child.vhd" err ||
+	fail "compact of a parent: $(cat err)"
 run 1 "$VHD" expand child.vhd 64M
 grep -q "child.vhd: a differencing disk cannot be expanded" err ||
 	fail "expand of a child: $(cat err)"
@@ -72,6 +75,9 @@ grep -q "child.vhd: a differencing disk cannot be expanded" err ||
 mkdir sub
 mv d.vhd sub/d.vhd
 run 1 "$VHD" cat child.vhd
+run 1 "$VHD" check child.vhd
+grep -q "parent not found.*(if the parent moved: vhd reparent" out ||
+	fail "check of a child whose parent moved: $(cat out)"
 run 0 "$VHD" reparent child.vhd sub/d.vhd
 run 0 "$VHD" info child.vhd
 grep -q "W2ru .* path ./sub/d.vhd" out || fail "W2ru: $(cat out)"
