@@ -251,7 +251,8 @@ static void test_crash_dynamic(void **state)
 	uint64_t old = 8ull * BS;
 	uint8_t *flat = make_dynamic(orig, old);
 
-	sweep(orig, th_path(DIR_, "dyn.vhd"), flat, old, 1000ull * BS);
+	/* The table grows within its sector (moves: small blocks below). */
+	sweep(orig, th_path(DIR_, "dyn.vhd"), flat, old, 40ull * BS);
 	free(flat);
 }
 
@@ -271,6 +272,35 @@ static void test_crash_fixed(void **state)
 	free(flat);
 }
 
+/*
+ * Small blocks (4 KiB, built by hand): the table of a 64 KiB disk grows
+ * from one sector to eight when it becomes 4 MiB, past the end of an
+ * empty file and over the first blocks of a written one.
+ */
+static void test_crash_small_blocks(void **state)
+{
+	const char *empty = th_path(DIR_, "empty.orig");
+	const char *full = th_path(DIR_, "full.orig");
+	struct th_spec s = {.type = VHD_TYPE_DYNAMIC,
+			    .size = 64 * TH_KIB,
+			    .block_size = 4096,
+			    .creator = "win "};
+	uint8_t *flat = calloc(1, 64 * TH_KIB);
+	struct vhd_disk *d;
+
+	th_build(empty, &s);
+	sweep(empty, th_path(DIR_, "empty.vhd"), flat, 64 * TH_KIB, 4 * TH_MIB);
+	th_build(full, &s);
+	d = th_open(full, VHD_OPEN_RDWR);
+	for (uint64_t off = 0; off < 64 * TH_KIB; off += 3 * 4096) {
+		th_fill_pattern(flat + off, 4096, off, 12);
+		th_write(d, flat + off, 4096, off);
+	}
+	assert_int_equal(vhd_close(d), 0);
+	sweep(full, th_path(DIR_, "full.vhd"), flat, 64 * TH_KIB, 4 * TH_MIB);
+	free(flat);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +312,7 @@ int main(void)
 		T(test_refusals),
 		T(test_crash_dynamic),
 		T(test_crash_fixed),
+		T(test_crash_small_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
