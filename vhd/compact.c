@@ -16,21 +16,13 @@
 
 struct compactor {
 	struct vhd_disk *d;
-	vhd_progress_fn progress;
-	void *ctx;
-	uint64_t done, total;
+	struct vhd_progress p;
 	uint8_t *buf, *pbuf, *map;
 };
 
 static int tick(struct compactor *c, uint64_t add)
 {
-	c->done += add;
-	if (c->done > c->total)
-		c->done = c->total;
-	if (c->progress && c->progress(c->ctx, c->done, c->total))
-		return vhd_set_error(-ECANCELED, "%s: compaction cancelled",
-				     c->d->path);
-	return 0;
+	return vhd_progress_add(&c->p, add);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -304,17 +296,7 @@ static int refuse(struct vhd_disk *d)
 				     "(it has no unused space to give back; "
 				     "convert it to dynamic)",
 				     d->path);
-	if (d->footer.saved_state)
-		return vhd_set_error(-EPERM,
-				     "%s: saved-state flag is set (the VM "
-				     "was saved with this disk)",
-				     d->path);
-	if (d->footer_from_copy)
-		return vhd_set_error(-EINVAL,
-				     "%s: trailing footer is damaged; run "
-				     "vhd repair first",
-				     d->path);
-	return 0;
+	return vhd_check_rewritable(d);
 }
 
 static uint64_t file_size(int fd)
@@ -327,7 +309,10 @@ static uint64_t file_size(int fd)
 int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 		void *ctx)
 {
-	struct compactor c = {.progress = progress, .ctx = ctx};
+	struct compactor c = {.p = {.fn = progress,
+				    .ctx = ctx,
+				    .path = path,
+				    .what = "compaction"}};
 	struct vhd_disk *d;
 	uint64_t before, end = 0;
 	int r;
@@ -343,7 +328,7 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 	if (r < 0)
 		goto out;
 	before = file_size(d->fd);
-	c.total = 2 * (uint64_t)vhd_bat_allocated(d) * d->block_size;
+	c.p.total = 2 * (uint64_t)vhd_bat_allocated(d) * d->block_size;
 	c.buf = malloc(SCAN_CHUNK);
 	c.pbuf = malloc(SCAN_CHUNK);
 	c.map = malloc(d->bitmap_size);
@@ -358,9 +343,8 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 		r = move_down(&c, &end);
 	if (r == 0 && end < d->footer_off)
 		r = vhd_footer_move(d, end);
-	/* Done: the last report cannot cancel any more. */
-	if (r == 0 && progress)
-		progress(ctx, c.total, c.total);
+	if (r == 0)
+		vhd_progress_end(&c.p);
 	if (r == 0 && reclaimed && file_size(d->fd) < before)
 		*reclaimed = before - file_size(d->fd);
 out:

@@ -15,20 +15,12 @@
 
 struct expander {
 	struct vhd_disk *d;
-	vhd_progress_fn progress;
-	void *ctx;
-	uint64_t done, total;
+	struct vhd_progress p;
 };
 
 static int tick(struct expander *e, uint64_t add)
 {
-	e->done += add;
-	if (e->done > e->total)
-		e->done = e->total;
-	if (e->progress && e->progress(e->ctx, e->done, e->total))
-		return vhd_set_error(-ECANCELED, "%s: expansion cancelled",
-				     e->d->path);
-	return 0;
+	return vhd_progress_add(&e->p, add);
 }
 
 static int write_fill(struct vhd_disk *d, uint8_t byte, uint64_t from,
@@ -217,21 +209,16 @@ static int finish(struct vhd_disk *d)
 
 static int refuse(struct vhd_disk *d, uint64_t size)
 {
+	int r;
+
 	if (d->footer.disk_type == VHD_TYPE_DIFF)
 		return vhd_set_error(-EOPNOTSUPP,
 				     "%s: a differencing disk cannot be "
 				     "expanded (its size is its parent's)",
 				     d->path);
-	if (d->footer.saved_state)
-		return vhd_set_error(-EPERM,
-				     "%s: saved-state flag is set (the VM "
-				     "was saved with this disk)",
-				     d->path);
-	if (d->footer_from_copy)
-		return vhd_set_error(-EINVAL,
-				     "%s: trailing footer is damaged; run "
-				     "vhd repair first",
-				     d->path);
+	r = vhd_check_rewritable(d);
+	if (r < 0)
+		return r;
 	if (size < d->size)
 		return vhd_set_error(-EINVAL,
 				     "%s: %" PRIu64 " bytes is smaller than "
@@ -250,7 +237,10 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	       void *ctx)
 {
 	uint64_t size = vhd_align_up(new_size, VHD_SECTOR_SIZE);
-	struct expander e = {.progress = progress, .ctx = ctx};
+	struct expander e = {.p = {.fn = progress,
+				   .ctx = ctx,
+				   .path = path,
+				   .what = "expansion"}};
 	struct vhd_disk *d;
 	int r;
 
@@ -267,10 +257,11 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	if (r < 0 || size == d->size)
 		goto out;
 	/* Worst case: every block moves out of the BAT's way. */
-	e.total = d->footer.disk_type == VHD_TYPE_FIXED
-			  ? 1
-			  : (uint64_t)vhd_bat_allocated(d) * vhd_block_span(d) +
-				    1;
+	e.p.total =
+		d->footer.disk_type == VHD_TYPE_FIXED
+			? 1
+			: (uint64_t)vhd_bat_allocated(d) * vhd_block_span(d) +
+				  1;
 	r = tick(&e, 0);
 	if (r == 0)
 		r = d->footer.disk_type == VHD_TYPE_FIXED
@@ -278,8 +269,8 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 			    : expand_dynamic(&e, size);
 	if (r == 0)
 		d->size = size;
-	if (r == 0 && progress)
-		progress(ctx, e.total, e.total);
+	if (r == 0)
+		vhd_progress_end(&e.p);
 out:
 	return vhd_close_keep(d, r);
 }

@@ -15,6 +15,21 @@
 
 #define COPY_CHUNK (1u << 20)
 
+int vhd_check_rewritable(const struct vhd_disk *d)
+{
+	if (d->footer.saved_state)
+		return vhd_set_error(-EPERM,
+				     "%s: saved-state flag is set (the VM "
+				     "was saved with this disk)",
+				     d->path);
+	if (d->footer_from_copy)
+		return vhd_set_error(-EINVAL,
+				     "%s: trailing footer is damaged; run "
+				     "vhd repair first",
+				     d->path);
+	return 0;
+}
+
 uint64_t vhd_block_place(const struct vhd_disk *d, uint64_t from)
 {
 	/* Block data on 4 KiB boundaries, as vhd_pwrite allocates. */

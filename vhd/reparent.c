@@ -102,14 +102,9 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 				  child);
 		goto out;
 	}
-	if (c->footer_from_copy) {
-		r = vhd_set_error(-EINVAL,
-				  "%s: trailing footer is damaged; run vhd "
-				  "repair first",
-				  child);
-		goto out;
-	}
-	r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
+	r = vhd_check_rewritable(c);
+	if (r == 0)
+		r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
 	if (r == 0)
 		r = check_parent(c, p, flags);
 	if (r == 0)

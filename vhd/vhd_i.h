@@ -233,7 +233,24 @@ int vhd_parent_ref_make(const char *child, const char *parent,
 			struct vhd_parent_ref *ref);
 void vhd_parent_ref_free(struct vhd_parent_ref *ref);
 
+/* progress.c: a long operation's progress (units of its choice). */
+struct vhd_progress {
+	vhd_progress_fn fn; /* may be NULL */
+	void *ctx;
+	uint64_t done, total;
+	const char *path, *what; /* for "PATH: WHAT cancelled" */
+};
+/* Add @add done (capped at total) and report; -ECANCELED when asked. */
+int vhd_progress_add(struct vhd_progress *p, uint64_t add);
+/* The final report (done = total), after which nothing is cancelled. */
+void vhd_progress_end(struct vhd_progress *p);
+
 /* relocate.c: moving blocks and the footer, crash-safely. */
+/*
+ * -EPERM with the saved-state flag, -EINVAL when the trailing footer is
+ * damaged (repair first): an image in either state is not rewritten.
+ */
+int vhd_check_rewritable(const struct vhd_disk *d);
 /* Where a block's bitmap goes at or after @from (data 4 KiB aligned). */
 uint64_t vhd_block_place(const struct vhd_disk *d, uint64_t from);
 /* Bytes a block takes in the file: bitmap + data. */

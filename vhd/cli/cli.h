@@ -6,6 +6,7 @@
 #ifndef VHD_CLI_H
 #define VHD_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit statuses, as documented in vhd(1). */
@@ -75,6 +76,12 @@ int cli_option_error(const char *cmd, int c, char **argv);
  * error: 2).
  */
 int cli_parse_plain(int argc, char **argv, int nargs);
+/*
+ * The same for a command with one boolean long option --@flag: *@set
+ * tells whether it was given.
+ */
+int cli_parse_flag(int argc, char **argv, const char *flag, bool *set,
+		   int nargs);
 /*
  * After option parsing: -1 when exactly @nargs operands remain at
  * argv[optind], else the usage-error exit status (message printed).

@@ -4,9 +4,9 @@
  * two shapes of `qemu-img map`: the human table lists data extents only,
  * JSON lists every extent (zero ones with "data": false).
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
@@ -50,32 +50,14 @@ static int put_json(void *ctx, const struct vhd_extent *e)
 
 int cmd_map(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct map_out m = {0};
 	struct vhd_disk *disk;
 	const char *path;
-	int c, err;
+	int st, err;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			m.json = true;
-			break;
-		case 'h':
-			cli_print_usage(stdout, argv[0]);
-			return CLI_EXIT_OK;
-		default:
-			return cli_option_error(argv[0], c, argv);
-		}
-	}
-	c = cli_check_operands(argc, argv, 1);
-	if (c >= 0)
-		return c;
+	st = cli_parse_flag(argc, argv, "json", &m.json, 1);
+	if (st >= 0)
+		return st;
 	path = argv[optind];
 	err = vhd_open(path, VHD_OPEN_RDONLY, &disk);
 	if (err)

@@ -3,7 +3,7 @@
  * vhd repair [--checksums] PATH: one line per change (or per defect left
  * alone) on stdout; exit 1 when the image still has problems afterwards.
  */
-#include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -23,33 +23,16 @@ static void count_only(void *ctx, const char *msg)
 
 int cmd_repair(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"checksums", no_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	unsigned flags = 0;
+	bool checksums;
 	const char *path;
-	int c, n;
+	int st, n;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ch", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			flags |= VHD_REPAIR_CHECKSUMS;
-			break;
-		case 'h':
-			cli_print_usage(stdout, argv[0]);
-			return CLI_EXIT_OK;
-		default:
-			return cli_option_error(argv[0], c, argv);
-		}
-	}
-	c = cli_check_operands(argc, argv, 1);
-	if (c >= 0)
-		return c;
+	st = cli_parse_flag(argc, argv, "checksums", &checksums, 1);
+	if (st >= 0)
+		return st;
 	path = argv[optind];
-	n = vhd_repair(path, flags, print_line, NULL);
+	n = vhd_repair(path, checksums ? VHD_REPAIR_CHECKSUMS : 0, print_line,
+		       NULL);
 	fflush(stdout);
 	if (n < 0)
 		return cli_fail(path, n);
