@@ -191,23 +191,8 @@ int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 	return ret;
 }
 
-int vhdfs_image_writers(const char *real)
-{
-	struct vhdfs_image *img;
-	struct stat st;
-	int n = 0;
-
-	if (stat(real, &st))
-		return 0;
-	pthread_mutex_lock(&images_lock);
-	for (img = images; img; img = img->next)
-		if (img->dev == st.st_dev && img->ino == st.st_ino)
-			n += img->writers;
-	pthread_mutex_unlock(&images_lock);
-	return n;
-}
-
-int vhdfs_image_users(const char *path)
+/* Handles (or only the writers) of the file at @path, by inode. */
+static int count_open(const char *path, bool writers)
 {
 	struct vhdfs_image *img;
 	struct stat st;
@@ -217,11 +202,20 @@ int vhdfs_image_users(const char *path)
 		return 0;
 	pthread_mutex_lock(&images_lock);
 	for (img = images; img; img = img->next)
-		if (img->listed && img->dev == st.st_dev &&
-		    img->ino == st.st_ino)
-			n += img->refs;
+		if (img->dev == st.st_dev && img->ino == st.st_ino)
+			n += writers ? img->writers : img->refs;
 	pthread_mutex_unlock(&images_lock);
 	return n;
+}
+
+int vhdfs_image_writers(const char *real)
+{
+	return count_open(real, true);
+}
+
+int vhdfs_image_users(const char *path)
+{
+	return count_open(path, false);
 }
 
 /* Size of an open image of @bpath with inode @st, or false. */
