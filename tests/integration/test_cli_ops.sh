@@ -44,6 +44,16 @@ grep -q "^d.vhd: [0-9]* bytes reclaimed" out || fail "compact: $(cat out)"
 [ ! -s err ] || fail "compact wrote to stderr: $(cat -v err)"
 [ "$(stat -c %s d.vhd)" -lt "$before" ] || fail "compact did not shrink"
 "$VHD" cat d.vhd | cmp - d.flat || fail "compact changed the content"
+# on a terminal (script(1) gives it one): the bar, erased at the end
+if command -v script >/dev/null; then
+	"$VHD" create tty.vhd 16M
+	qemu-io -f vpc -c "write -P 0 0 8M" tty.vhd >/dev/null
+	script -qec "$VHD compact tty.vhd" /dev/null >tty.out
+	grep -q "compacting \[=*  *\] *[0-9.]*%" tty.out ||
+		fail "no progress bar on a terminal: $(cat -v tty.out)"
+	grep -q "tty.vhd: [0-9]* bytes reclaimed" tty.out ||
+		fail "compact on a terminal: $(cat -v tty.out)"
+fi
 run 1 "$VHD" compact fixed.vhd
 grep -q "fixed.vhd: a fixed disk cannot be compacted" err ||
 	fail "compact of fixed: $(cat err)"
