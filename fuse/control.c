@@ -182,6 +182,14 @@ static int chain_room(const char *ppath, const char *parent, struct result *r)
 	return 0;
 }
 
+/* Start the job @a describes for this command; r->job gets its id. */
+static int start_job(const struct vhdfs_job_args *a, struct result *r)
+{
+	int ret = vhdfs_job_start(a, r->cmd, &r->job);
+
+	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
+}
+
 static int cmd_diff(const char *child, const char *parent, struct result *r)
 {
 	char cpath[PATH_MAX], ppath[PATH_MAX];
@@ -260,10 +268,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 	args.params.block_size = (uint32_t)block;
 	if (fixed) {
 		/* Writing every byte of a fixed image takes time: a job. */
-		ret = vhdfs_job_start(&args, r->cmd, &r->job);
-		return ret ? fail(r, ret, "cannot start job: %s",
-				  strerror(-ret))
-			   : 0;
+		return start_job(&args, r);
 	}
 	ret = vhd_create(args.path, &args.params);
 	return ret ? lib_fail(r, ret) : 0;
@@ -279,8 +284,7 @@ static int cmd_validate(const char *path, struct result *r)
 	if (ret)
 		return ret;
 	/* A damaged image is what validation is for: the job reports it. */
-	ret = vhdfs_job_start(&args, r->cmd, &r->job);
-	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
+	return start_job(&args, r);
 }
 
 /* Path of an argument inside BACKING_DIR as given (it may not exist). */
@@ -366,10 +370,7 @@ static int cmd_merge(char **tok, int n, struct result *r)
 	    vhd_merge_pending(args.path) == 1) {
 		/* Only the journalled removal is left to do. */
 		r->msg[0] = '\0';
-		ret = vhdfs_job_start(&args, r->cmd, &r->job);
-		return ret ? fail(r, ret, "cannot start job: %s",
-				  strerror(-ret))
-			   : 0;
+		return start_job(&args, r);
 	}
 	if (ret)
 		return ret;
@@ -390,11 +391,8 @@ static int cmd_merge(char **tok, int n, struct result *r)
 			   parent + vhdfs_cfg.backing_len + 1,
 			   strcmp(parent, args.path2) == 0 ? "changes"
 							   : "removes");
-	if (!ret) {
-		ret = vhdfs_job_start(&args, r->cmd, &r->job);
-		if (ret)
-			fail(r, ret, "cannot start job: %s", strerror(-ret));
-	}
+	if (!ret)
+		ret = start_job(&args, r);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
 }
@@ -438,11 +436,8 @@ static int cmd_convert(char **tok, int n, struct result *r)
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	/* The source must not change while it is read. */
 	ret = vhdfs_job_claim(&args, args.path, r->msg, sizeof(r->msg));
-	if (!ret) {
-		ret = vhdfs_job_start(&args, r->cmd, &r->job);
-		if (ret)
-			fail(r, ret, "cannot start job: %s", strerror(-ret));
-	}
+	if (!ret)
+		ret = start_job(&args, r);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
 }

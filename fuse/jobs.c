@@ -29,8 +29,9 @@ struct job {
 	unsigned long id;
 	char *command;
 	vhdfs_job_run_fn run;
-	/* The fields below are protected by jobs_lock (args.claims too). */
+	/* Read-only once started, but for args.nclaims (jobs_lock). */
 	struct vhdfs_job_args args;
+	/* The fields below are protected by jobs_lock. */
 	enum job_state state;
 	int percent;
 	int error_code;		    /* ReturnValue */
@@ -80,17 +81,18 @@ static void finish(struct job *j, int err, const char *msg)
 	pthread_mutex_unlock(&jobs_lock);
 }
 
-static unsigned throttle_ms; /* VHDFS_JOB_THROTTLE_MS, read at first job */
+/* VHDFS_JOB_THROTTLE_MS, read at each job start; workers read it too */
+static atomic_uint throttle_ms;
 
 /* The vhd_progress_fn of every job: @ctx is its struct job. */
 static int job_progress(void *ctx, uint64_t done, uint64_t total)
 {
+	unsigned ms = atomic_load(&throttle_ms);
 	struct job *j = ctx;
 	int stop;
 
-	if (throttle_ms) {
-		struct timespec ts = {throttle_ms / 1000,
-				      (long)(throttle_ms % 1000) * 1000000};
+	if (ms) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
 		nanosleep(&ts, NULL);
 	}
@@ -323,8 +325,9 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	clock_gettime(CLOCK_MONOTONIC, &j->mono_start);
 
 	pthread_mutex_lock(&jobs_lock);
-	if (!throttle_ms && getenv("VHDFS_JOB_THROTTLE_MS"))
-		throttle_ms = (unsigned)atoi(getenv("VHDFS_JOB_THROTTLE_MS"));
+	if (getenv("VHDFS_JOB_THROTTLE_MS"))
+		atomic_store(&throttle_ms,
+			     (unsigned)atoi(getenv("VHDFS_JOB_THROTTLE_MS")));
 	for (int i = 0; i < args->nclaims; i++) {
 		if (claimed_by(args->claims[i].dev, args->claims[i].ino)) {
 			pthread_mutex_unlock(&jobs_lock);

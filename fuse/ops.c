@@ -482,6 +482,40 @@ static int vhdfs_unlink(const char *path)
 	return ret;
 }
 
+/*
+ * A job's paths must not move under it: is any file below @dir claimed by
+ * a running job? Our own mount is skipped before it is looked at (a
+ * lookup there would be a request to ourselves).
+ */
+static bool job_busy_under(const char *dir, int depth)
+{
+	struct dirent *de;
+	bool busy = false;
+	DIR *d;
+
+	if (depth > 64 || !(d = opendir(dir)))
+		return false;
+	while (!busy && (de = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		int n;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			busy = job_busy_under(path, depth + 1);
+		else if (S_ISREG(st.st_mode))
+			busy = vhdfs_job_busy(path);
+	}
+	closedir(d);
+	return busy;
+}
+
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 {
 	char bfrom[PATH_MAX], bto[PATH_MAX], real[PATH_MAX];
@@ -515,6 +549,12 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 						   child, sizeof(child)) > 0) {
 			vhdfs_log("refusing mv of %s: %s is the parent of %s",
 				  from, parent, child + vhdfs_cfg.backing_len);
+			ret = -EBUSY;
+		}
+		if (!ret && job_busy_under(real, 0)) {
+			vhdfs_log("refusing mv of %s: a job is changing an "
+				  "image in it",
+				  from);
 			ret = -EBUSY;
 		}
 	} else {

@@ -161,12 +161,12 @@ void vhdfs_control_destroy(void);
  * Adding one (e.g. compact):
  *   1. write `int vhdfs_run_compact(const struct vhdfs_job_args *args,
  *      vhd_progress_fn progress, void *pctx, char *msg, size_t msglen)`
- *      (declared here). It runs in the job's own thread and passes @progress
- * and
- *      @pctx to the library's long operation. It returns 0 or -errno; on
- *      failure it may put a message naming file and defect into @msg,
- *      else the thread's vhd_errmsg() (or strerror) becomes the job's
- *      ErrorDescription. -ECANCELED means the job stopped on `cancel ID`.
+ *      (declared here). It runs in the job's own thread and passes
+ *      @progress and @pctx to the library's long operation. It returns 0
+ *      or -errno; on failure it may put a message naming file and defect
+ *      into @msg, else the thread's vhd_errmsg() (or strerror) becomes
+ *      the job's ErrorDescription. -ECANCELED means the job stopped on
+ *      `cancel ID`.
  *   2. add {"compact", vhdfs_run_compact} to job_kinds[];
  *   3. in control.c, parse the command into a vhdfs_job_args, claim every
  *      image the job changes with vhdfs_job_claim() and call

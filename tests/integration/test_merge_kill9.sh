@@ -15,10 +15,6 @@ M=$T/mnt
 mkdir -p "$B"
 make_base "$B/base.vhd" 64M 0x5a 16M 0
 
-field() { sed -n "s/^$2=//p" "$1"; }
-job_of() {
-	sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9][0-9]*\) .*|\1|p' <<<"$1"
-}
 
 vhdfs_mount "$B" "$M"
 ctl "$M" "mid.vhd base.vhd"
@@ -36,8 +32,8 @@ ctl "$M" "merge child.vhd base.vhd"
 id=$(job_of "$(cat "$M/.control" | tail -n 1)")
 [ -n "$id" ] || fail "merge did not start a job"
 for ((i = 0; i < 600; i++)); do
-	pc=$(field "$M/.jobs/$id" PercentComplete)
-	[ "$(field "$M/.jobs/$id" JobState)" = 4 ] ||
+	pc=$(job_field "$M/.jobs/$id" PercentComplete)
+	[ "$(job_field "$M/.jobs/$id" JobState)" = 4 ] ||
 		fail "job ended before the kill"
 	[ "$pc" -ge 30 ] && break
 	sleep 0.05
@@ -53,12 +49,9 @@ vhdfs_mount "$B" "$M"
 assert_cmp "$T/child.flat" "$M/child.vhd" "child through a new mount"
 ctl "$M" "merge child.vhd base.vhd"
 id=$(job_of "$(cat "$M/.control" | tail -n 1)")
-for ((i = 0; i < 1200; i++)); do
-	grep -q 'JobState=4$' "$M/.jobs/$id" || break
-	sleep 0.1
-done
+job_wait "$M" "$id"
 cat "$M/.jobs/$id" >&2
-assert_eq 7 "$(field "$M/.jobs/$id" JobState)" "rerun JobState"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "rerun JobState"
 [ ! -e "$B/child.vhd" ] && [ ! -e "$B/mid.vhd" ] ||
 	fail "merged levels left behind"
 assert_cmp "$T/child.flat" "$M/base.vhd" "base after the rerun (mount)"

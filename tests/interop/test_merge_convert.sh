@@ -69,8 +69,9 @@ for t in dyn fixed; do
 	pyflat conv-$t.vhd p.raw
 	same model p.raw "pyvhdi: convert to $t"
 done
-vhdiinfo conv-dyn.vhd | grep -Eq 'Disk type[[:space:]]*: Dynamic' ||
-	fail "vhdiinfo: conv-dyn.vhd not dynamic"
+info=$(vhdiinfo conv-dyn.vhd) || fail "vhdiinfo conv-dyn.vhd"
+grep -Eq 'Disk type[[:space:]]*: Dynamic' <<<"$info" ||
+	fail "vhdiinfo: conv-dyn.vhd not dynamic: $info"
 # Non-zero 2 MiB blocks of the model = blocks allocated.
 want=$($PY - model <<'PY'
 import sys

@@ -393,3 +393,22 @@ qemu_flat() {
 
 # sha256 of a file
 sha() { sha256sum -- "$1" | cut -d' ' -f1; }
+
+# ------------------------------------------------------------------- jobs
+
+# job_of "LINE": the job id a `ReturnValue=4096 Job=.jobs/ID` result names.
+job_of() {
+	sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9][0-9]*\) .*|\1|p' <<<"$1"
+}
+# job_field JOBFILE KEY: one Key=Value field of a .jobs/ID file.
+job_field() { sed -n "s/^$2=//p" "$1"; }
+# job_wait MNT ID: the documented wait loop, bounded so a stuck job fails.
+job_wait() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q 'JobState=[34]$' "$1/.jobs/$2" || return 0
+		sleep 0.1
+	done
+	cat "$1/.jobs/$2" >&2
+	fail "job $2 still running after 120 s"
+}

@@ -88,4 +88,19 @@ int cli_parse_flag(int argc, char **argv, const char *flag, bool *set,
  */
 int cli_check_operands(int argc, char **argv, int nargs);
 
+/*
+ * Options of the commands that make an image (create, convert): --fixed,
+ * --dynamic, --block-size SIZE, -h. Sets @p->type and @block_arg; returns
+ * -1 to go on (operands at argv[optind]), else the exit status to return.
+ */
+struct vhd_create_params;
+int cli_parse_image_opts(int argc, char **argv, struct vhd_create_params *p,
+			 const char **block_arg);
+/*
+ * Apply a --block-size argument (NULL: none) to @p after the type is
+ * known: -1 to go on, or the usage-error status (fixed image, bad size).
+ */
+int cli_apply_block_size(const char *cmd, struct vhd_create_params *p,
+			 const char *block_arg);
+
 #endif
