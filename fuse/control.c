@@ -504,11 +504,8 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 		ret = fail(r, -EBUSY, "%s is open through the mount", tok[1]);
 	else
 		ret = vhdfs_job_claim(&args, args.path, r->msg, sizeof(r->msg));
-	if (!ret) {
-		ret = vhdfs_job_start(&args, r->cmd, &r->job);
-		if (ret)
-			fail(r, ret, "cannot start job: %s", strerror(-ret));
-	}
+	if (!ret)
+		ret = start_job(&args, r);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
 }

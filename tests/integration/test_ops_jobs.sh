@@ -25,19 +25,8 @@ qemu-io -f vpc -c 'write -P 0x11 0 3M' -c 'write -P 0 4M 8M' \
 make_base "$B/other.vhd" 8M 0x44 8M 0
 
 last_result() { tail -n 1 "$M/.control"; }
-job_of() {
-	sed -n 's|^ReturnValue=4096 Job=\.jobs/\([0-9][0-9]*\) .*|\1|p' <<<"$1"
-}
-field() { sed -n "s/^$2=//p" "$1"; }
-wait_job() { # ID
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		grep -q 'JobState=[34]$' "$M/.jobs/$1" || return 0
-		sleep 0.1
-	done
-	cat "$M/.jobs/$1" >&2
-	fail "job $1 still running after 120 s"
-}
+field() { job_field "$@"; }
+wait_job() { job_wait "$M" "$1"; }
 
 VHDFS_JOB_THROTTLE_MS=150 vhdfs_mount "$B" "$M"
 cp "$M/big.vhd" "$T/big.flat"
