@@ -90,9 +90,15 @@ int vhdfs_caller_may_open(const char *bpath, bool write)
 	n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
 	if (n < 0 || n > (int)(sizeof(groups) / sizeof(groups[0])))
 		n = 0;
-	real = realpath(bpath, NULL);
+	/* Never realpath(3): a link into our own mount would call us back. */
+	real = malloc(PATH_MAX);
 	if (!real)
-		return -errno;
+		return -ENOMEM;
+	ret = vhd_realpath(bpath, real, PATH_MAX);
+	if (ret) {
+		free(real);
+		return ret;
+	}
 	/* Search permission on "/" and each directory down to the file. */
 	if (stat("/", &st) < 0)
 		ret = -errno;

@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,8 +337,8 @@ static int merge_levels(struct vhdfs_job_args *a, const char *child,
 	struct stat want, st;
 	int ret;
 
-	if (ancestor && stat(apath, &want))
-		return fail(r, -errno, "ancestor not found: %s", ancestor);
+	if (ancestor && vhdfs_stat(apath, &want))
+		return fail(r, -ENOENT, "ancestor not found: %s", ancestor);
 	snprintf(cur, sizeof(cur), "%s", a->path);
 	for (int depth = 0;; depth++) {
 		struct vhd_disk *d;
@@ -365,8 +366,9 @@ static int merge_levels(struct vhdfs_job_args *a, const char *child,
 		vhd_close(d);
 		if (ret)
 			return ret;
-		if (!realpath(found, real) || stat(real, &st))
-			return fail(r, -errno, "parent not found: %s", found);
+		if (vhd_realpath(found, real, sizeof(real)) ||
+		    vhdfs_stat(real, &st))
+			return fail(r, -ENOENT, "parent not found: %s", found);
 		if (!vhdfs_is_inside(real))
 			return fail(r, -EACCES,
 				    "%s: outside the backing directory, the "
@@ -472,6 +474,118 @@ static int cmd_convert(char **tok, int n, struct result *r)
 	return ret;
 }
 
+/* What the job would refuse at once, answered now rather than as a job. */
+static int resize_precheck(const char *verb, const char *arg,
+			   const struct vhdfs_job_args *a, struct result *r)
+{
+	bool expand = strcmp(verb, "expand") == 0;
+	struct vhd_disk *d;
+	enum vhd_type type;
+	uint64_t size;
+	int ret;
+
+	ret = vhd_open(a->path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
+	if (ret)
+		return lib_fail(r, ret);
+	type = vhd_type(d);
+	size = vhd_size(d);
+	vhd_close(d);
+	if (!expand && type == VHD_TYPE_FIXED)
+		return fail(r, -EOPNOTSUPP,
+			    "%s: a fixed disk cannot be compacted", arg);
+	if (expand && type == VHD_TYPE_DIFF)
+		return fail(r, -EOPNOTSUPP,
+			    "%s: a differencing disk cannot be expanded", arg);
+	if (expand && a->size < size)
+		return fail(r, -EINVAL,
+			    "%s: %" PRIu64 " bytes is smaller than the disk "
+			    "(%" PRIu64 " bytes); VHDs cannot shrink",
+			    arg, a->size, size);
+	return 0;
+}
+
+/*
+ * compact PATH, expand PATH SIZE: jobs on an image inside BACKING_DIR that
+ * is no other image's parent (expanding a parent changes its children's
+ * view; compacting one rewrites a file that must not change).
+ */
+static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
+{
+	/* @verb is static: the job outlives the command line. */
+	struct vhdfs_job_args args = {.verb = verb, .dirfd = -1};
+	char child[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (n > 2 && (vhd_parse_size(tok[2], &args.size) || !args.size ||
+		      args.size > VHD_MAX_SIZE))
+		return fail(r, -EINVAL, "bad size: %s", tok[2]);
+	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
+				   sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = resize_precheck(verb, tok[1], &args, r);
+	if (ret)
+		return ret;
+	ret = vhdfs_stat(args.path, &st);
+	if (ret)
+		return fail(r, ret, "%s: %s", tok[1], strerror(-ret));
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0)
+		ret = fail(r, -EPERM, "%s is the parent of %s", tok[1],
+			   child + vhdfs_cfg.backing_len + 1);
+	else if (vhdfs_image_users(args.path) > 0)
+		ret = fail(r, -EBUSY, "%s is open through the mount", tok[1]);
+	else
+		ret = vhdfs_job_claim(&args, args.path, r->msg, sizeof(r->msg));
+	if (!ret)
+		ret = start_job(&args, r);
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+/* reparent CHILD PARENT [ignore-id-mismatch]: immediate. */
+static int cmd_reparent(char **tok, int n, struct result *r)
+{
+	char child[PATH_MAX], parent[PATH_MAX];
+	unsigned flags = 0;
+	int ret;
+
+	if (vhdfs_cfg.ro)
+		return fail(r, -EROFS, "read-only mount");
+	if (n > 3) {
+		if (strcasecmp(tok[3], "ignore-id-mismatch") != 0)
+			return fail(r, -EINVAL, "unexpected argument: %s",
+				    tok[3]);
+		flags |= VHD_REPARENT_IGNORE_ID;
+	}
+	ret = vhdfs_resolve_inside(tok[1], child, sizeof(child), r->msg,
+				   sizeof(r->msg));
+	if (ret)
+		return ret;
+	ret = vhdfs_resolve_existing(tok[2], parent, sizeof(parent), r->msg,
+				     sizeof(r->msg));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
+		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
+	else if (vhdfs_image_writers(child) > 0)
+		ret = fail(r, -EBUSY, "%s is open for writing", tok[1]);
+	else if (vhdfs_job_busy(parent) || vhdfs_image_exclusive(parent))
+		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
+	else if (vhdfs_image_writers(parent) > 0)
+		ret = fail(r, -EBUSY, "parent is open for writing: %s", tok[2]);
+	else if ((ret = vhd_reparent(child, parent, flags)) != 0)
+		lib_fail(r, ret);
+	else
+		vhdfs_image_forget(child, NULL); /* cached chain metadata */
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
 static int cmd_cancel(const char *arg, struct result *r)
 {
 	unsigned long id;
@@ -499,8 +613,8 @@ struct verb {
 static const struct verb verbs[] = {
 	{"diff", 2, 2, true},	  {"create", 2, 4, true},
 	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
-	{"merge", 1, 2, true},	  {"compact", 1, 1, false},
-	{"expand", 2, 2, false},  {"reparent", 2, 3, false},
+	{"merge", 1, 2, true},	  {"compact", 1, 1, true},
+	{"expand", 2, 2, true},	  {"reparent", 2, 3, true},
 	{"convert", 3, 4, true},
 };
 
@@ -544,6 +658,10 @@ static int run(char *line, struct result *r)
 		return cmd_merge(tok, n, r);
 	if (strcmp(v->name, "convert") == 0)
 		return cmd_convert(tok, n, r);
+	if (strcmp(v->name, "compact") == 0 || strcmp(v->name, "expand") == 0)
+		return cmd_resize(v->name, tok, n, r);
+	if (strcmp(v->name, "reparent") == 0)
+		return cmd_reparent(tok, n, r);
 	return cmd_cancel(tok[1], r);
 }
 

@@ -275,13 +275,14 @@ int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 	return ret;
 }
 
-int vhdfs_image_writers(const char *real)
+/* Handles (or only the writers) of the file at @path, by inode. */
+static int count_open(const char *path, bool writers)
 {
 	struct vhdfs_image *img;
 	struct stat st;
 	int n = 0;
 
-	if (vhdfs_stat(real, &st))
+	if (vhdfs_stat(path, &st))
 		return 0;
 	pthread_mutex_lock(&images_lock);
 again:
@@ -295,10 +296,20 @@ again:
 			n = 0;
 			goto again;
 		}
-		n += img->writers;
+		n += writers ? img->writers : img->refs;
 	}
 	pthread_mutex_unlock(&images_lock);
 	return n;
+}
+
+int vhdfs_image_writers(const char *real)
+{
+	return count_open(real, true);
+}
+
+int vhdfs_image_users(const char *path)
+{
+	return count_open(path, false);
 }
 
 /* Size of an open image of @bpath with inode @st, or false. */

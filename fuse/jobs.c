@@ -190,10 +190,9 @@ static const struct {
 	const char *verb;
 	vhdfs_job_run_fn run;
 } job_kinds[] = {
-	{"create", run_create},
-	{"validate", run_validate},
-	{"merge", vhdfs_run_merge},
-	{"convert", vhdfs_run_convert},
+	{"create", run_create},		{"validate", run_validate},
+	{"merge", vhdfs_run_merge},	{"convert", vhdfs_run_convert},
+	{"compact", vhdfs_run_compact}, {"expand", vhdfs_run_expand},
 };
 
 static vhdfs_job_run_fn find_kind(const char *verb)

@@ -198,15 +198,26 @@ static int open_image(const char *path, const char *bpath, bool write,
 	struct stat st;
 	int ret;
 
-	if (!write)
-		return vhdfs_image_get(bpath, false, img);
+	if (!write) {
+		pthread_mutex_lock(&vhdfs_topo_lock);
+		if (vhdfs_image_exclusive(bpath)) {
+			vhdfs_log("refusing open of %s: a compact or expand "
+				  "job is moving its blocks",
+				  path);
+			ret = -EBUSY;
+		} else {
+			ret = vhdfs_image_get(bpath, false, img);
+		}
+		pthread_mutex_unlock(&vhdfs_topo_lock);
+		return ret;
+	}
 	if (vhdfs_cfg.ro)
 		return -EROFS;
 	ret = vhdfs_stat(bpath, &st);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
-	if (vhdfs_job_busy(bpath)) {
+	if (vhdfs_job_busy(bpath) || vhdfs_image_exclusive(bpath)) {
 		vhdfs_log("refusing write open of %s: a job is changing it",
 			  path);
 		ret = -EBUSY;

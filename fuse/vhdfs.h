@@ -146,6 +146,8 @@ int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
+/* Open handles (readers and writers) of the file at @path, by inode. */
+int vhdfs_image_users(const char *path);
 /* The image at @bpath was unlinked/renamed: forget cached state, and
  * the handle of inode @gone (NULL: keep) whose last name went. */
 void vhdfs_image_forget(const char *bpath, const struct stat *gone);
@@ -297,6 +299,20 @@ int vhdfs_run_merge(const struct vhdfs_job_args *args, vhd_progress_fn progress,
 int vhdfs_run_convert(const struct vhdfs_job_args *args,
 		      vhd_progress_fn progress, void *pctx, char *msg,
 		      size_t msglen);
+
+/*
+ * job_ops.c: compact and expand jobs. While one runs its image refuses
+ * every open through the mount (blocks move: an older handle would read
+ * their old place); vhdfs_image_exclusive() says so, with vhdfs_topo_lock
+ * held. The job starts only when no handle of the image is open.
+ */
+int vhdfs_run_compact(const struct vhdfs_job_args *args,
+		      vhd_progress_fn progress, void *pctx, char *msg,
+		      size_t msglen);
+int vhdfs_run_expand(const struct vhdfs_job_args *args,
+		     vhd_progress_fn progress, void *pctx, char *msg,
+		     size_t msglen);
+bool vhdfs_image_exclusive(const char *bpath);
 
 /* xattr.c */
 int vhdfs_getxattr(const char *bpath, const char *name, char *value,

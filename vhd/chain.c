@@ -141,7 +141,7 @@ static int load(struct vhd_disk *d, const struct stat *st)
 	return 0;
 }
 
-static void uuid_str(const uint8_t *u, char out[37])
+void vhd_uuid_str(const uint8_t *u, char out[37])
 {
 	snprintf(out, 37,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -224,8 +224,8 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
 	}
 	note_tried(c, path, NULL);
 	if (memcmp(p->footer.uuid, d->header.parent_uuid, 16) != 0) {
-		uuid_str(d->header.parent_uuid, want);
-		uuid_str(p->footer.uuid, have);
+		vhd_uuid_str(d->header.parent_uuid, want);
+		vhd_uuid_str(p->footer.uuid, have);
 		if (!c->mismatch[0]) {
 			snprintf(c->mismatch, sizeof(c->mismatch),
 				 "%s: parent found at %s but its unique id "
@@ -418,6 +418,19 @@ int vhd_close(struct vhd_disk *disk)
 	}
 	vhd_close_chain(disk);
 	return r;
+}
+
+int vhd_close_keep(struct vhd_disk *disk, int r)
+{
+	char msg[1024];
+	int cr;
+
+	if (r == 0)
+		return vhd_close(disk);
+	snprintf(msg, sizeof(msg), "%s", vhd_errmsg());
+	cr = vhd_close(disk);
+	(void)cr; /* the first failure is the one to report */
+	return vhd_set_error(r, "%s", msg);
 }
 
 int vhd_open(const char *path, int flags, struct vhd_disk **out)

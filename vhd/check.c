@@ -79,32 +79,11 @@ static int check_layout(struct vhd_disk *d, struct checker *c)
 		if (e[i].start < e[i - 1].end)
 			say(c, true,
 			    "%s: %s %u (offset %" PRIu64 ") overlaps %s %u "
-			    "(offset %" PRIu64 ")",
+			    "(offset %" PRIu64 ") (not fixable by vhd repair)",
 			    d->path, e[i].what, e[i].block, e[i].start,
 			    e[i - 1].what, e[i - 1].block, e[i - 1].start);
 	free(e);
 	return 0;
-}
-
-static void check_footer_copy(struct vhd_disk *d, struct checker *c)
-{
-	uint8_t copy[VHD_FOOTER_SIZE], trailing[VHD_FOOTER_SIZE];
-
-	if (d->footer_from_copy) {
-		say(c, true,
-		    "%s: trailing footer is damaged; the copy at "
-		    "offset 0 was used",
-		    d->path);
-		return;
-	}
-	if (vhd_io_read(d->fd, copy, sizeof(copy), 0) < 0 ||
-	    vhd_io_read(d->fd, trailing, sizeof(trailing), d->footer_off) < 0)
-		return;
-	if (memcmp(copy, trailing, sizeof(copy)) != 0)
-		say(c, true,
-		    "%s: footer copy at offset 0 differs from the "
-		    "trailing footer",
-		    d->path);
 }
 
 static void check_chain(const char *path, struct checker *c)
@@ -112,10 +91,22 @@ static void check_chain(const char *path, struct checker *c)
 	struct vhd_disk *chain;
 	struct vhd_info info;
 
-	if (vhd_open(path, VHD_OPEN_RDONLY, &chain) < 0) {
+	int r = vhd_open(path, VHD_OPEN_RDONLY, &chain);
+
+	/* What fixes a chain that does not open, when something does. */
+	if (r == -ENOENT && strstr(vhd_errmsg(), "parent not found"))
+		say(c, true,
+		    "%s (if the parent moved: vhd reparent CHILD PARENT)",
+		    vhd_errmsg());
+	else if (r == -EINVAL && strstr(vhd_errmsg(), "unique id mismatch"))
+		say(c, true,
+		    "%s (vhd reparent --ignore-id-mismatch accepts that "
+		    "parent)",
+		    vhd_errmsg());
+	else if (r < 0)
 		say(c, true, "%s", vhd_errmsg());
+	if (r < 0)
 		return;
-	}
 	for (struct vhd_disk *d = chain; d; d = d->parent) {
 		vhd_get_info(d, &info);
 		if (info.parent_timestamp_mismatch)
@@ -127,6 +118,15 @@ static void check_chain(const char *path, struct checker *c)
 	vhd_close_chain(chain);
 }
 
+/* Footer and header defects, each with whether vhd repair fixes it. */
+static void check_repairable(const char *path, struct checker *c)
+{
+	int n = vhd_repair_scan(path, c->report, c->ctx);
+
+	if (n > 0)
+		c->problems += n;
+}
+
 int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 {
 	struct checker c = {report, ctx, 0};
@@ -135,8 +135,17 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 
 	vhd_clear_error();
 	r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
-	if (r < 0)
+	if (r < 0) {
+		char why[1024];
+
+		/* Unopenable only because of what repair fixes: say so. */
+		snprintf(why, sizeof(why), "%s", vhd_errmsg());
+		check_repairable(path, &c);
+		if (c.problems)
+			return c.problems;
+		vhd_set_error(r, "%s", why);
 		return r;
+	}
 	if (vhd_lock_written_elsewhere(d->fd))
 		say(&c, true,
 		    "%s: in use: open for writing by another program; what "
@@ -150,10 +159,9 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 		if (vhd_merge_leftover(path, d->footer.uuid, msg, sizeof(msg)))
 			say(&c, true, "%s", msg);
 	}
-	if (d->footer.disk_type != VHD_TYPE_FIXED) {
-		check_footer_copy(d, &c);
+	check_repairable(path, &c);
+	if (d->footer.disk_type != VHD_TYPE_FIXED)
 		r = check_layout(d, &c);
-	}
 	vhd_close_one(d);
 	if (r < 0)
 		return r;

@@ -460,60 +460,6 @@ int vhd_link_unlinked(struct vhd_unlinked *u, const char *path,
 	return r;
 }
 
-/* Relative path from directory @from to file @to, both canonical. */
-static int relative_path(const char *from, const char *to, char *out,
-			 size_t len)
-{
-	const char *from_rest, *to_rest;
-	size_t i = 0, pos = 0;
-
-	while (from[i] && from[i] == to[i])
-		i++;
-	if (!from[i] && to[i] == '/') { /* @to is below @from */
-		from_rest = from + i;
-		to_rest = to + i + 1;
-	} else {
-		while (i > 0 && from[i - 1] != '/')
-			i--;
-		from_rest = from + i;
-		to_rest = to + i;
-	}
-	/* one "../" per component of @from below the common directory */
-	for (const char *p = from_rest; *p;
-	     p = strchr(p, '/') ? strchr(p, '/') + 1 : "") {
-		if (pos + 3 >= len)
-			return -ENAMETOOLONG;
-		memcpy(out + pos, "../", 3);
-		pos += 3;
-	}
-	if (pos + strlen(to_rest) >= len)
-		return -ENAMETOOLONG;
-	strcpy(out + pos, to_rest);
-	return 0;
-}
-
-/* Windows path text: '/' → '\', as UTF-16LE. */
-static int windows_utf16(const char *prefix, const char *path, uint8_t *out,
-			 size_t max_units, uint32_t *bytes)
-{
-	char *s = malloc(strlen(prefix) + strlen(path) + 1);
-	int n;
-
-	if (!s)
-		return -ENOMEM;
-	strcpy(s, prefix);
-	strcat(s, path);
-	for (char *p = s; *p; p++)
-		if (*p == '/')
-			*p = '\\';
-	n = vhd_utf8_to_utf16(s, false, out, max_units);
-	free(s);
-	if (n < 0)
-		return n;
-	*bytes = (uint32_t)n * 2;
-	return 0;
-}
-
 int vhd_create_diff(const char *child, const char *parent)
 {
 	return vhd_create_diff_ex(child, parent, NULL);
@@ -522,10 +468,7 @@ int vhd_create_diff(const char *child, const char *parent)
 int vhd_create_diff_ex(const char *child, const char *parent,
 		       const struct vhd_create_opts *opts)
 {
-	char *abs_parent = NULL, *child_dir = NULL, rel[PATH_MAX];
-	uint8_t *w2ku = NULL, *w2ru = NULL;
-	uint8_t name_be[2 * VHD_NAME_UNITS] = {0};
-	const char *base, *slash;
+	struct vhd_parent_ref ref = {0};
 	struct vhd_disk *p = NULL;
 	struct payload pl[2];
 	struct vhd_footer f;
@@ -555,43 +498,13 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 		vhd_close_chain(p);
 		return r;
 	}
-	abs_parent = realpath(parent, NULL);
-	slash = strrchr(child, '/');
-	child_dir = slash ? strndup(child, (size_t)(slash - child + 1))
-			  : strdup(".");
-	if (child_dir) {
-		char *tmp = realpath(child_dir, NULL);
-
-		free(child_dir);
-		child_dir = tmp;
-	}
-	if (!abs_parent || !child_dir) {
-		r = vhd_set_error(-errno ? -errno : -ENOMEM, "%s: %s", child,
-				  strerror(errno ? errno : ENOMEM));
+	r = vhd_parent_ref_make(child, parent, &ref);
+	if (r < 0)
 		goto out;
-	}
-	base = strrchr(parent, '/') ? strrchr(parent, '/') + 1 : parent;
-	n = vhd_utf8_to_utf16(base, true, name_be, VHD_NAME_UNITS);
-	w2ku = malloc(2 * PATH_MAX);
-	w2ru = malloc(2 * PATH_MAX);
-	if (n < 0 || !w2ku || !w2ru ||
-	    relative_path(child_dir, abs_parent, rel, sizeof(rel)) < 0) {
-		r = vhd_set_error(
-			n < 0 ? n : -ENAMETOOLONG,
-			"%s: parent name or path not representable: %s", child,
-			parent);
-		goto out;
-	}
-	r = windows_utf16("", abs_parent, w2ku, PATH_MAX, &pl[0].len);
-	if (r == 0)
-		r = windows_utf16("./", rel, w2ru, PATH_MAX, &pl[1].len);
-	if (r < 0) {
-		vhd_set_error(r, "%s: parent path not representable: %s", child,
-			      parent);
-		goto out;
-	}
-	pl[0].data = w2ku;
-	pl[1].data = w2ru;
+	pl[0].data = ref.w2ku;
+	pl[0].len = ref.w2ku_len;
+	pl[1].data = ref.w2ru;
+	pl[1].len = ref.w2ru_len;
 
 	bs = p->block_size == (512u << 10) || p->block_size == (2u << 20)
 		     ? p->block_size
@@ -603,10 +516,8 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	f.sectors_per_track = p->footer.sectors_per_track;
 	header_init(&h, p->size, bs);
 	memcpy(h.parent_uuid, p->footer.uuid, 16);
-	if (stat(abs_parent, &st) == 0 && st.st_mtime > VHD_EPOCH_OFFSET)
-		h.parent_timestamp = (uint32_t)(st.st_mtime - VHD_EPOCH_OFFSET);
-	for (int i = 0; i < VHD_NAME_UNITS; i++)
-		h.parent_name[i] = vhd_get16(name_be + 2 * i);
+	h.parent_timestamp = ref.timestamp;
+	memcpy(h.parent_name, ref.name, sizeof(h.parent_name));
 	h.loc[0].code = VHD_PLAT_W2KU;
 	h.loc[1].code = VHD_PLAT_W2RU;
 
@@ -618,10 +529,7 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 		r = write_sparse(t.fd, child, &f, &h, pl, 2);
 	r = tmp_commit(&t, child, opts, r);
 out:
-	free(w2ku);
-	free(w2ru);
-	free(abs_parent);
-	free(child_dir);
+	vhd_parent_ref_free(&ref);
 	vhd_close_chain(p);
 	return r;
 }

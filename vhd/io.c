@@ -19,28 +19,6 @@ static int read_file(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int write_file(struct vhd_disk *d, const void *buf, size_t len,
-		      uint64_t off)
-{
-	int r = vhd_io_write(d->fd, buf, len, off);
-
-	if (r < 0)
-		return vhd_set_error(
-			r, "%s: write error at offset %" PRIu64 ": %s", d->path,
-			off, strerror(-r));
-	return 0;
-}
-
-static int sync_file(struct vhd_disk *d)
-{
-	int r = vhd_io_sync(d->fd);
-
-	if (r < 0)
-		return vhd_set_error(r, "%s: sync failed: %s", d->path,
-				     strerror(-r));
-	return 0;
-}
-
 static uint64_t block_data_off(const struct vhd_disk *d, uint32_t block)
 {
 	return (uint64_t)d->bat[block] * VHD_SECTOR_SIZE + d->bitmap_size;
@@ -226,18 +204,18 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 		vhd_bit_set(head + gap, i);
 	vhd_footer_encode(&d->footer, footer);
 
-	r = write_file(d, footer, sizeof(footer), new_footer);
+	r = vhd_write_named(d, footer, sizeof(footer), new_footer);
 	if (r == 0)
-		r = sync_file(d);
+		r = vhd_sync_named(d);
 	if (r < 0)
 		goto out;
 	d->footer_off = new_footer;
 	/* Zeros over the old footer and the gap, then the bitmap. */
-	r = write_file(d, head, gap + d->bitmap_size, old_end);
+	r = vhd_write_named(d, head, gap + d->bitmap_size, old_end);
 	if (r == 0)
-		r = write_file(d, src, (size_t)n * VHD_SECTOR_SIZE,
-			       map_off + d->bitmap_size +
-				       (uint64_t)first * VHD_SECTOR_SIZE);
+		r = vhd_write_named(d, src, (size_t)n * VHD_SECTOR_SIZE,
+				    map_off + d->bitmap_size +
+					    (uint64_t)first * VHD_SECTOR_SIZE);
 	if (r < 0)
 		goto out;
 	d->bat[block] = (uint32_t)(map_off / VHD_SECTOR_SIZE);
@@ -265,10 +243,10 @@ static int write_sectors(struct vhd_disk *d, uint64_t sector, uint64_t count,
 		if (d->bat[block] == VHD_BAT_UNUSED) {
 			r = alloc_block(d, block, first, n, src);
 		} else {
-			r = write_file(d, src, (size_t)n * VHD_SECTOR_SIZE,
-				       block_data_off(d, block) +
-					       (uint64_t)first *
-						       VHD_SECTOR_SIZE);
+			r = vhd_write_named(d, src, (size_t)n * VHD_SECTOR_SIZE,
+					    block_data_off(d, block) +
+						    (uint64_t)first *
+							    VHD_SECTOR_SIZE);
 			if (r == 0)
 				r = mark_written(d, block, first, n);
 		}
@@ -304,7 +282,7 @@ static int write_range(struct vhd_disk *d, const uint8_t *src, size_t len,
 	int r;
 
 	if (d->footer.disk_type == VHD_TYPE_FIXED)
-		return write_file(d, src, len, off);
+		return vhd_write_named(d, src, len, off);
 	if (head > len)
 		head = len;
 	if (head) {
@@ -363,7 +341,7 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 int vhd_flush_locked(struct vhd_disk *d)
 {
 	uint32_t kept = 0;
-	int r = sync_file(d);
+	int r = vhd_sync_named(d);
 
 	if (r < 0 || !d->ndirty)
 		return r;
@@ -372,9 +350,9 @@ int vhd_flush_locked(struct vhd_disk *d)
 		uint8_t *map = atomic_load(&d->bitmaps[block]);
 
 		if (r == 0)
-			r = write_file(d, map, d->bitmap_size,
-				       (uint64_t)d->bat[block] *
-					       VHD_SECTOR_SIZE);
+			r = vhd_write_named(d, map, d->bitmap_size,
+					    (uint64_t)d->bat[block] *
+						    VHD_SECTOR_SIZE);
 		if (r == 0) {
 			r = vhd_bat_write_entry(d, block);
 			if (r < 0)
@@ -390,7 +368,7 @@ int vhd_flush_locked(struct vhd_disk *d)
 	}
 	d->ndirty = kept;
 	if (r == 0)
-		r = sync_file(d);
+		r = vhd_sync_named(d);
 	return r;
 }
 
@@ -407,67 +385,6 @@ int vhd_flush(struct vhd_disk *d)
 	return r;
 }
 
-/*
- * Whether byte @off of the chain is data (held by some image) or a hole,
- * and where that state ends, at most at @limit.
- */
-static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
-		  uint64_t *end)
-{
-	uint64_t block_off, block_end;
-	uint32_t block, s, e, run;
-	uint8_t *map;
-	bool set;
-	int r;
-
-	if (off >= d->size) {
-		*data = false;
-		*end = limit;
-		return 0;
-	}
-	if (limit > d->size)
-		limit = d->size;
-	if (d->footer.disk_type == VHD_TYPE_FIXED) {
-		*data = true;
-		*end = limit;
-		return 0;
-	}
-	block = (uint32_t)(off / d->block_size);
-	block_off = (uint64_t)block * d->block_size;
-	block_end = block_off + d->block_size;
-	if (block_end > limit)
-		block_end = limit;
-	if (d->footer.disk_type == VHD_TYPE_DYNAMIC) {
-		*data = d->bat[block] != VHD_BAT_UNUSED;
-		*end = block_end;
-		return 0;
-	}
-	if (d->bat[block] == VHD_BAT_UNUSED) {
-		if (!d->parent)
-			return vhd_set_error(-ENOENT, "%s: parent not opened",
-					     d->path);
-		return extent(d->parent, off, block_end, data, end);
-	}
-	r = vhd_bitmap_get(d, block, &map);
-	if (r < 0)
-		return r;
-	s = (uint32_t)((off - block_off) / VHD_SECTOR_SIZE);
-	e = (uint32_t)((block_end - block_off + VHD_SECTOR_SIZE - 1) /
-		       VHD_SECTOR_SIZE);
-	run = vhd_bitmap_run(map, s, e, &set);
-	block_end = block_off + (uint64_t)(s + run) * VHD_SECTOR_SIZE;
-	if (block_end > limit)
-		block_end = limit;
-	if (set) {
-		*data = true;
-		*end = block_end;
-		return 0;
-	}
-	if (!d->parent)
-		return vhd_set_error(-ENOENT, "%s: parent not opened", d->path);
-	return extent(d->parent, off, block_end, data, end);
-}
-
 static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 {
 	int64_t result = -ENXIO;
@@ -475,19 +392,18 @@ static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 	vhd_clear_error();
 	lock_read(d);
 	while (off < d->size) {
-		uint64_t end;
-		bool data;
-		int r = extent(d, off, d->size, &data, &end);
+		struct vhd_where w;
+		int r = vhd_locate(d, off, d->size, 0, &w);
 
 		if (r < 0) {
 			result = r;
 			break;
 		}
-		if (data == want_data) {
+		if ((w.disk != NULL) == want_data) {
 			result = (int64_t)off;
 			break;
 		}
-		off = end;
+		off = w.end;
 		if (!want_data && off >= d->size)
 			result = (int64_t)d->size;
 	}

@@ -2,9 +2,11 @@
 /* Parent locators and the UTF-16 text they (and the parent name) hold. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "vhd_i.h"
 
@@ -270,4 +272,123 @@ int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
 out:
 	free(raw);
 	return r;
+}
+
+/* Relative path from directory @from to file @to, both canonical. */
+static int relative_path(const char *from, const char *to, char *out,
+			 size_t len)
+{
+	const char *from_rest, *to_rest;
+	size_t i = 0, pos = 0;
+
+	while (from[i] && from[i] == to[i])
+		i++;
+	if (!from[i] && to[i] == '/') { /* @to is below @from */
+		from_rest = from + i;
+		to_rest = to + i + 1;
+	} else {
+		while (i > 0 && from[i - 1] != '/')
+			i--;
+		from_rest = from + i;
+		to_rest = to + i;
+	}
+	/* one "../" per component of @from below the common directory */
+	for (const char *p = from_rest; *p;
+	     p = strchr(p, '/') ? strchr(p, '/') + 1 : "") {
+		if (pos + 3 >= len)
+			return -ENAMETOOLONG;
+		memcpy(out + pos, "../", 3);
+		pos += 3;
+	}
+	if (pos + strlen(to_rest) >= len)
+		return -ENAMETOOLONG;
+	strcpy(out + pos, to_rest);
+	return 0;
+}
+
+/* Windows path text: '/' → '\', as UTF-16LE. */
+static int windows_utf16(const char *prefix, const char *path, uint8_t *out,
+			 size_t max_units, uint32_t *bytes)
+{
+	char *s = malloc(strlen(prefix) + strlen(path) + 1);
+	int n;
+
+	if (!s)
+		return -ENOMEM;
+	strcpy(s, prefix);
+	strcat(s, path);
+	for (char *p = s; *p; p++)
+		if (*p == '/')
+			*p = '\\';
+	n = vhd_utf8_to_utf16(s, false, out, max_units);
+	free(s);
+	if (n < 0)
+		return n;
+	*bytes = (uint32_t)n * 2;
+	return 0;
+}
+
+int vhd_parent_ref_make(const char *child, const char *parent,
+			struct vhd_parent_ref *ref)
+{
+	char *abs_parent = NULL, *child_dir = NULL, rel[PATH_MAX];
+	uint8_t name_be[2 * VHD_NAME_UNITS] = {0};
+	const char *base, *slash;
+	struct stat st;
+	int r = 0, n;
+
+	memset(ref, 0, sizeof(*ref));
+	abs_parent = realpath(parent, NULL);
+	slash = strrchr(child, '/');
+	child_dir = slash ? strndup(child, (size_t)(slash - child + 1))
+			  : strdup(".");
+	if (child_dir) {
+		char *tmp = realpath(child_dir, NULL);
+
+		free(child_dir);
+		child_dir = tmp;
+	}
+	if (!abs_parent || !child_dir) {
+		r = vhd_set_error(-errno ? -errno : -ENOMEM, "%s: %s", child,
+				  strerror(errno ? errno : ENOMEM));
+		goto out;
+	}
+	base = strrchr(parent, '/') ? strrchr(parent, '/') + 1 : parent;
+	n = vhd_utf8_to_utf16(base, true, name_be, VHD_NAME_UNITS);
+	ref->w2ku = malloc(2 * PATH_MAX);
+	ref->w2ru = malloc(2 * PATH_MAX);
+	if (n < 0 || !ref->w2ku || !ref->w2ru ||
+	    relative_path(child_dir, abs_parent, rel, sizeof(rel)) < 0) {
+		r = vhd_set_error(
+			n < 0 ? n : -ENAMETOOLONG,
+			"%s: parent name or path not representable: %s", child,
+			parent);
+		goto out;
+	}
+	r = windows_utf16("", abs_parent, ref->w2ku, PATH_MAX, &ref->w2ku_len);
+	if (r == 0)
+		r = windows_utf16("./", rel, ref->w2ru, PATH_MAX,
+				  &ref->w2ru_len);
+	if (r < 0) {
+		vhd_set_error(r, "%s: parent path not representable: %s", child,
+			      parent);
+		goto out;
+	}
+	for (int i = 0; i < VHD_NAME_UNITS; i++)
+		ref->name[i] = vhd_get16(name_be + 2 * i);
+	if (stat(abs_parent, &st) == 0 && st.st_mtime > VHD_EPOCH_OFFSET)
+		ref->timestamp = (uint32_t)(st.st_mtime - VHD_EPOCH_OFFSET);
+out:
+	free(abs_parent);
+	free(child_dir);
+	if (r < 0)
+		vhd_parent_ref_free(ref);
+	return r;
+}
+
+void vhd_parent_ref_free(struct vhd_parent_ref *ref)
+{
+	free(ref->w2ku);
+	free(ref->w2ru);
+	ref->w2ku = ref->w2ru = NULL;
 }

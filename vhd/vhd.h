@@ -348,6 +348,99 @@ typedef void (*vhd_report_fn)(void *ctx, const char *msg);
 int vhd_check(const char *path, vhd_report_fn report, void *ctx);
 
 /*
+ * Image operations: compact, expand, reparent, repair, map. Each opens
+ * @path itself and needs it not to be open for writing elsewhere (the
+ * daemon and CLI enforce that; the library cannot know). None of them
+ * knows about children of @path: callers that do (the daemon, the CLI's
+ * directory scan) refuse operations that would change a parent.
+ */
+
+/*
+ * Compact (CompactVirtualHardDisk, Optimize-VHD). Dynamic: blocks whose
+ * data is all zeros are dropped. Differencing: sectors whose data equals
+ * what the parent chain shows get their bitmap bit cleared, and blocks left
+ * with no bit set are dropped. Live blocks then move down into the freed
+ * space and the file is truncated. Each move copies the block, syncs,
+ * points the BAT entry at the copy and syncs before the old space is
+ * reused, and the new footer is written (and synced) before the file is
+ * cut, so a crash at any point leaves every sector reading as before.
+ * *@reclaimed (may be NULL) receives the bytes the file shrank by.
+ * -EOPNOTSUPP for fixed disks (nothing to reclaim), -EPERM when the
+ * saved-state flag is set, -EINVAL when the trailing footer is damaged
+ * (run repair first), -ECANCELED when @progress asked to stop (the image
+ * is valid, possibly partly compacted).
+ */
+int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
+		void *ctx);
+
+/*
+ * Expand (ExpandVirtualHardDisk, Resize-VHD growing) a fixed or dynamic
+ * disk to @new_size bytes (rounded up to a sector): old content is
+ * unchanged and the new tail reads zeros. Current size, original size (so
+ * that readers using either agree, as vhd_create writes them) and CHS
+ * geometry take the new size. A dynamic disk whose BAT has no room for the
+ * new entries first moves the blocks in the way to the end of the file
+ * (crash-safe order as vhd_compact). A crash leaves the old or the new size,
+ * with old content unchanged. -EINVAL when @new_size is below the current
+ * size (an equal size changes nothing), -EFBIG past the VHD limit,
+ * -EOPNOTSUPP for a differencing disk, -EPERM with the saved-state flag.
+ */
+int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
+	       void *ctx);
+
+/* Rewrite the parent unique id too (SetParent's IgnoreIdMismatch). */
+#define VHD_REPARENT_IGNORE_ID 0x1u
+
+/*
+ * Point differencing image @child at @parent (SetParentVirtualHardDisk):
+ * parent name, parent timestamp and W2ku/W2ru locators are written as
+ * vhd_create_diff writes them; the parent unique id only with
+ * VHD_REPARENT_IGNORE_ID. The child's current parent need not exist (the
+ * moved-parent case). New locator payloads go to the end of the file
+ * first (synced), then the header is replaced in one 1024-byte write and
+ * synced, so the child refers either to its old or to its new parent.
+ * -EINVAL: @child not differencing, unique id mismatch (without the
+ * flag) or virtual sizes differ; -ELOOP: @parent's chain contains @child;
+ * errors of opening @parent's chain as vhd_open.
+ */
+int vhd_reparent(const char *child, const char *parent, unsigned flags);
+
+/* Also recompute bad checksums (a bad checksum can mean a damaged field). */
+#define VHD_REPAIR_CHECKSUMS 0x1u
+
+/*
+ * Fix what is fixable in @path and pass one line per change to @report: a
+ * damaged trailing footer is restored from the copy at offset 0 or the
+ * copy from the trailing footer; with VHD_REPAIR_CHECKSUMS, footer and
+ * dynamic header checksums are recomputed. A defect left alone is
+ * reported with what would fix it. Returns the number of changes made, or
+ * -errno when no usable footer is found (message in vhd_errmsg()).
+ */
+int vhd_repair(const char *path, unsigned flags, vhd_report_fn report,
+	       void *ctx);
+
+/* One extent of vhd_map. */
+struct vhd_extent {
+	uint64_t offset; /* in the virtual disk, bytes */
+	uint64_t length;
+	/* chain level supplying it: 0 = the image, 1 = its parent, ...;
+	 * -1 = no image holds it (reads as zeros) */
+	int depth;
+	const char *file;     /* image of @depth (NULL for -1); valid in @fn */
+	uint64_t file_offset; /* where the data lies in @file */
+};
+typedef int (*vhd_extent_fn)(void *ctx, const struct vhd_extent *e);
+
+/*
+ * The allocation of the resolved image as extents, in order, covering the
+ * whole virtual size. Neighbours of the same level and file whose data is
+ * contiguous in the file are merged (as `qemu-img map`); a dynamic block
+ * counts as data as a whole. Stops when @fn returns non-zero and returns
+ * that value; else 0 or -errno. Takes the image's read lock.
+ */
+int vhd_map(struct vhd_disk *disk, vhd_extent_fn fn, void *ctx);
+
+/*
  * Parse a size argument as the CLI and the control file take it: a decimal
  * byte count, optionally followed by K, M, G or T (powers of 1024, any
  * case, optional trailing "B" or "iB": 2M, 2m, 2MiB). Returns 0, -EINVAL

@@ -247,9 +247,88 @@ bool vhd_lock_written_elsewhere(int fd);
  * a child). */
 #define VHD_OPEN_I_PARENT 0x100
 
+/*
+ * What a child stores about its parent, as vhd_create_diff writes it: bare
+ * file name (native code units), parent mtime (VHD epoch), W2ku (absolute)
+ * and W2ru (relative to @child's directory) payloads in UTF-16LE with
+ * backslashes. @child need not exist; its directory must. The payloads
+ * are malloc'd: release with vhd_parent_ref_free (also after a failure).
+ */
+struct vhd_parent_ref {
+	uint16_t name[VHD_NAME_UNITS];
+	uint32_t timestamp;
+	uint8_t *w2ku, *w2ru;
+	uint32_t w2ku_len, w2ru_len; /* bytes */
+};
+int vhd_parent_ref_make(const char *child, const char *parent,
+			struct vhd_parent_ref *ref);
+void vhd_parent_ref_free(struct vhd_parent_ref *ref);
+
+/* progress.c: a long operation's progress (units of its choice). */
+struct vhd_progress {
+	vhd_progress_fn fn; /* may be NULL */
+	void *ctx;
+	uint64_t done, total;
+	const char *path, *what; /* for "PATH: WHAT cancelled" */
+};
+/* Add @add done (capped at total) and report; -ECANCELED when asked. */
+int vhd_progress_add(struct vhd_progress *p, uint64_t add);
+/* The final report (done = total), after which nothing is cancelled. */
+void vhd_progress_end(struct vhd_progress *p);
+
+/* relocate.c: moving blocks and the footer, crash-safely. */
+/*
+ * -EPERM with the saved-state flag, -EINVAL when the trailing footer is
+ * damaged (repair first): an image in either state is not rewritten.
+ */
+int vhd_check_rewritable(const struct vhd_disk *d);
+/* Where a block's bitmap goes at or after @from (data 4 KiB aligned). */
+uint64_t vhd_block_place(const struct vhd_disk *d, uint64_t from);
+/* Bytes a block takes in the file: bitmap + data. */
+uint64_t vhd_block_span(const struct vhd_disk *d);
+/* Write/sync with a message naming the file on failure. */
+int vhd_write_named(struct vhd_disk *d, const void *buf, size_t len,
+		    uint64_t off);
+int vhd_sync_named(struct vhd_disk *d);
+/*
+ * Write the footer at @off and sync; when @off is below the current footer
+ * the file is then cut after it (and synced). Updates d->footer_off.
+ */
+int vhd_footer_move(struct vhd_disk *d, uint64_t off);
+/*
+ * Copy block @block to byte offset @dest (free space, sector aligned),
+ * sync, point its BAT entry there (memory and file), sync. Only then may
+ * the caller reuse the old place.
+ */
+int vhd_block_move(struct vhd_disk *d, uint32_t block, uint64_t dest);
+
+/* map.c: what supplies byte @off of @d (at chain level @depth). */
+struct vhd_where {
+	struct vhd_disk *disk; /* NULL: no image holds it (zeros) */
+	int depth;
+	uint64_t file_off; /* in disk's file */
+	uint64_t end;	   /* the same answer holds up to here (<= limit) */
+};
+int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+	       struct vhd_where *w);
+
+/*
+ * repair.c: vhd_repair's walk without writing: each defect is reported
+ * with "(fixable by vhd repair[ --checksums])". Returns the number found.
+ */
+int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
+
 /* chain.c */
+/* @u as 8-4-4-4-12 lowercase hex, bytes in stored order. */
+void vhd_uuid_str(const uint8_t *u, char out[37]);
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
+/*
+ * Close @disk (flushing as vhd_close) after an operation that returned
+ * @r: a failure's message survives the close. Returns @r, or the close's
+ * result when @r is 0.
+ */
+int vhd_close_keep(struct vhd_disk *disk, int r);
 /* Close a read-only chain without touching the error message. */
 void vhd_close_chain(struct vhd_disk *d);
 

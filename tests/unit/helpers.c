@@ -798,6 +798,7 @@ static struct {
 	long cut;
 	long writes;
 	enum th_cut_mode mode;
+	bool count_syncs; /* fsync calls are cut points too */
 	bool tripped;
 	struct undo *log;
 	size_t nlog, cap;
@@ -927,6 +928,15 @@ static int f_fsync(int fd)
 	pthread_mutex_lock(&fault.lock);
 	if (getenv("TH_FAULT_TRACE"))
 		print_message("    fsync after pwrite #%ld\n", fault.writes);
+	if (fault.count_syncs && !fault.tripped && fault.cut >= 0 &&
+	    ++fault.writes > fault.cut) {
+		/* Power lost before this sync reached the disk. */
+		if (fault.mode != TH_CUT_KEEP)
+			undo_apply(fault.mode == TH_CUT_KEEP_NEWEST);
+		fault.tripped = true;
+	} else if (fault.count_syncs && fault.cut < 0) {
+		fault.writes++;
+	}
 	if (fault.tripped) {
 		pthread_mutex_unlock(&fault.lock);
 		return -EIO;
@@ -942,9 +952,18 @@ static int f_fsync(int fd)
 static const struct vhd_io_ops fault_ops = {
 	.pread = f_pread, .pwrite = f_pwrite, .fsync = f_fsync};
 
+void th_fault_install_events(long cut, enum th_cut_mode mode)
+{
+	th_fault_install(cut, mode);
+	pthread_mutex_lock(&fault.lock);
+	fault.count_syncs = true;
+	pthread_mutex_unlock(&fault.lock);
+}
+
 void th_fault_install(long cut, enum th_cut_mode mode)
 {
 	pthread_mutex_lock(&fault.lock);
+	fault.count_syncs = false;
 	undo_clear(-1);
 	fault.cut = cut;
 	fault.writes = 0;

@@ -182,6 +182,12 @@ enum th_cut_mode {
  */
 void th_fault_install(long cut, enum th_cut_mode mode);
 /*
+ * Same, but fsync calls count as events too (th_fault_writes() counts
+ * both): a cut can fall between a write and the sync after it, where a
+ * power loss reorders the writes not yet synced.
+ */
+void th_fault_install_events(long cut, enum th_cut_mode mode);
+/*
  * Power loss now (install with a large @cut and TH_CUT_LOSE_UNSYNCED): undo
  * every write not followed by a successful fsync of its file, even if the
  * library has closed it since; later pwrite/fsync fail.

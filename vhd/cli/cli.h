@@ -6,6 +6,7 @@
 #ifndef VHD_CLI_H
 #define VHD_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit statuses, as documented in vhd(1). */
@@ -33,6 +34,12 @@ int cmd_check(int argc, char **argv);
 /* merge and convert (issue 8, branch merge) */
 int cmd_merge(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+/* image operations */
+int cmd_compact(int argc, char **argv);
+int cmd_expand(int argc, char **argv);
+int cmd_reparent(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 
 /* Table lookup by name; NULL when unknown. */
 const struct cli_command *cli_find_command(const char *name);
@@ -69,6 +76,12 @@ int cli_option_error(const char *cmd, int c, char **argv);
  * error: 2).
  */
 int cli_parse_plain(int argc, char **argv, int nargs);
+/*
+ * The same for a command with one boolean long option --@flag: *@set
+ * tells whether it was given.
+ */
+int cli_parse_flag(int argc, char **argv, const char *flag, bool *set,
+		   int nargs);
 /*
  * After option parsing: -1 when exactly @nargs operands remain at
  * argv[optind], else the usage-error exit status (message printed).

@@ -30,6 +30,18 @@ static const struct cli_command commands[] = {
 	 "convert [--fixed|--dynamic] [--block-size SIZE] SRC DST "
 	 "[fixed|dynamic]",
 	 "write the flat content of an image or chain into a new image"},
+	/* image operations (compact, expand, reparent, repair, map) */
+	{"compact", cmd_compact, "compact PATH",
+	 "give back the space of blocks that add nothing to the view"},
+	{"expand", cmd_expand, "expand PATH SIZE",
+	 "grow a fixed or dynamic image (the new tail reads zeros)"},
+	{"reparent", cmd_reparent,
+	 "reparent [--ignore-id-mismatch] CHILD PARENT",
+	 "point a differencing image at a (moved or new) parent"},
+	{"repair", cmd_repair, "repair [--checksums] PATH",
+	 "restore a damaged footer copy; recompute checksums if asked"},
+	{"map", cmd_map, "map [--json] PATH",
+	 "show which chain level supplies each extent"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

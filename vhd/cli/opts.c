@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Option parsing for commands without options of their own. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -15,6 +16,32 @@ int cli_parse_plain(int argc, char **argv, int nargs)
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			cli_print_usage(stdout, argv[0]);
+			return CLI_EXIT_OK;
+		}
+		return cli_option_error(argv[0], c, argv);
+	}
+	return cli_check_operands(argc, argv, nargs);
+}
+
+int cli_parse_flag(int argc, char **argv, const char *flag, bool *set,
+		   int nargs)
+{
+	const struct option longopts[] = {
+		{flag, no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*set = false;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'f') {
+			*set = true;
+			continue;
+		}
 		if (c == 'h') {
 			cli_print_usage(stdout, argv[0]);
 			return CLI_EXIT_OK;
