@@ -39,6 +39,12 @@ enum vhd_type {
 	VHD_TYPE_DIFF = 4,
 };
 
+/* On-disk format of an image: VHD 1.0, or VHDX (read-only for now). */
+enum vhd_format {
+	VHD_FORMAT_VHD = 0,
+	VHD_FORMAT_VHDX = 1,
+};
+
 struct vhd_disk;
 
 /* Open flags. */
@@ -107,6 +113,7 @@ int64_t vhd_seek_data(struct vhd_disk *disk, uint64_t off);
 int64_t vhd_seek_hole(struct vhd_disk *disk, uint64_t off);
 
 struct vhd_info {
+	enum vhd_format format;
 	enum vhd_type type;
 	uint64_t current_size;	/* virtual size, bytes */
 	uint64_t original_size; /* bytes */
@@ -132,6 +139,10 @@ struct vhd_info {
 	char parent_name[1024]; /* parent unicode name, as UTF-8 */
 	/* parent file's mtime differs from parent_timestamp (informational) */
 	bool parent_timestamp_mismatch;
+	/* VHDX only (0/false for VHD, whose sectors are 512 bytes): */
+	uint32_t logical_sector_size;
+	uint32_t physical_sector_size;
+	bool log_replayed; /* a crashed writer's log was replayed in memory */
 };
 
 int vhd_get_info(const struct vhd_disk *disk, struct vhd_info *info);

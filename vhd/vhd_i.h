@@ -120,6 +120,10 @@ struct vhd_disk {
 	uint8_t *dirty_flag; /* per block: queued in dirty[] */
 
 	struct vhd_disk *parent;
+	/* A VHDX image (read-only): the fields above hold only path, flags,
+	 * dev/ino, size, block_size, footer.disk_type/sizes/uuid, parent;
+	 * reads and info dispatch to vhdx_*. NULL for a VHD. */
+	struct vhdx *vhdx;
 };
 
 /* error.c */
