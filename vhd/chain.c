@@ -8,10 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 static void close_fields(struct vhd_disk *d)
 {
+	vhdx_free(d->vhdx);
 	vhd_bitmap_free(d);
 	free(d->bat);
 	free(d->dirty);
@@ -162,6 +163,13 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
 		c->tried_len = sizeof(c->tried) - 1;
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return 1;
+	if (vhdx_probe(path) == 1) {
+		snprintf(c->mismatch, sizeof(c->mismatch),
+			 "%s: parent %s is a VHDX (a chain does not mix VHD "
+			 "and VHDX)",
+			 d->path, path);
+		return 1;
+	}
 	if (peek_uuid(path, uuid) < 0)
 		return 1;
 	if (memcmp(uuid, d->header.parent_uuid, 16) != 0) {
@@ -208,6 +216,10 @@ int vhd_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 	vhd_clear_error();
 	if (!decoded || !path)
 		goto out;
+	if (d->vhdx) {
+		r = vhdx_find_parent(d, buf, len);
+		goto out;
+	}
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
 		r = vhd_set_error(-EINVAL, "%s: not a differencing disk",
 				  d->path);
@@ -293,6 +305,10 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 	vhd_clear_error();
 	if (!parent_path)
 		return vhd_set_error(-ENOMEM, "out of memory");
+	if (vhdx_probe(path) == 1) {
+		r = vhdx_open_chain(path, flags, out);
+		goto out;
+	}
 	r = vhd_open_one(path, flags, &leaf);
 	if (r < 0)
 		goto out;

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 #define CREATOR_VERSION 0x000A0000u /* what Windows 10 Hyper-V writes */
 #define BAT_OFFSET 1536u
@@ -189,6 +189,9 @@ int vhd_create(const char *path, const struct vhd_create_params *p)
 	int r;
 
 	vhd_clear_error();
+	r = vhdx_refuse_create(path);
+	if (r < 0)
+		return r;
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "
@@ -311,9 +314,21 @@ int vhd_create_diff(const char *child, const char *parent)
 	r = refuse_existing(child);
 	if (r < 0)
 		return r;
+	r = vhdx_refuse_create(child);
+	if (r < 0)
+		return r;
 	r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
 	if (r < 0)
 		return r;
+	if (p->vhdx) {
+		vhd_close_chain(p);
+		return vhd_set_error(
+			-EINVAL,
+			"%s: parent %s is a VHDX: a chain does not "
+			"mix VHD and VHDX (and VHDX children "
+			"cannot be created yet)",
+			child, parent);
+	}
 	n = 1;
 	for (struct vhd_disk *q = p; q; q = q->parent)
 		n++;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 static int read_file(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 {
@@ -114,6 +114,8 @@ int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		memset(buf + (d->size - off), 0, len - (d->size - off));
 		len = (size_t)(d->size - off);
 	}
+	if (d->vhdx)
+		return vhdx_read_resolved(d, buf, len, off);
 	if (d->footer.disk_type == VHD_TYPE_FIXED)
 		return read_file(d, buf, len, off);
 	while (len) {
@@ -420,6 +422,8 @@ static int extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 	bool set;
 	int r;
 
+	if (d->vhdx)
+		return vhdx_extent(d, off, limit, data, end);
 	if (off >= d->size) {
 		*data = false;
 		*end = limit;

@@ -296,9 +296,20 @@ out:
 	return r;
 }
 
+/* Windows GUID bytes to the RFC 4122 order the text form shows. */
+static void guid_to_uuid(const uint8_t g[16], uint8_t u[16])
+{
+	static const int pos[16] = {3, 2, 1,  0,  5,  4,  7,  6,
+				    8, 9, 10, 11, 12, 13, 14, 15};
+
+	for (int i = 0; i < 16; i++)
+		u[i] = g[pos[i]];
+}
+
 int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info)
 {
 	const struct vhdx *x = d->vhdx;
+	uint8_t g[16];
 
 	memset(info, 0, sizeof(*info));
 	info->format = VHD_FORMAT_VHDX;
@@ -312,11 +323,11 @@ int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info)
 	info->logical_sector_size = x->meta.logical_sector;
 	info->physical_sector_size = x->meta.physical_sector;
 	info->log_replayed = x->log_replayed;
-	memcpy(info->creator_app, "vhdx", 4);
-	memcpy(info->uuid, x->meta.page83, 16);
+	guid_to_uuid(x->meta.page83, info->uuid);
 	if (!x->meta.has_parent)
 		return 0;
-	vhdx_guid_parse(x->meta.loc.parent_linkage, info->parent_uuid);
+	vhdx_guid_parse(x->meta.loc.parent_linkage, g);
+	guid_to_uuid(g, info->parent_uuid);
 	snprintf(info->parent_name, sizeof(info->parent_name), "%.1000s",
 		 x->meta.loc.relative_path[0]
 			 ? x->meta.loc.relative_path

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "vhdx_i.h"
@@ -86,4 +87,22 @@ int vhdx_probe(const char *path)
 	if (r < 0 || !S_ISREG(st.st_mode) || st.st_size < 8)
 		return r;
 	return memcmp(sig, "vhdxfile", 8) == 0;
+}
+
+bool vhdx_is_vhdx_name(const char *path)
+{
+	size_t n = strlen(path);
+
+	return (n > 5 && strcasecmp(path + n - 5, ".vhdx") == 0) ||
+	       (n > 6 && strcasecmp(path + n - 6, ".avhdx") == 0);
+}
+
+int vhdx_refuse_create(const char *path)
+{
+	if (!vhdx_is_vhdx_name(path))
+		return 0;
+	return vhd_set_error(-EOPNOTSUPP,
+			     "%s: VHDX creation not supported yet (VHDX images "
+			     "are read-only; use a .vhd name)",
+			     path);
 }

@@ -171,6 +171,10 @@ int vhdx_guid_parse(const char *s, uint8_t g[16]);
 int vhdx_pread_file(struct vhdx *x, void *buf, size_t len, uint64_t off);
 /* Does @path start with the "vhdxfile" identifier? 1, 0 or -errno. */
 int vhdx_probe(const char *path);
+/* Does the name end in .vhdx or .avhdx (any case)? */
+bool vhdx_is_vhdx_name(const char *path);
+/* -EOPNOTSUPP with a message when @path names a VHDX to be created. */
+int vhdx_refuse_create(const char *path);
 
 /* vhdx_header.c: identifier and both headers; picks the current one. */
 int vhdx_header_decode(const uint8_t *buf, struct vhdx_header *h);
