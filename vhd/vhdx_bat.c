@@ -51,22 +51,22 @@ static int check_payload(struct vhdx *x, uint64_t b)
 	case VHDX_PAYLOAD_UNMAPPED:
 	case VHDX_PAYLOAD_UNMAPPED_V095:
 		return 0;
-	case VHDX_PAYLOAD_PARTIALLY_PRESENT: {
-		uint64_t sb = x->bat[vhdx_sb_index(x, b / x->chunk_ratio)];
-
+	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+		/* only a differencing BAT has an SB entry for every chunk */
 		if (!x->meta.has_parent)
 			return vhd_set_error(-EINVAL,
 					     "%s: block %" PRIu64 " is "
 					     "PARTIALLY_PRESENT in a disk "
 					     "without a parent",
 					     x->path, b);
-		if (VHDX_BAT_STATE(sb) != VHDX_SB_PRESENT)
+		if (VHDX_BAT_STATE(
+			    x->bat[vhdx_sb_index(x, b / x->chunk_ratio)]) !=
+		    VHDX_SB_PRESENT)
 			return vhd_set_error(-EINVAL,
 					     "%s: block %" PRIu64 " is "
 					     "PARTIALLY_PRESENT but its chunk "
 					     "has no sector bitmap",
 					     x->path, b);
-	}
 		/* fall through */
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		/* The file need not hold the part past the virtual end. */

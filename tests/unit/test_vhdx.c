@@ -1,0 +1,684 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VHDX read side, through the public API on images built here by hand
+ * (with this file's own bitwise CRC-32C, so the library's table is not
+ * trusted to check itself): header selection by sequence number and CRC,
+ * region table copy fallback, metadata items, BAT states and their reads,
+ * log replay in memory (file unchanged), read-only refusal of writes,
+ * I/O faults passed up unchanged, and a seeded mutation run over the
+ * metadata that must never crash (ASan/UBSan build).
+ *
+ * VHD_VHDX_SEED=n repeats the mutation run.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define DIR_ (*(const char **)state)
+#define MIB TH_MIB
+#define LOG_OFF (1 * MIB)
+#define META_OFF (2 * MIB)
+#define BAT_OFF (3 * MIB)
+#define DATA_OFF (4 * MIB)
+
+/* --- a hand-made VHDX ------------------------------------------------- */
+
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t len)
+{
+	uint32_t c = 0xFFFFFFFFu;
+
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
+static void le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static void le32(uint8_t *p, uint32_t v)
+{
+	le16(p, (uint16_t)v);
+	le16(p + 2, (uint16_t)(v >> 16));
+}
+static void le64(uint8_t *p, uint64_t v)
+{
+	le32(p, (uint32_t)v);
+	le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void fix_crc(uint8_t *p, size_t len)
+{
+	le32(p + 4, 0);
+	le32(p + 4, crc32c_bitwise(p, len));
+}
+
+/* GUIDs as stored */
+static const uint8_t G_BAT[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6,
+				  0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e,
+				  0x9b, 0xfd, 0x4a, 0x08};
+static const uint8_t G_META[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47,
+				   0x9a, 0x4b, 0xb8, 0xfe, 0x57, 0x5f,
+				   0x05, 0x0f, 0x88, 0x6e};
+static const uint8_t G_ITEMS[5][16] = {
+	{0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0,
+	 0xaa, 0x44, 0xe7, 0x6b}, /* file parameters */
+	{0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe,
+	 0xd8, 0x3b, 0xf4, 0xb8}, /* virtual disk size */
+	{0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45, 0x93, 0xef, 0xc3, 0x09,
+	 0xe0, 0x00, 0xc7, 0x46}, /* page 83 */
+	{0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47, 0xba, 0x47, 0xf2, 0x33,
+	 0xa8, 0xfa, 0xab, 0x5f}, /* logical sector */
+	{0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44, 0x9c, 0xc9, 0xe9, 0x88,
+	 0x52, 0x51, 0xc5, 0x56}, /* physical sector */
+};
+static const uint8_t LOG_GUID[16] = {1, 2,  3,	4,  5,	6,  7,	8,
+				     9, 10, 11, 12, 13, 14, 15, 16};
+
+struct vx {
+	uint8_t *img;
+	size_t len;
+	uint64_t size;
+	uint32_t bs, lss;
+};
+
+static uint8_t *header_at(struct vx *v, int slot)
+{
+	return v->img + (slot == 1 ? 64 : 128) * TH_KIB;
+}
+
+static void set_header(struct vx *v, int slot, uint64_t seq, bool log)
+{
+	uint8_t *h = header_at(v, slot);
+
+	memset(h, 0, 4096);
+	memcpy(h, "head", 4);
+	le64(h + 8, seq);
+	memset(h + 16, 0x11, 16);
+	memset(h + 32, 0x22, 16);
+	if (log)
+		memcpy(h + 48, LOG_GUID, 16);
+	le16(h + 66, 1);
+	le32(h + 68, MIB);
+	le64(h + 72, LOG_OFF);
+	fix_crc(h, 4096);
+}
+
+static void set_regions(struct vx *v)
+{
+	for (int copy = 0; copy < 2; copy++) {
+		uint8_t *r = v->img + (192 + 64 * copy) * TH_KIB;
+
+		memset(r, 0, 64 * TH_KIB);
+		memcpy(r, "regi", 4);
+		le32(r + 8, 2);
+		memcpy(r + 16, G_BAT, 16);
+		le64(r + 32, BAT_OFF);
+		le32(r + 40, MIB);
+		le32(r + 44, 1);
+		memcpy(r + 48, G_META, 16);
+		le64(r + 64, META_OFF);
+		le32(r + 72, MIB);
+		le32(r + 76, 1);
+		fix_crc(r, 64 * TH_KIB);
+	}
+}
+
+static uint8_t *meta_entry(struct vx *v, int i)
+{
+	return v->img + META_OFF + 32 + 32 * i;
+}
+
+static void set_meta(struct vx *v)
+{
+	uint8_t *m = v->img + META_OFF;
+	uint32_t off = 64 * TH_KIB;
+
+	memcpy(m, "metadata", 8);
+	le16(m + 10, 5);
+	for (int i = 0; i < 5; i++) {
+		uint8_t *e = meta_entry(v, i);
+		uint32_t len = i == 0 || i == 1 ? 8 : i == 2 ? 16 : 4;
+
+		memcpy(e, G_ITEMS[i], 16);
+		le32(e + 16, off);
+		le32(e + 20, len);
+		le32(e + 24, i == 0 ? 4 : 6);
+		off += len;
+	}
+	le32(m + 64 * TH_KIB, v->bs);
+	le32(m + 64 * TH_KIB + 4, 0);
+	le64(m + 64 * TH_KIB + 8, v->size);
+	memset(m + 64 * TH_KIB + 16, 0x83, 16);
+	le32(m + 64 * TH_KIB + 32, v->lss);
+	le32(m + 64 * TH_KIB + 36, 4096);
+}
+
+static void vx_init(struct vx *v, uint64_t size, uint32_t bs, uint32_t lss)
+{
+	v->size = size;
+	v->bs = bs;
+	v->lss = lss;
+	v->len = DATA_OFF;
+	v->img = calloc(1, v->len);
+	assert_non_null(v->img);
+	memcpy(v->img, "vhdxfile", 8);
+	set_header(v, 1, 1, false);
+	set_header(v, 2, 2, false);
+	set_regions(v);
+	set_meta(v);
+}
+
+static uint64_t bat_index(const struct vx *v, uint64_t b)
+{
+	uint64_t ratio = (1ull << 23) * v->lss / v->bs;
+
+	return b + b / ratio;
+}
+
+static void set_bat(struct vx *v, uint64_t idx, uint64_t e)
+{
+	le64(v->img + BAT_OFF + 8 * idx, e);
+}
+
+/* Block @b at the end of the file, filled with th_fill_pattern(tag). */
+static uint64_t add_block(struct vx *v, uint64_t b, uint32_t tag)
+{
+	uint64_t off = v->len;
+
+	v->img = realloc(v->img, v->len + v->bs);
+	assert_non_null(v->img);
+	th_fill_pattern(v->img + off, v->bs, b * v->bs, tag);
+	v->len += v->bs;
+	set_bat(v, bat_index(v, b), off | 6);
+	return off;
+}
+
+/* A log entry at the start of the log writing @sector at @file_off. */
+static void add_log_entry(struct vx *v, uint64_t file_off,
+			  const uint8_t *sector)
+{
+	uint8_t *e = v->img + LOG_OFF, *d = e + 64, *data = e + 4096;
+	uint64_t seq = 0x500000007ull;
+
+	memset(e, 0, 8192);
+	memcpy(e, "loge", 4);
+	le32(e + 8, 8192);
+	le32(e + 12, 0);
+	le64(e + 16, seq);
+	le32(e + 24, 1);
+	memcpy(e + 32, LOG_GUID, 16);
+	le64(e + 48, v->len);
+	le64(e + 56, v->len);
+	memcpy(d, "desc", 4);
+	memcpy(d + 4, sector + 4092, 4);
+	memcpy(d + 8, sector, 8);
+	le64(d + 16, file_off);
+	le64(d + 24, seq);
+	memcpy(data, "data", 4);
+	le32(data + 4, (uint32_t)(seq >> 32));
+	memcpy(data + 8, sector + 8, 4084);
+	le32(data + 4092, (uint32_t)seq);
+	fix_crc(e, 8192);
+}
+
+static const char *vx_write(struct vx *v, void **state, const char *name)
+{
+	const char *p = th_path(DIR_, name);
+
+	th_write_file(p, v->img, v->len);
+	return p;
+}
+
+static void vx_free(struct vx *v)
+{
+	free(v->img);
+}
+
+/* The standard 8 MiB, 1 MiB-block image with blocks 0 and 3 present. */
+static void vx_standard(struct vx *v)
+{
+	vx_init(v, 8 * MIB, MIB, 512);
+	add_block(v, 0, 1);
+	add_block(v, 3, 1);
+}
+
+static void expect_pattern(struct vhd_disk *d, uint64_t off, size_t len,
+			   uint32_t tag, bool zeros)
+{
+	uint8_t *want = malloc(len);
+
+	assert_non_null(want);
+	if (zeros)
+		memset(want, 0, len);
+	else
+		th_fill_pattern(want, len, off, tag);
+	th_expect_read(d, want, len, off);
+	free(want);
+}
+
+/* --- tests ------------------------------------------------------------- */
+
+static void test_crc32c_vector(void **state)
+{
+	(void)state;
+	assert_int_equal(crc32c_bitwise((const uint8_t *)"123456789", 9),
+			 0xE3069283u);
+}
+
+static void test_dynamic_reads(void **state)
+{
+	struct vx v;
+	struct vhd_info info;
+	struct vhd_disk *d;
+	const char *p;
+
+	vx_standard(&v);
+	p = vx_write(&v, state, "dyn.vhdx");
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_size(d), 8 * MIB);
+	assert_int_equal(vhd_type(d), VHD_TYPE_DYNAMIC);
+	assert_int_equal(vhd_get_info(d, &info), 0);
+	assert_int_equal(info.format, VHD_FORMAT_VHDX);
+	assert_int_equal(info.block_size, MIB);
+	assert_int_equal(info.allocated_blocks, 2);
+	assert_int_equal(info.logical_sector_size, 512);
+	assert_int_equal(info.physical_sector_size, 4096);
+	assert_false(info.log_replayed);
+	expect_pattern(d, 0, MIB, 1, false);
+	expect_pattern(d, MIB, 2 * MIB, 0, true);
+	expect_pattern(d, 3 * MIB + 7, 1000, 1, false);
+	assert_int_equal(vhd_seek_data(d, MIB), 3 * MIB);
+	assert_int_equal(vhd_seek_hole(d, 0), MIB);
+	assert_int_equal(vhd_close(d), 0);
+	vx_free(&v);
+}
+
+/* ZERO, UNDEFINED, UNMAPPED (and the v0.95 value 5) read zeros even with
+ * an offset kept; reserved 4 and PARTIALLY_PRESENT without a parent are
+ * refused. */
+static void test_block_states(void **state)
+{
+	static const unsigned zero_states[] = {1, 2, 3, 5};
+	struct vx v;
+	struct vhd_disk *d;
+
+	for (size_t i = 0; i < 4; i++) {
+		uint64_t off;
+		const char *p;
+
+		vx_standard(&v);
+		off = add_block(&v, 5, 9);
+		set_bat(&v, bat_index(&v, 5), off | zero_states[i]);
+		p = vx_write(&v, state, "states.vhdx");
+		d = th_open(p, VHD_OPEN_RDONLY);
+		expect_pattern(d, 5 * MIB, MIB, 0, true);
+		expect_pattern(d, 3 * MIB, MIB, 1, false);
+		vhd_close(d);
+		vx_free(&v);
+	}
+	for (unsigned s = 4; s <= 7; s += 3) {
+		vx_standard(&v);
+		set_bat(&v, bat_index(&v, 3), (DATA_OFF + MIB) | s);
+		th_open_fails(vx_write(&v, state, "bad.vhdx"), 0, EINVAL, 0,
+			      TH_WORDS("state", "PARTIALLY_PRESENT"));
+		vx_free(&v);
+	}
+}
+
+static void test_block_outside_file(void **state)
+{
+	struct vx v;
+
+	vx_standard(&v);
+	set_bat(&v, bat_index(&v, 3), (64 * MIB) | 6);
+	th_open_fails(vx_write(&v, state, "far.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("outside"));
+	vx_free(&v);
+	vx_standard(&v);
+	set_bat(&v, bat_index(&v, 3), 0 | 6); /* over the headers */
+	th_open_fails(vx_write(&v, state, "low.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("outside"));
+	vx_free(&v);
+}
+
+static void test_header_selection(void **state)
+{
+	struct vx v;
+	struct vhd_info info;
+	struct vhd_disk *d;
+	uint8_t sector[4096];
+	const char *p;
+
+	/* Header 1 has the log and the larger number: the log replays,
+	 * mapping block 6 to data; header 2 (no log) is stale. */
+	vx_standard(&v);
+	add_block(&v, 6, 4); /* data present, BAT entry cleared below */
+	set_bat(&v, bat_index(&v, 6), 0);
+	memcpy(sector, v.img + BAT_OFF, 4096);
+	le64(sector + 8 * bat_index(&v, 6), (v.len - MIB) | 6);
+	add_log_entry(&v, BAT_OFF, sector);
+	set_header(&v, 1, 9, true);
+	set_header(&v, 2, 8, false);
+	p = vx_write(&v, state, "h1.vhdx");
+	uint64_t hash = th_file_hash(p);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	vhd_get_info(d, &info);
+	assert_true(info.log_replayed);
+	assert_int_equal(info.allocated_blocks, 3);
+	expect_pattern(d, 6 * MIB, MIB, 4, false);
+	vhd_close(d);
+	assert_true(th_file_hash(p) == hash); /* replayed in memory only */
+
+	/* Header 2 newer (no log): block 6 is absent. */
+	set_header(&v, 2, 10, false);
+	p = vx_write(&v, state, "h2.vhdx");
+	d = th_open(p, VHD_OPEN_RDONLY);
+	vhd_get_info(d, &info);
+	assert_false(info.log_replayed);
+	expect_pattern(d, 6 * MIB, MIB, 0, true);
+	vhd_close(d);
+
+	/* The newer header 2 fails its CRC: header 1 (log) is current. */
+	header_at(&v, 2)[100] ^= 1;
+	p = vx_write(&v, state, "h2bad.vhdx");
+	d = th_open(p, VHD_OPEN_RDONLY);
+	vhd_get_info(d, &info);
+	assert_true(info.log_replayed);
+	vhd_close(d);
+
+	/* A log entry with a bad CRC is not replayed. */
+	v.img[LOG_OFF + 5000] ^= 1;
+	p = vx_write(&v, state, "logcrc.vhdx");
+	d = th_open(p, VHD_OPEN_RDONLY);
+	vhd_get_info(d, &info);
+	assert_false(info.log_replayed);
+	expect_pattern(d, 6 * MIB, MIB, 0, true);
+	vhd_close(d);
+
+	/* Neither header valid. */
+	header_at(&v, 1)[0] = 'H';
+	th_open_fails(vx_write(&v, state, "none.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("no valid VHDX header"));
+	vx_free(&v);
+}
+
+static void test_equal_sequence(void **state)
+{
+	struct vx v;
+	struct vhd_disk *d;
+
+	vx_standard(&v);
+	set_header(&v, 1, 4, false);
+	set_header(&v, 2, 4, false);
+	d = th_open(vx_write(&v, state, "same.vhdx"), VHD_OPEN_RDONLY);
+	vhd_close(d);
+	set_header(&v, 2, 4, true); /* same number, other content */
+	th_open_fails(vx_write(&v, state, "differ.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("sequence"));
+	vx_free(&v);
+}
+
+static void test_region_tables(void **state)
+{
+	struct vx v;
+	struct vhd_disk *d;
+	uint8_t *r1, *r2;
+
+	vx_standard(&v);
+	r1 = v.img + 192 * TH_KIB;
+	r2 = v.img + 256 * TH_KIB;
+	r1[40] = 0x55; /* copy 1: CRC now wrong */
+	d = th_open(vx_write(&v, state, "copy2.vhdx"), VHD_OPEN_RDONLY);
+	expect_pattern(d, 0, MIB, 1, false);
+	vhd_close(d);
+	r2[40] = 0x55;
+	th_open_fails(vx_write(&v, state, "both.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("region"));
+	vx_free(&v);
+
+	/* Valid CRC, bad contents: unknown required region; metadata
+	 * region past the end of the file; no metadata region. */
+	for (int k = 0; k < 3; k++) {
+		vx_standard(&v);
+		r1 = v.img + 192 * TH_KIB;
+		if (k == 0) {
+			le32(r1 + 8, 3);
+			memset(r1 + 80, 0x77, 16);
+			le64(r1 + 96, 8 * MIB);
+			le32(r1 + 104, MIB);
+			le32(r1 + 108, 1);
+		} else if (k == 1) {
+			le64(r1 + 64, 1024 * MIB);
+		} else {
+			le32(r1 + 8, 1);
+		}
+		fix_crc(r1, 64 * TH_KIB);
+		th_open_fails(vx_write(&v, state, "regbad.vhdx"), 0, EINVAL, 0,
+			      TH_WORDS("region"));
+		vx_free(&v);
+	}
+}
+
+static void test_metadata(void **state)
+{
+	struct vx v;
+	struct vhd_disk *d;
+	uint8_t *m;
+
+	/* 4096-byte logical sectors: chunk ratio 8x, same layout here. */
+	vx_init(&v, 8 * MIB, MIB, 4096);
+	add_block(&v, 2, 3);
+	d = th_open(vx_write(&v, state, "4k.vhdx"), VHD_OPEN_RDONLY);
+	expect_pattern(d, 2 * MIB, MIB, 3, false);
+	vhd_close(d);
+	vx_free(&v);
+
+	for (int k = 0; k < 7; k++) {
+		vx_standard(&v);
+		m = v.img + META_OFF;
+		switch (k) {
+		case 0: /* block size not a power of two */
+			le32(m + 64 * TH_KIB, 3 * MIB);
+			break;
+		case 1: /* sector size */
+			le32(m + 64 * TH_KIB + 32, 1024);
+			break;
+		case 2: /* unknown required item */
+			memset(meta_entry(&v, 4), 0x99, 16);
+			break;
+		case 3: /* item outside the region */
+			le32(meta_entry(&v, 1) + 16, MIB - 4);
+			break;
+		case 4: /* size not a sector multiple */
+			le64(m + 64 * TH_KIB + 8, 8 * MIB + 100);
+			break;
+		case 5: /* has parent, no locator */
+			le32(m + 64 * TH_KIB + 4, 2);
+			break;
+		case 6: /* bad signature */
+			m[0] = 'M';
+			break;
+		}
+		th_open_fails(vx_write(&v, state, "meta.vhdx"), 0, EINVAL, 0,
+			      TH_WORDS("block size", "sector", "metadata",
+				       "locator", "size"));
+		vx_free(&v);
+	}
+}
+
+static void test_read_only(void **state)
+{
+	struct vx v;
+	const char *p;
+
+	vx_standard(&v);
+	p = vx_write(&v, state, "ro.vhdx");
+	uint64_t hash = th_file_hash(p);
+	th_open_fails(p, VHD_OPEN_RDWR, EROFS, 0,
+		      TH_WORDS("VHDX writing not supported yet"));
+	assert_true(th_file_hash(p) == hash);
+	vx_free(&v);
+}
+
+static void test_neither_format(void **state)
+{
+	const char *p = th_path(DIR_, "junk.img");
+	uint8_t junk[8192];
+
+	memset(junk, 0x42, sizeof(junk));
+	th_write_file(p, junk, sizeof(junk));
+	th_open_fails(p, 0, EINVAL, 0, TH_WORDS("neither a VHD"));
+	assert_non_null(strstr(vhd_errmsg(), "VHDX"));
+}
+
+/* Read errors reach the caller with their errno, at every read. */
+static long reads_left;
+static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t r;
+
+	if (reads_left-- <= 0)
+		return -EIO;
+	r = pread(fd, buf, len, off);
+	return r < 0 ? -errno : r;
+}
+static ssize_t plain_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	ssize_t r = pwrite(fd, buf, len, off);
+
+	return r < 0 ? -errno : r;
+}
+static int plain_fsync(int fd)
+{
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+static void test_read_faults(void **state)
+{
+	static const struct vhd_io_ops ops = {failing_pread, plain_pwrite,
+					      plain_fsync};
+	struct vx v;
+	const char *p;
+	int opened = 0;
+
+	vx_standard(&v);
+	p = vx_write(&v, state, "faults.vhdx");
+	vhd_set_io_ops(&ops);
+	for (long n = 0; n < 40 && !opened; n++) {
+		struct vhd_disk *d;
+		uint8_t buf[4096];
+		int r;
+
+		reads_left = n;
+		r = vhd_open(p, VHD_OPEN_RDONLY, &d);
+		if (r < 0) {
+			assert_int_equal(r, -EIO);
+			assert_true(th_msg_names(p));
+			continue;
+		}
+		opened = 1;
+		reads_left = 0;
+		assert_int_equal(vhd_pread(d, buf, sizeof(buf), 0), -EIO);
+		vhd_close(d);
+	}
+	vhd_set_io_ops(NULL);
+	assert_true(opened);
+	vx_free(&v);
+}
+
+/* Seeded damage to headers, region tables, metadata, BAT and log: open
+ * fails with a message or succeeds and reads the whole disk. */
+static void test_hostile(void **state)
+{
+	uint64_t rng = th_seed("VHD_VHDX_SEED", "test_hostile");
+	static const uint64_t areas[][2] = {
+		{64 * TH_KIB, 4096},  {128 * TH_KIB, 4096},
+		{192 * TH_KIB, 4096}, {256 * TH_KIB, 4096},
+		{META_OFF, 256},      {META_OFF + 64 * TH_KIB, 64},
+		{BAT_OFF, 128},	      {LOG_OFF, 8192},
+	};
+	struct vx base;
+	uint8_t sector[4096];
+
+	vx_standard(&base);
+	memcpy(sector, base.img + BAT_OFF, 4096);
+	le64(sector + 8 * 5, (DATA_OFF) | 6);
+	add_log_entry(&base, BAT_OFF, sector);
+	set_header(&base, 2, 7, true);
+	for (int it = 0; it < 400; it++) {
+		struct vx v = base;
+		const uint64_t *a = areas[th_rand_below(&rng, 8)];
+		int flips = 1 + (int)th_rand_below(&rng, 4);
+		struct vhd_disk *d;
+		const char *p;
+		uint8_t *all;
+
+		v.img = malloc(base.len);
+		assert_non_null(v.img);
+		memcpy(v.img, base.img, base.len);
+		for (int f = 0; f < flips; f++) {
+			uint64_t o = a[0] + th_rand_below(&rng, a[1]);
+
+			v.img[o] = th_rand_below(&rng, 3) == 0
+					   ? 0xFF
+					   : (uint8_t)th_rand(&rng);
+		}
+		/* mostly let the damage past the checksums */
+		if (th_rand_below(&rng, 4)) {
+			fix_crc(header_at(&v, 1), 4096);
+			fix_crc(header_at(&v, 2), 4096);
+			fix_crc(v.img + 192 * TH_KIB, 64 * TH_KIB);
+			fix_crc(v.img + LOG_OFF, 8192);
+		}
+		if (th_rand_below(&rng, 8) == 0)
+			v.len -= th_rand_below(&rng, v.len - 1);
+		p = vx_write(&v, state, "hostile.vhdx");
+		if (vhd_open(p, VHD_OPEN_RDONLY, &d) < 0) {
+			assert_true(vhd_errmsg()[0] != 0);
+		} else {
+			ssize_t n;
+
+			all = malloc(vhd_size(d));
+			assert_non_null(all);
+			n = vhd_pread(d, all, vhd_size(d), 0);
+			if (n < 0)
+				assert_true(th_msg_names(p));
+			else
+				assert_int_equal(n, vhd_size(d));
+			free(all);
+			vhd_close(d);
+		}
+		free(v.img);
+	}
+	vx_free(&base);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_crc32c_vector),	  T(test_dynamic_reads),
+		T(test_block_states),	  T(test_block_outside_file),
+		T(test_header_selection), T(test_equal_sequence),
+		T(test_region_tables),	  T(test_metadata),
+		T(test_read_only),	  T(test_neither_format),
+		T(test_read_faults),	  T(test_hostile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
