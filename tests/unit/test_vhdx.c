@@ -167,6 +167,74 @@ static void set_meta(struct vx *v)
 	le32(m + 64 * TH_KIB + 36, 4096);
 }
 
+static size_t utf16le(uint8_t *out, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n += 2) {
+		out[n] = (uint8_t)*s;
+		out[n + 1] = 0;
+	}
+	return n;
+}
+
+/*
+ * Make @v a differencing image whose parent is @parent_name beside it
+ * (relative_path .\NAME) with parent_linkage @linkage.
+ */
+static void vx_make_child(struct vx *v, const char *parent_name,
+			  const char *linkage)
+{
+	static const uint8_t G_LOC[16] = {0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3,
+					  0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8,
+					  0x48, 0x34, 0xab, 0x0c};
+	static const uint8_t G_TYPE[16] = {0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1,
+					   0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8,
+					   0xe9, 0x44, 0x59, 0x13};
+	uint8_t *m = v->img + META_OFF, *e = meta_entry(v, 5);
+	uint8_t *loc = m + 128 * TH_KIB, *kv = loc + 20;
+	char rel[256];
+	size_t o = 20 + 2 * 12;
+	const char *keys[2] = {"parent_linkage", "relative_path"};
+	const char *vals[2] = {linkage, rel};
+
+	snprintf(rel, sizeof(rel), ".\\%s", parent_name);
+	le32(m + 64 * TH_KIB + 4, 2); /* HasParent */
+	le16(m + 10, 6);
+	memcpy(loc, G_TYPE, 16);
+	le16(loc + 18, 2);
+	for (int i = 0; i < 2; i++, kv += 12) {
+		size_t kl = utf16le(loc + o, keys[i]), vl;
+
+		le32(kv, (uint32_t)o);
+		le16(kv + 8, (uint16_t)kl);
+		o += kl;
+		vl = utf16le(loc + o, vals[i]);
+		le32(kv + 4, (uint32_t)o);
+		le16(kv + 10, (uint16_t)vl);
+		o += vl;
+	}
+	memcpy(e, G_LOC, 16);
+	le32(e + 16, 128 * TH_KIB);
+	le32(e + 20, (uint32_t)o);
+	le32(e + 24, 4);
+}
+
+static void set_bat(struct vx *v, uint64_t idx, uint64_t e);
+
+/* Sector bitmap of chunk 0 (differencing) at the end, all clear. */
+static uint64_t add_sb(struct vx *v)
+{
+	uint64_t off = v->len, ratio = (1ull << 23) * v->lss / v->bs;
+
+	v->img = realloc(v->img, v->len + MIB);
+	assert_non_null(v->img);
+	memset(v->img + off, 0, MIB);
+	v->len += MIB;
+	set_bat(v, ratio, off | 6);
+	return off;
+}
+
 static void vx_init(struct vx *v, uint64_t size, uint32_t bs, uint32_t lss)
 {
 	v->size = size;
@@ -545,6 +613,93 @@ static void test_neither_format(void **state)
 	assert_non_null(strstr(vhd_errmsg(), "VHDX"));
 }
 
+/*
+ * Child over the standard image (blocks 0 and 3 of tag 1): block 0 ZERO
+ * (zeros, not the parent), block 1 partially present (sectors 8-15 and
+ * 2040-2047 of tag 2, the rest from the parent: zeros there), block 3
+ * partially present over parent data, block 5 fully present.
+ */
+static void build_chain(struct vx *child, void **state)
+{
+	struct vx parent;
+	uint64_t sb, ratio;
+	uint32_t spb;
+
+	vx_standard(&parent);
+	vx_write(&parent, state, "p.vhdx");
+	vx_free(&parent);
+	vx_init(child, 8 * MIB, MIB, 512);
+	vx_make_child(child, "p.vhdx",
+		      "{22222222-2222-2222-2222-222222222222}");
+	ratio = (1ull << 23) * 512 / MIB;
+	spb = MIB / 512;
+	add_block(child, 1, 2);
+	add_block(child, 3, 2);
+	add_block(child, 5, 2);
+	set_bat(child, 0, 2);
+	set_bat(child, 1, (DATA_OFF) | 7);
+	set_bat(child, 3, (DATA_OFF + MIB) | 7);
+	sb = add_sb(child);
+	child->img[sb + spb / 8 + 1] = 0xFF;   /* block 1: 8-15 */
+	child->img[sb + spb / 8 + 255] = 0xFF; /* block 1: 2040-2047 */
+	child->img[sb + 3 * spb / 8] = 0x0F;   /* block 3: 0-3 */
+	(void)ratio;
+}
+
+static void test_differencing(void **state)
+{
+	struct vx v;
+	struct vhd_info info;
+	struct vhd_disk *d;
+	uint8_t *want, *got;
+
+	build_chain(&v, state);
+	d = th_open(vx_write(&v, state, "c.avhdx"), VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_type(d), VHD_TYPE_DIFF);
+	assert_non_null(vhd_parent(d));
+	vhd_get_info(d, &info);
+	assert_string_equal(info.parent_name, ".\\p.vhdx");
+	want = calloc(1, 8 * MIB);
+	assert_non_null(want);
+	/* parent: blocks 0 and 3 tag 1; child overrides */
+	th_fill_pattern(want + 3 * MIB, MIB, 3 * MIB, 1);
+	th_fill_pattern(want + MIB + 8 * 512, 8 * 512, MIB + 8 * 512, 2);
+	th_fill_pattern(want + MIB + 2040 * 512, 8 * 512, MIB + 2040 * 512, 2);
+	th_fill_pattern(want + 3 * MIB, 4 * 512, 3 * MIB, 2);
+	th_fill_pattern(want + 5 * MIB, MIB, 5 * MIB, 2);
+	got = th_read_all(d);
+	for (size_t i = 0; i < 8 * MIB; i++)
+		if (got[i] != want[i])
+			fail_msg("differ at %zu: %02x, want %02x", i, got[i],
+				 want[i]);
+	assert_int_equal(vhd_seek_data(d, 0), MIB + 8 * 512);
+	assert_int_equal(vhd_seek_hole(d, MIB + 8 * 512), MIB + 16 * 512);
+	free(got);
+	free(want);
+	vhd_close(d);
+
+	/* Opened without its parent, reads needing it fail ENOENT. */
+	assert_int_equal(
+		vhd_open(th_path(DIR_, "c.avhdx"), VHD_OPEN_NOPARENT, &d), 0);
+	got = malloc(4096);
+	assert_int_equal(vhd_pread(d, got, 4096, 3 * MIB + 4096), -ENOENT);
+	free(got);
+	vhd_close(d);
+
+	/* The parent's DataWriteGuid is not the linkage: clear error. */
+	vx_make_child(&v, "p.vhdx", "{33333333-2222-2222-2222-222222222222}");
+	th_open_fails(vx_write(&v, state, "c.avhdx"), 0, EINVAL, 0,
+		      TH_WORDS("linkage"));
+	vx_make_child(&v, "gone.vhdx",
+		      "{22222222-2222-2222-2222-222222222222}");
+	th_open_fails(vx_write(&v, state, "c.avhdx"), 0, ENOENT, 0,
+		      TH_WORDS("parent not found"));
+	vx_make_child(&v, "p.vhdx", "not a guid");
+	th_open_fails(vx_write(&v, state, "c.avhdx"), 0, EINVAL, 0,
+		      TH_WORDS("GUID"));
+	vx_free(&v);
+}
+
 /* Read errors reach the caller with their errno, at every read. */
 static long reads_left;
 static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
@@ -606,22 +761,29 @@ static void test_hostile(void **state)
 {
 	uint64_t rng = th_seed("VHD_VHDX_SEED", "test_hostile");
 	static const uint64_t areas[][2] = {
-		{64 * TH_KIB, 4096},  {128 * TH_KIB, 4096},
-		{192 * TH_KIB, 4096}, {256 * TH_KIB, 4096},
-		{META_OFF, 256},      {META_OFF + 64 * TH_KIB, 64},
-		{BAT_OFF, 128},	      {LOG_OFF, 8192},
+		{64 * TH_KIB, 4096},
+		{128 * TH_KIB, 4096},
+		{192 * TH_KIB, 4096},
+		{256 * TH_KIB, 4096},
+		{META_OFF, 256},
+		{META_OFF + 64 * TH_KIB, 64},
+		{BAT_OFF, 128},
+		{LOG_OFF, 8192},
+		{META_OFF + 128 * TH_KIB, 128}, /* parent locator */
+		{BAT_OFF + 8 * 4096, 8},	/* sector bitmap entry */
 	};
-	struct vx base;
+	struct vx bases[2], base;
 	uint8_t sector[4096];
 
-	vx_standard(&base);
-	memcpy(sector, base.img + BAT_OFF, 4096);
+	vx_standard(&bases[0]);
+	memcpy(sector, bases[0].img + BAT_OFF, 4096);
 	le64(sector + 8 * 5, (DATA_OFF) | 6);
-	add_log_entry(&base, BAT_OFF, sector);
-	set_header(&base, 2, 7, true);
-	for (int it = 0; it < 400; it++) {
-		struct vx v = base;
-		const uint64_t *a = areas[th_rand_below(&rng, 8)];
+	add_log_entry(&bases[0], BAT_OFF, sector);
+	set_header(&bases[0], 2, 7, true);
+	build_chain(&bases[1], state);
+	for (int it = 0; it < 600; it++) {
+		struct vx v = base = bases[it % 2];
+		const uint64_t *a = areas[th_rand_below(&rng, 10)];
 		int flips = 1 + (int)th_rand_below(&rng, 4);
 		struct vhd_disk *d;
 		const char *p;
@@ -646,7 +808,8 @@ static void test_hostile(void **state)
 		}
 		if (th_rand_below(&rng, 8) == 0)
 			v.len -= th_rand_below(&rng, v.len - 1);
-		p = vx_write(&v, state, "hostile.vhdx");
+		p = vx_write(&v, state,
+			     it % 2 ? "hostile.avhdx" : "hostile.vhdx");
 		if (vhd_open(p, VHD_OPEN_RDONLY, &d) < 0) {
 			assert_true(vhd_errmsg()[0] != 0);
 		} else {
@@ -664,7 +827,8 @@ static void test_hostile(void **state)
 		}
 		free(v.img);
 	}
-	vx_free(&base);
+	vx_free(&bases[0]);
+	vx_free(&bases[1]);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
@@ -677,7 +841,8 @@ int main(void)
 		T(test_header_selection), T(test_equal_sequence),
 		T(test_region_tables),	  T(test_metadata),
 		T(test_read_only),	  T(test_neither_format),
-		T(test_read_faults),	  T(test_hostile),
+		T(test_read_faults),	  T(test_differencing),
+		T(test_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
