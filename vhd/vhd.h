@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libvhd: the vhdfs core library. Reads, writes and creates VHD 1.0 images
- * (fixed, dynamic, differencing) and resolves differencing chains.
+ * (fixed, dynamic, differencing) and resolves differencing chains; reads
+ * VHDX images and chains (MS-VHDX), which it cannot write or create yet.
  *
  * Conventions, for every function below unless it says otherwise:
  * - Returns 0 (or a byte count) on success and -errno on failure. On
@@ -66,6 +67,15 @@ struct vhd_disk;
  * The trailing footer is used, falling back to the copy at offset 0 when the
  * trailing one is unreadable or fails its checksum.
  * On success *@out owns the open files until vhd_close().
+ *
+ * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX,
+ * read-only: VHD_OPEN_RDWR fails -EROFS ("VHDX writing not supported
+ * yet"). Its parent is found through the parent locator (relative_path,
+ * then absolute_win32_path and volume_path, then their file names beside
+ * the child) and must be a VHDX whose DataWriteGuid equals parent_linkage
+ * (or parent_linkage2); else -EINVAL. A log left by a crashed writer is
+ * replayed in memory; the file is never written. A chain never mixes VHD
+ * and VHDX (-EINVAL). A file of neither format fails -EINVAL naming both.
  */
 int vhd_open(const char *path, int flags, struct vhd_disk **out);
 
