@@ -100,6 +100,9 @@ static uint8_t *header_at(struct vx *v, int slot)
 	return v->img + (slot == 1 ? 64 : 128) * TH_KIB;
 }
 
+/* DataWriteGuid of the headers set_header writes (all 16 bytes). */
+static uint8_t dwg_byte = 0x22;
+
 static void set_header(struct vx *v, int slot, uint64_t seq, bool log)
 {
 	uint8_t *h = header_at(v, slot);
@@ -108,7 +111,7 @@ static void set_header(struct vx *v, int slot, uint64_t seq, bool log)
 	memcpy(h, "head", 4);
 	le64(h + 8, seq);
 	memset(h + 16, 0x11, 16);
-	memset(h + 32, 0x22, 16);
+	memset(h + 32, dwg_byte, 16);
 	if (log)
 		memcpy(h + 48, LOG_GUID, 16);
 	le16(h + 66, 1);
@@ -194,16 +197,19 @@ static void vx_make_child(struct vx *v, const char *parent_name,
 	uint8_t *m = v->img + META_OFF, *e = meta_entry(v, 5);
 	uint8_t *loc = m + 128 * TH_KIB, *kv = loc + 20;
 	char rel[256];
-	size_t o = 20 + 2 * 12;
-	const char *keys[2] = {"parent_linkage", "relative_path"};
-	const char *vals[2] = {linkage, rel};
+	size_t o = 20 + 3 * 12;
+	/* parent_linkage2: the merge alternate; this one never matches */
+	const char *keys[3] = {"parent_linkage", "relative_path",
+			       "parent_linkage2"};
+	const char *vals[3] = {linkage, rel,
+			       "{44444444-4444-4444-4444-444444444444}"};
 
 	snprintf(rel, sizeof(rel), ".\\%s", parent_name);
 	le32(m + 64 * TH_KIB + 4, 2); /* HasParent */
 	le16(m + 10, 6);
 	memcpy(loc, G_TYPE, 16);
-	le16(loc + 18, 2);
-	for (int i = 0; i < 2; i++, kv += 12) {
+	le16(loc + 18, 3);
+	for (int i = 0; i < 3; i++, kv += 12) {
 		size_t kl = utf16le(loc + o, keys[i]), vl;
 
 		le32(kv, (uint32_t)o);
@@ -648,7 +654,7 @@ static void build_chain(struct vx *child, void **state)
 
 static void test_differencing(void **state)
 {
-	struct vx v;
+	struct vx v, parent;
 	struct vhd_info info;
 	struct vhd_disk *d;
 	uint8_t *want, *got;
@@ -697,7 +703,32 @@ static void test_differencing(void **state)
 	vx_make_child(&v, "p.vhdx", "not a guid");
 	th_open_fails(vx_write(&v, state, "c.avhdx"), 0, EINVAL, 0,
 		      TH_WORDS("GUID"));
+	/* parent_linkage2 (as a merge left it) is accepted too */
+	dwg_byte = 0x44;
+	vx_standard(&parent);
+	vx_write(&parent, state, "p.vhdx");
+	vx_free(&parent);
+	dwg_byte = 0x22;
+	vx_make_child(&v, "p.vhdx", "{33333333-2222-2222-2222-222222222222}");
+	d = th_open(vx_write(&v, state, "c.avhdx"), VHD_OPEN_RDONLY);
+	vhd_close(d);
 	vx_free(&v);
+}
+
+/* A VHD child whose locator leads to a VHDX: formats do not mix. */
+static void test_vhd_child_of_vhdx(void **state)
+{
+	struct th_spec spec = {.type = VHD_TYPE_DIFF,
+			       .size = 8 * MIB,
+			       .w2ru = ".\\p.vhdx",
+			       .parent_name = "p.vhdx"};
+	struct vx parent;
+
+	vx_standard(&parent);
+	vx_write(&parent, state, "p.vhdx");
+	vx_free(&parent);
+	th_build(th_path(DIR_, "c.vhd"), &spec);
+	th_open_fails(th_path(DIR_, "c.vhd"), 0, EINVAL, 0, TH_WORDS("VHDX"));
 }
 
 /* Read errors reach the caller with their errno, at every read. */
@@ -836,13 +867,13 @@ static void test_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_crc32c_vector),	  T(test_dynamic_reads),
-		T(test_block_states),	  T(test_block_outside_file),
-		T(test_header_selection), T(test_equal_sequence),
-		T(test_region_tables),	  T(test_metadata),
-		T(test_read_only),	  T(test_neither_format),
-		T(test_read_faults),	  T(test_differencing),
-		T(test_hostile),
+		T(test_crc32c_vector),	   T(test_dynamic_reads),
+		T(test_block_states),	   T(test_block_outside_file),
+		T(test_header_selection),  T(test_equal_sequence),
+		T(test_region_tables),	   T(test_metadata),
+		T(test_read_only),	   T(test_neither_format),
+		T(test_read_faults),	   T(test_differencing),
+		T(test_vhd_child_of_vhdx), T(test_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
