@@ -219,6 +219,8 @@ int vhd_utf16_to_utf8(const uint8_t *in, size_t units, bool big_endian,
 int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 		      size_t max_units);
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
+/* Value of a hexadecimal digit, or -1. */
+int vhd_hexval(char c);
 
 /* chain.c */
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);

@@ -42,17 +42,6 @@ void vhdx_guid_str(const uint8_t g[16], char out[37])
 		 g[10], g[11], g[12], g[13], g[14], g[15]);
 }
 
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int vhdx_guid_parse(const char *s, uint8_t g[16])
 {
 	/* text order of the 16 bytes: Data1-3 are shown most significant
@@ -77,8 +66,8 @@ int vhdx_guid_parse(const char *s, uint8_t g[16])
 			i++;
 			continue;
 		}
-		hi = hex(s[i]);
-		lo = hex(s[i + 1]);
+		hi = vhd_hexval(s[i]);
+		lo = vhd_hexval(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		g[pos[k++]] = (uint8_t)(hi << 4 | lo);
