@@ -130,9 +130,11 @@ int vhdx_bat_load(struct vhdx *x)
 				     x->path, x->bat_region.length,
 				     x->bat_entries);
 	x->bat = malloc(bytes);
-	x->bitmaps = calloc(x->payload_blocks, sizeof(*x->bitmaps));
+	/* only a differencing disk has sector bitmaps to cache */
+	if (m->has_parent)
+		x->bitmaps = calloc(x->payload_blocks, sizeof(*x->bitmaps));
 	raw = (uint8_t *)x->bat;
-	if (!x->bat || !x->bitmaps)
+	if (!x->bat || (m->has_parent && !x->bitmaps))
 		return vhd_set_error(-ENOMEM, "%s: out of memory for the BAT",
 				     x->path);
 	r = vhdx_pread_file(x, raw, bytes, x->bat_region.offset);

@@ -27,11 +27,12 @@
 #define VHDX_MIN_BLOCK VHDX_MIB
 #define VHDX_MAX_BLOCK (256 * VHDX_MIB)
 /*
- * BAT entries held in memory: 128 MiB of table, 16 TiB in 1 MiB blocks
- * and 64 TiB from 4 MiB blocks on. A sparse hostile file must not cost
- * more memory than that at open.
+ * BAT entries held in memory: 32 MiB of table (and as much of bitmap
+ * pointers for a differencing disk): 4 TiB in 1 MiB blocks, 64 TiB from
+ * 16 MiB blocks on (Hyper-V makes 32 MiB). A sparse hostile file must not
+ * cost more memory than that at open.
  */
-#define VHDX_MAX_BAT_ENTRIES (1ull << 24)
+#define VHDX_MAX_BAT_ENTRIES (1ull << 22)
 /* Largest file offset a log entry may name (a sparse 2^56 is absurd). */
 #define VHDX_MAX_FILE_OFFSET (1ull << 56)
 /* Longest log read into memory for replay. */
