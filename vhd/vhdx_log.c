@@ -52,7 +52,7 @@ static void ring_copy(const struct log *l, uint8_t *dst, uint64_t pos,
 static uint64_t desc_sectors(uint32_t ndesc)
 {
 	/* 64-byte header + 126 descriptors in the first sector, then 128 */
-	return ndesc <= 126 ? 1 : 1 + (ndesc - 126 + 127) / 128;
+	return ndesc <= 126 ? 1 : 1 + ((uint64_t)ndesc - 126 + 127) / 128;
 }
 
 /* Validate the entry at @pos (whose number must be @want, or any when 0);

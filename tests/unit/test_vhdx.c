@@ -529,6 +529,33 @@ static void test_log_sequence(void **state)
 	expect_pattern(d, 6 * MIB, MIB, 5, false);
 	vhd_close(d);
 
+	/* An absurd descriptor count (its sectors overflow 32 bits) over a
+	 * log-long entry of valid descriptors: invalid, never read past. */
+	{
+		uint8_t *e = v.img + LOG_OFF;
+		struct vx w = v;
+
+		w.img = malloc(v.len);
+		assert_non_null(w.img);
+		memcpy(w.img, v.img, v.len);
+		e = w.img + LOG_OFF;
+		memcpy(e, "loge", 4);
+		le32(e + 8, MIB);
+		le32(e + 12, 0);
+		le64(e + 16, 9);
+		le32(e + 24, 0xFFFFFFFFu);
+		memcpy(e + 32, LOG_GUID, 16);
+		for (uint64_t o = 64; o + 32 <= MIB; o += 32) {
+			memcpy(e + o, "desc", 4);
+			le64(e + o + 16, BAT_OFF);
+			le64(e + o + 24, 9);
+		}
+		fix_crc(e, MIB);
+		d = th_open(vx_write(&w, state, "ndesc.vhdx"), VHD_OPEN_RDONLY);
+		vhd_close(d);
+		free(w.img);
+	}
+
 	/* FlushedFileOffset past the end: the file was truncated */
 	le64(v.img + LOG_OFF + 128 * 1024 + 8192 + 48, v.len + MIB);
 	fix_crc(v.img + LOG_OFF + 128 * 1024 + 8192, 8192);
