@@ -33,6 +33,14 @@ struct log {
 	uint8_t *ring; /* the whole log */
 	uint64_t len;
 	uint8_t *buf; /* one entry, unwrapped */
+	/*
+	 * Bytes checksummed so far, and the most a scan may checksum: a
+	 * damaged ring full of long fake entry headers would otherwise cost
+	 * (length / 4 KiB) x length of CRC work.
+	 */
+	uint64_t crc_bytes;
+	uint64_t crc_budget;
+	bool over_budget;
 };
 
 /* Copy @n bytes at ring offset @pos, wrapping at the end. */
@@ -104,6 +112,11 @@ static bool entry_valid(struct log *l, uint64_t pos, uint64_t want,
 		    vhdx_le32(s + 4) != (uint32_t)(e->seq >> 32) ||
 		    vhdx_le32(s + 4092) != (uint32_t)e->seq)
 			return false;
+	}
+	l->crc_bytes += e->length;
+	if (l->crc_bytes > l->crc_budget) {
+		l->over_budget = true;
+		return false;
 	}
 	return vhd_crc32c_skip(b, e->length, 4) == vhdx_le32(b + 4);
 }
@@ -267,6 +280,7 @@ int vhdx_log_replay(struct vhdx *x)
 	struct log l = {.x = x, .len = h->log_length};
 	struct entry head = {0}, e;
 	uint64_t pos;
+	bool found;
 	int r;
 
 	if (vhdx_guid_is_zero(h->log_guid))
@@ -294,8 +308,21 @@ int vhdx_log_replay(struct vhdx *x)
 	r = 0;
 	/* A set log GUID over a ring without a valid sequence: nothing
 	 * was left to replay (the host never logged, or already cleared). */
-	if (!find_sequence(&l, &pos, &head))
+	/* enough to check every entry a few times over, at least 64 MiB */
+	l.crc_budget = 16 * (uint64_t)h->log_length;
+	if (l.crc_budget < 64 * VHDX_MIB)
+		l.crc_budget = 64 * VHDX_MIB;
+	found = find_sequence(&l, &pos, &head);
+	if (l.over_budget) {
+		r = vhd_set_error(-EINVAL,
+				  "%s: log too damaged to scan (more than "
+				  "%" PRIu64 " bytes of entries checked)",
+				  x->path, l.crc_budget);
 		goto out;
+	}
+	if (!found)
+		goto out;
+	l.crc_budget = UINT64_MAX; /* the sequence found is applied */
 	if (head.flushed > x->real_size) {
 		r = vhd_set_error(-EINVAL,
 				  "%s: truncated: the log says %" PRIu64

@@ -556,6 +556,28 @@ static void test_log_sequence(void **state)
 		free(w.img);
 	}
 
+	/* A ring of fake log-long entry headers (bad CRCs) is refused
+	 * after a bounded amount of checking, not scanned quadratically. */
+	{
+		struct vx w = v;
+
+		w.img = malloc(v.len);
+		assert_non_null(w.img);
+		memcpy(w.img, v.img, v.len);
+		for (uint64_t o = 0; o < MIB; o += 4096) {
+			uint8_t *e = w.img + LOG_OFF + o;
+
+			memset(e, 0, 64);
+			memcpy(e, "loge", 4);
+			le32(e + 8, MIB);
+			le64(e + 16, 1);
+			memcpy(e + 32, LOG_GUID, 16);
+		}
+		th_open_fails(vx_write(&w, state, "fake.vhdx"), 0, EINVAL, 0,
+			      TH_WORDS("log too damaged"));
+		free(w.img);
+	}
+
 	/* FlushedFileOffset past the end: the file was truncated */
 	le64(v.img + LOG_OFF + 128 * 1024 + 8192 + 48, v.len + MIB);
 	fix_crc(v.img + LOG_OFF + 128 * 1024 + 8192, 8192);
