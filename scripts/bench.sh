@@ -1,7 +1,7 @@
 #!/bin/bash
 # Throughput of vhdfs (VHD, and VHDX reads) against a raw file on the same
-# filesystem, measured in one run so the ratios compare like with like. Prints MiB/s and ratios;
-# asserts nothing (speed is a figure, not a test).
+# filesystem, measured in one run so the ratios compare like with like.
+# Prints MiB/s and ratios; asserts nothing (speed is a figure, not a test).
 #   scripts/bench.sh [SIZE_MIB]          (root: it mounts vhdfs)
 set -euo pipefail
 
