@@ -70,6 +70,8 @@ struct search {
 	const struct vhdx *child;
 	char tried[4096];
 	size_t tried_len;
+	char *seen[5]; /* candidates tried: at most 5 per locator */
+	int nseen;
 	char problem[1536]; /* the best reason a found file was refused */
 	int problem_err;
 };
@@ -98,6 +100,11 @@ static int try_candidate(struct search *s, const char *path, char *buf,
 	char got[37];
 	int r;
 
+	for (int i = 0; i < s->nseen; i++)
+		if (strcmp(s->seen[i], path) == 0)
+			return 1; /* the same file from another key */
+	if (s->nseen < 5 && (s->seen[s->nseen] = strdup(path)))
+		s->nseen++;
 	note_tried(s, path);
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return 1;
@@ -219,8 +226,6 @@ int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 		if (!*base)
 			continue;
 		beside_child(x->path, base, path, 8192);
-		if (strstr(s.tried, path)) /* as a path list entry */
-			continue;
 		r = try_candidate(&s, path, buf, len);
 		if (r <= 0)
 			goto out;
@@ -237,6 +242,8 @@ int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 out:
 	if (r == 0)
 		vhd_clear_error();
+	for (int i = 0; i < s.nseen; i++)
+		free(s.seen[i]);
 	free(rel);
 	free(path);
 	return r;
