@@ -133,6 +133,10 @@ same flat py.raw "libvhdi reading child"
 same py.raw out.raw "vhd cat vs libvhdi (child)"
 grep -q "^Type: *differencing" <("$VHD" info child.avhdx) ||
 	fail "child not differencing"
+# relative_path leads nowhere: absolute_win32_path's file name beside it
+$CRAFT diff moved.avhdx base.vhdx --relative '..\gone\base.vhdx' \
+	"${w[@]}" || fail "craft moved"
+cat_eq moved.avhdx flat "parent by absolute_win32_path's file name"
 
 w=()
 put $((4096 * 3)) 8192 10000000
