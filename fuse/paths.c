@@ -58,11 +58,19 @@ int vhdfs_backing_path(const char *path, char *buf, size_t len)
 
 bool vhdfs_is_vhd_name(const char *name)
 {
-	size_t n = strlen(name);
+	static const char *const ext[] = {".vhd", ".vhdx", ".avhdx"};
 	const char *base = strrchr(name, '/');
+	size_t n;
 
 	base = base ? base + 1 : name;
-	return strlen(base) > 4 && strcasecmp(name + n - 4, ".vhd") == 0;
+	n = strlen(base);
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		size_t e = strlen(ext[i]);
+
+		if (n > e && strcasecmp(base + n - e, ext[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Undo mountinfo's octal escapes (\040 for a space) in place. */

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Throughput of vhdfs against a raw file on the same filesystem, measured in
-# one run so the ratios compare like with like. Prints MiB/s and ratios;
-# asserts nothing (speed is a figure, not a test).
+# Throughput of vhdfs (VHD, and VHDX reads) against a raw file on the same
+# filesystem, measured in one run so the ratios compare like with like.
+# Prints MiB/s and ratios; asserts nothing (speed is a figure, not a test).
 #   scripts/bench.sh [SIZE_MIB]          (root: it mounts vhdfs)
 set -euo pipefail
 
@@ -45,6 +45,18 @@ row() { printf '%-46s %9.0f MiB/s   x%.2f of baseline\n' "$1" "$2" \
 "$vhd" create back/base.vhd "${size_mib}M" >/dev/null
 qemu-io -f vpc -c "write -P 0x5a 0 ${size_mib}M" back/base.vhd >/dev/null
 qemu-img convert -f vpc -O raw back/base.vhd raw.img
+# VHDX (read-only): the same base made by qemu, and a differencing child
+# (qemu cannot make one: tests/interop/vhdxcraft.py) holding a quarter.
+qemu-img convert -f raw -O vhdx raw.img back/base.vhdx
+head -c $((size_mib / 4))M /dev/urandom >quarter.bin
+w=()
+for i in 0 1 2 3; do
+	off=$((i * size_mib / 4 * 1048576))
+	len=$((size_mib / 16 * 1048576))
+	w+=(--write "$off:quarter.bin:$((i * len)):$len")
+done
+/usr/bin/python3 "$repo/tests/interop/vhdxcraft.py" diff back/child.avhdx \
+	back/base.vhdx "${w[@]}"
 "$vhdfs" -f back "$mnt" 2>daemon.log &
 daemon=$!
 for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
@@ -75,6 +87,12 @@ row "mount: dd grand.vhd bs=1M (3 levels)" \
 	"$(rate dd if="$mnt/grand.vhd" of=/dev/null bs=1M)" "$base"
 row "mount: dd grand.vhd bs=4k (3 levels)" \
 	"$(rate dd if="$mnt/grand.vhd" of=/dev/null bs=4k)" "$base"
+row "library: vhd cat base.vhdx (dynamic, qemu)" \
+	"$(rate "$vhd" cat back/base.vhdx)" "$base"
+row "library: vhd cat child.avhdx (2 levels)" \
+	"$(rate "$vhd" cat back/child.avhdx)" "$base"
+row "mount: dd child.avhdx bs=1M (2 levels)" \
+	"$(rate dd if="$mnt/child.avhdx" of=/dev/null bs=1M)" "$base"
 
 wbase=$(rate dd if=/dev/zero of=raw-w.img bs=1M count="$size_mib" \
 	conv=fsync)

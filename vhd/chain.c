@@ -8,10 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 static void close_fields(struct vhd_disk *d)
 {
+	vhdx_free(d->vhdx);
 	vhd_bitmap_free(d);
 	free(d->bat);
 	free(d->dirty);
@@ -206,6 +207,17 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
 	r = open_file(p, path, VHD_OPEN_RDONLY, &st);
 	if (r == 0)
 		r = vhd_read_footer(p, (uint64_t)st.st_size);
+	if (r == -EINVAL && p->fd >= 0 && vhdx_probe_fd(p->fd) == 1) {
+		note_tried(c, path, "a VHDX");
+		if (!c->mismatch[0])
+			snprintf(c->mismatch, sizeof(c->mismatch),
+				 "%s: parent %s is a VHDX (a chain does not "
+				 "mix VHD and VHDX)",
+				 d->path, path);
+		close_fields(p);
+		free(p);
+		return 1;
+	}
 	if (r < 0) {
 		const char *why = NULL;
 
@@ -319,6 +331,10 @@ static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 
 	if (!decoded || !path)
 		goto out;
+	if (d->vhdx) {
+		r = vhdx_find_parent(d, buf, len);
+		goto out;
+	}
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
 		r = vhd_set_error(-EINVAL, "%s: not a differencing disk",
 				  d->path);
@@ -442,6 +458,10 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out)
 	vhd_clear_error();
 	if (!parent_path)
 		return vhd_set_error(-ENOMEM, "out of memory");
+	if (vhdx_probe(path) == 1) {
+		r = vhdx_open_chain(path, flags, out);
+		goto out;
+	}
 	r = vhd_open_one(path, flags, &leaf);
 	if (r < 0)
 		goto out;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 struct checker {
 	vhd_report_fn report;
@@ -134,6 +134,12 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	int r;
 
 	vhd_clear_error();
+	/* VHDX: every structure is checked while the chain opens. */
+	if (vhdx_probe(path) == 1) {
+		check_chain(path, &c);
+		vhd_clear_error();
+		return c.problems;
+	}
 	r = vhd_open_one(path, VHD_OPEN_RDONLY, &d);
 	if (r < 0) {
 		char why[1024];

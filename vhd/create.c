@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 #define CREATOR_VERSION 0x000A0000u /* what Windows 10 Hyper-V writes */
 #define BAT_OFFSET 1536u
@@ -363,6 +363,9 @@ static int build(const char *path, const struct vhd_create_params *p,
 	struct vhd_header h;
 	int r;
 
+	r = vhdx_refuse_create(path);
+	if (r < 0)
+		return r;
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "
@@ -484,9 +487,21 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	r = refuse_existing(child);
 	if (r < 0)
 		return r;
+	r = vhdx_refuse_create(child);
+	if (r < 0)
+		return r;
 	r = vhd_open(parent, VHD_OPEN_RDONLY | VHD_OPEN_I_PARENT, &p);
 	if (r < 0)
 		return r;
+	if (p->vhdx) {
+		vhd_close_chain(p);
+		return vhd_set_error(
+			-EINVAL,
+			"%s: parent %s is a VHDX: a chain does not "
+			"mix VHD and VHDX (and VHDX children "
+			"cannot be created yet)",
+			child, parent);
+	}
 	n = 1;
 	for (struct vhd_disk *q = p; q; q = q->parent)
 		n++;

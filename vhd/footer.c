@@ -100,12 +100,13 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 {
 	uint8_t buf[VHD_FOOTER_SIZE];
 	char first_err[1024];
+	bool no_cookie;
 	int r, first;
 
 	if (file_size < VHD_FOOTER_SIZE)
 		return vhd_set_error(-EINVAL,
 				     "%s: file too small for a VHD (%" PRIu64
-				     " bytes)",
+				     " bytes) and not a VHDX either",
 				     d->path, file_size);
 	d->footer_off = file_size - VHD_FOOTER_SIZE;
 	r = vhd_io_read(d->fd, buf, VHD_FOOTER_SIZE, d->footer_off);
@@ -115,6 +116,7 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 	first = vhd_footer_validate(d->path, buf, d->footer_off);
 	if (first == 0)
 		goto found;
+	no_cookie = memcmp(buf, "conectix", 8) != 0;
 	snprintf(first_err, sizeof(first_err), "%s", vhd_errmsg());
 
 	if (file_size % VHD_SECTOR_SIZE == VHD_FOOTER_SIZE - 1) {
@@ -127,6 +129,8 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 		}
 	}
 	r = vhd_io_read(d->fd, buf, VHD_FOOTER_SIZE, 0);
+	if (r == 0 && memcmp(buf, "conectix", 8) == 0)
+		no_cookie = false;
 	if (r == 0 && vhd_footer_validate(d->path, buf, 0) == 0 &&
 	    vhd_get32(buf + 60) != VHD_TYPE_FIXED) {
 		/* The damaged tail is not data: new blocks go after it. */
@@ -134,6 +138,13 @@ int vhd_read_footer(struct vhd_disk *d, uint64_t file_size)
 		d->footer_off = file_size;
 		goto found;
 	}
+	if (no_cookie)
+		return vhd_set_error(first,
+				     "%s: neither a VHD (no \"conectix\" "
+				     "footer cookie at the end or at offset 0) "
+				     "nor a VHDX (no \"vhdxfile\" identifier "
+				     "at offset 0)",
+				     d->path);
 	return vhd_set_error(first,
 			     "%s; the copy at offset 0 is not usable "
 			     "either",

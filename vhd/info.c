@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 const char *vhd_path(const struct vhd_disk *d)
 {
@@ -45,6 +45,8 @@ int vhd_get_info(const struct vhd_disk *d, struct vhd_info *info)
 	const struct vhd_footer *f = &d->footer;
 	struct stat st;
 
+	if (d->vhdx)
+		return vhdx_get_info(d, info);
 	memset(info, 0, sizeof(*info));
 	info->type = (enum vhd_type)f->disk_type;
 	info->current_size = f->current_size;

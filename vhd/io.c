@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 static int read_file(struct vhd_disk *d, void *buf, size_t len, uint64_t off)
 {
@@ -92,6 +92,8 @@ int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		memset(buf + (d->size - off), 0, len - (d->size - off));
 		len = (size_t)(d->size - off);
 	}
+	if (d->vhdx)
+		return vhdx_read_resolved(d, buf, len, off);
 	if (d->footer.disk_type == VHD_TYPE_FIXED)
 		return read_file(d, buf, len, off);
 	while (len) {
@@ -393,17 +395,26 @@ static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 	lock_read(d);
 	while (off < d->size) {
 		struct vhd_where w;
-		int r = vhd_locate(d, off, d->size, 0, &w);
+		uint64_t end;
+		bool data;
+		int r;
 
+		if (d->vhdx) {
+			r = vhdx_extent(d, off, d->size, &data, &end);
+		} else {
+			r = vhd_locate(d, off, d->size, 0, &w);
+			data = w.disk != NULL;
+			end = w.end;
+		}
 		if (r < 0) {
 			result = r;
 			break;
 		}
-		if ((w.disk != NULL) == want_data) {
+		if (data == want_data) {
 			result = (int64_t)off;
 			break;
 		}
-		off = w.end;
+		off = end;
 		if (!want_data && off >= d->size)
 			result = (int64_t)d->size;
 	}

@@ -191,7 +191,7 @@ void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len)
 		out[0] = 0;
 }
 
-static int hexval(char c)
+int vhd_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -216,9 +216,10 @@ static void macx_to_path(char *s)
 		}
 	}
 	while (*src) {
-		if (src[0] == '%' && hexval(src[1]) >= 0 &&
-		    hexval(src[2]) >= 0) {
-			*dst++ = (char)(hexval(src[1]) << 4 | hexval(src[2]));
+		if (src[0] == '%' && vhd_hexval(src[1]) >= 0 &&
+		    vhd_hexval(src[2]) >= 0) {
+			*dst++ = (char)(vhd_hexval(src[1]) << 4 |
+					vhd_hexval(src[2]));
 			src += 3;
 		} else {
 			*dst++ = *src++;

@@ -89,6 +89,10 @@ int vhd_map(struct vhd_disk *d, vhd_extent_fn fn, void *ctx)
 	int r = 0;
 
 	vhd_clear_error();
+	if (d->vhdx)
+		return vhd_set_error(-EOPNOTSUPP,
+				     "%s: map of a VHDX is not supported yet",
+				     d->path);
 	if (d->flags & VHD_OPEN_RDWR)
 		pthread_rwlock_rdlock(&d->lock);
 	while (off < d->size) {

@@ -105,6 +105,11 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 	r = vhd_check_rewritable(c);
 	if (r == 0)
 		r = vhd_open(parent, VHD_OPEN_RDONLY, &p);
+	if (r == 0 && p->vhdx)
+		r = vhd_set_error(-EINVAL,
+				  "%s: %s is a VHDX (a chain does not mix VHD "
+				  "and VHDX)",
+				  child, parent);
 	if (r == 0)
 		r = check_parent(c, p, flags);
 	if (r == 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libvhd: the vhdfs core library. Reads, writes and creates VHD 1.0 images
- * (fixed, dynamic, differencing) and resolves differencing chains.
+ * (fixed, dynamic, differencing) and resolves differencing chains; reads
+ * VHDX images and chains (MS-VHDX), which it cannot write or create yet.
  *
  * Conventions, for every function below unless it says otherwise:
  * - Returns 0 (or a byte count) on success and -errno on failure. On
@@ -37,6 +38,12 @@ enum vhd_type {
 	VHD_TYPE_FIXED = 2,
 	VHD_TYPE_DYNAMIC = 3,
 	VHD_TYPE_DIFF = 4,
+};
+
+/* On-disk format of an image: VHD 1.0, or VHDX (read-only for now). */
+enum vhd_format {
+	VHD_FORMAT_VHD = 0,
+	VHD_FORMAT_VHDX = 1,
 };
 
 struct vhd_disk;
@@ -79,6 +86,15 @@ struct vhd_disk;
  * The trailing footer is used, falling back to the copy at offset 0 when the
  * trailing one is unreadable or fails its checksum.
  * On success *@out owns the open files until vhd_close().
+ *
+ * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX,
+ * read-only: VHD_OPEN_RDWR fails -EROFS ("VHDX writing not supported
+ * yet"). Its parent is found through the parent locator (relative_path,
+ * then absolute_win32_path and volume_path, then their file names beside
+ * the child) and must be a VHDX whose DataWriteGuid equals parent_linkage
+ * (or parent_linkage2); else -EINVAL. A log left by a crashed writer is
+ * replayed in memory; the file is never written. A chain never mixes VHD
+ * and VHDX (-EINVAL). A file of neither format fails -EINVAL naming both.
  */
 int vhd_open(const char *path, int flags, struct vhd_disk **out);
 
@@ -126,6 +142,7 @@ int64_t vhd_seek_data(struct vhd_disk *disk, uint64_t off);
 int64_t vhd_seek_hole(struct vhd_disk *disk, uint64_t off);
 
 struct vhd_info {
+	enum vhd_format format;
 	enum vhd_type type;
 	uint64_t current_size;	/* virtual size, bytes */
 	uint64_t original_size; /* bytes */
@@ -151,6 +168,10 @@ struct vhd_info {
 	char parent_name[1024]; /* parent unicode name, as UTF-8 */
 	/* parent file's mtime differs from parent_timestamp (informational) */
 	bool parent_timestamp_mismatch;
+	/* VHDX only (0/false for VHD, whose sectors are 512 bytes): */
+	uint32_t logical_sector_size;
+	uint32_t physical_sector_size;
+	bool log_replayed; /* a crashed writer's log was replayed in memory */
 };
 
 int vhd_get_info(const struct vhd_disk *disk, struct vhd_info *info);

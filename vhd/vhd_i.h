@@ -121,6 +121,10 @@ struct vhd_disk {
 	uint8_t *dirty_flag; /* per block: queued in dirty[] */
 
 	struct vhd_disk *parent;
+	/* A VHDX image (read-only): the fields above hold only path, flags,
+	 * dev/ino, size, block_size, footer.disk_type/sizes/uuid, parent;
+	 * reads and info dispatch to vhdx_*. NULL for a VHD. */
+	struct vhdx *vhdx;
 };
 
 /* error.c */
@@ -218,6 +222,8 @@ int vhd_utf16_to_utf8(const uint8_t *in, size_t units, bool big_endian,
 int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 		      size_t max_units);
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
+/* Value of a hexadecimal digit, or -1. */
+int vhd_hexval(char c);
 
 /*
  * resolve.c: open the file at @path for the library with @oflags

@@ -99,6 +99,8 @@ void info_print_json(FILE *f, const struct info_report *r)
 	json_init(&j, f);
 	json_begin_object(&j);
 	json_kv_string(&j, "path", r->path);
+	json_kv_string(&j, "format",
+		       in->format == VHD_FORMAT_VHDX ? "vhdx" : "vhd");
 	json_kv_string(&j, "type", vhd_type_name(in->type));
 	json_kv_uint(&j, "current_size", in->current_size);
 	json_kv_uint(&j, "original_size", in->original_size);
@@ -123,6 +125,13 @@ void info_print_json(FILE *f, const struct info_report *r)
 	put_uuid(&j, "uuid", in->uuid);
 	json_kv_bool(&j, "saved_state", in->saved_state);
 	json_kv_bool(&j, "footer_from_copy", in->footer_from_copy);
+	if (in->format == VHD_FORMAT_VHDX) {
+		json_kv_uint(&j, "logical_sector_size",
+			     in->logical_sector_size);
+		json_kv_uint(&j, "physical_sector_size",
+			     in->physical_sector_size);
+		json_kv_bool(&j, "log_replayed", in->log_replayed);
+	}
 	put_parent(&j, r);
 	put_chain(&j, r);
 	json_kv_string(&j, "error", r->error[0] ? r->error : NULL);

@@ -88,12 +88,51 @@ static void print_chain(FILE *f, const struct info_report *r)
 			vhd_type_name(r->chain[i].type));
 }
 
+/* VHDX has no footer fields (creator, geometry, timestamps). */
+static void print_vhdx(FILE *f, const struct info_report *r)
+{
+	const struct vhd_info *in = &r->info;
+	char s[64];
+
+	fprintf(f, LABEL "%s\n", "Format:", "VHDX (read-only)");
+	fprintf(f, LABEL "%s\n", "Type:", vhd_type_name(in->type));
+	print_size(f, "Virtual size:", in->current_size);
+	print_size(f, "File size:", in->file_size);
+	print_size(f, "Block size:", in->block_size);
+	fprintf(f, LABEL "%u\n",
+		"Logical sector size:", in->logical_sector_size);
+	fprintf(f, LABEL "%u\n",
+		"Physical sector size:", in->physical_sector_size);
+	fprintf(f, LABEL "%u\n", "BAT entries:", in->max_table_entries);
+	fprintf(f, LABEL "%u\n", "Allocated blocks:", in->allocated_blocks);
+	fprintf(f, LABEL "%llu\n",
+		"BAT offset:", (unsigned long long)in->table_offset);
+	info_format_uuid(in->uuid, s);
+	fprintf(f, LABEL "%s\n", "Virtual disk ID:", s);
+	if (in->log_replayed)
+		fprintf(f, LABEL "%s\n", "Log:",
+			"a crashed writer's log was replayed in memory (the "
+			"file is unchanged)");
+	if (in->type == VHD_TYPE_DIFF) {
+		info_format_uuid(in->parent_uuid, s);
+		fprintf(f, LABEL "%s\n", "Parent linkage:", s);
+		fprintf(f, LABEL "%s\n", "Parent name:", in->parent_name);
+		fprintf(f, LABEL "%s\n", "Parent:",
+			r->chain_len > 1 ? r->chain[1].path : "(not found)");
+	}
+	print_chain(f, r);
+}
+
 void info_print_text(FILE *f, const struct info_report *r)
 {
 	const struct vhd_info *in = &r->info;
 	char s[64];
 
 	fprintf(f, LABEL "%s\n", "Path:", r->path);
+	if (in->format == VHD_FORMAT_VHDX) {
+		print_vhdx(f, r);
+		return;
+	}
 	fprintf(f, LABEL "%s\n", "Type:", vhd_type_name(in->type));
 	print_size(f, "Virtual size:", in->current_size);
 	print_size(f, "Original size:", in->original_size);

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private structures of the VHDX reader (MS-VHDX). Nothing outside vhd/
+ * includes this. Every structure is decoded from little-endian into native
+ * values once, by the file named after it; all file reads go through
+ * vhdx_pread_file(), which applies the in-memory log replay.
+ */
+#ifndef VHDX_I_H
+#define VHDX_I_H
+
+#include "vhd_i.h"
+
+#define VHDX_KIB 1024ull
+#define VHDX_MIB (1024ull * 1024)
+#define VHDX_HEADER_SIZE 4096u
+#define VHDX_HEADER1_OFF (64 * VHDX_KIB)
+#define VHDX_HEADER2_OFF (128 * VHDX_KIB)
+#define VHDX_REGION1_OFF (192 * VHDX_KIB)
+#define VHDX_REGION2_OFF (256 * VHDX_KIB)
+#define VHDX_REGION_SIZE (64 * VHDX_KIB)
+#define VHDX_REGION_MAX_ENTRIES 2047u
+#define VHDX_META_TABLE_SIZE (64 * VHDX_KIB)
+#define VHDX_META_MAX_ENTRIES 2047u
+#define VHDX_META_ITEM_MAX VHDX_MIB
+#define VHDX_LOG_SECTOR 4096u
+#define VHDX_MAX_SIZE (64ull << 40) /* 64 TiB */
+#define VHDX_MIN_BLOCK VHDX_MIB
+#define VHDX_MAX_BLOCK (256 * VHDX_MIB)
+/*
+ * BAT entries held in memory: 32 MiB of table (and as much of bitmap
+ * pointers for a differencing disk): 4 TiB in 1 MiB blocks, 64 TiB from
+ * 16 MiB blocks on (Hyper-V makes 32 MiB). A sparse hostile file must not
+ * cost more memory than that at open.
+ */
+#define VHDX_MAX_BAT_ENTRIES (1ull << 22)
+/* Largest file offset a log entry may name (a sparse 2^56 is absurd). */
+#define VHDX_MAX_FILE_OFFSET (1ull << 56)
+/* Longest log read into memory for replay. */
+#define VHDX_MAX_LOG (256 * VHDX_MIB)
+
+/* BAT entry states (bits 0-2). */
+enum vhdx_block_state {
+	VHDX_PAYLOAD_NOT_PRESENT = 0,
+	VHDX_PAYLOAD_UNDEFINED = 1,
+	VHDX_PAYLOAD_ZERO = 2,
+	VHDX_PAYLOAD_UNMAPPED = 3,
+	VHDX_PAYLOAD_UNMAPPED_V095 = 5, /* draft value qemu also reads */
+	VHDX_PAYLOAD_FULLY_PRESENT = 6,
+	VHDX_PAYLOAD_PARTIALLY_PRESENT = 7,
+	VHDX_SB_NOT_PRESENT = 0,
+	VHDX_SB_PRESENT = 6,
+};
+#define VHDX_BAT_STATE(e) ((unsigned)((e)&7))
+#define VHDX_BAT_OFFSET(e) ((e)&0xFFFFFFFFFFF00000ull)
+
+/* On-disk GUIDs, as stored (Windows GUID byte order). */
+extern const uint8_t vhdx_guid_bat[16];
+extern const uint8_t vhdx_guid_metadata[16];
+extern const uint8_t vhdx_guid_file_params[16];
+extern const uint8_t vhdx_guid_disk_size[16];
+extern const uint8_t vhdx_guid_page83[16];
+extern const uint8_t vhdx_guid_logical_sector[16];
+extern const uint8_t vhdx_guid_physical_sector[16];
+extern const uint8_t vhdx_guid_parent_locator[16];
+extern const uint8_t vhdx_guid_locator_type[16];
+
+struct vhdx_header {
+	uint64_t seq;
+	uint8_t file_write_guid[16];
+	uint8_t data_write_guid[16];
+	uint8_t log_guid[16];
+	uint16_t log_version;
+	uint16_t version;
+	uint32_t log_length;
+	uint64_t log_offset;
+};
+
+struct vhdx_region {
+	uint8_t guid[16];
+	uint64_t offset;
+	uint32_t length;
+	bool required;
+};
+
+/* Parent locator values, UTF-8 ('\' kept as stored); "" when absent. */
+struct vhdx_locator {
+	bool present;
+	char parent_linkage[64];
+	char parent_linkage2[64];
+	char relative_path[4096];
+	char volume_path[4096];
+	char absolute_win32_path[4096];
+};
+
+struct vhdx_meta {
+	uint32_t block_size;
+	bool leave_allocated;
+	bool has_parent;
+	uint64_t disk_size;
+	uint32_t logical_sector;
+	uint32_t physical_sector;
+	uint8_t page83[16];
+	struct vhdx_locator loc;
+};
+
+/* One replayed 4 KiB sector of the log; data NULL means zeros. */
+struct vhdx_overlay_sector {
+	uint64_t offset;
+	size_t order; /* position in the replay: the last write wins */
+	uint8_t *data;
+};
+
+struct vhdx {
+	char *path;
+	int fd;
+	uint64_t file_size; /* max(real size, replayed LastFileOffset) */
+	uint64_t real_size;
+	struct vhdx_header header; /* the current one */
+	int header_slot;	   /* 1 or 2 */
+	bool log_replayed;	   /* a log sequence was applied in memory */
+	uint64_t log_entries;	   /* entries applied */
+	struct vhdx_overlay_sector *overlay; /* sorted by offset */
+	size_t noverlay;
+	struct vhdx_region bat_region;
+	struct vhdx_region meta_region;
+	bool region_from_copy; /* region table 1 bad, copy 2 used */
+	struct vhdx_meta meta;
+	uint32_t chunk_ratio;
+	uint64_t payload_blocks;
+	uint64_t bat_entries;
+	uint64_t *bat;
+	uint32_t sectors_per_block;
+	/* Per payload block, that block's slice of its chunk's sector
+	 * bitmap, loaded on first use with compare-and-swap (read-only
+	 * images need no lock). */
+	_Atomic(uint8_t *) *bitmaps;
+};
+
+/* crc32c.c: CRC-32C (Castagnoli), init and final XOR 0xFFFFFFFF. */
+uint32_t vhd_crc32c(const void *buf, size_t len);
+/* CRC of @len bytes with the 4 bytes at @off taken as zero. */
+uint32_t vhd_crc32c_skip(const uint8_t *buf, size_t len, size_t off);
+
+static inline uint16_t vhdx_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t vhdx_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline uint64_t vhdx_le64(const uint8_t *p)
+{
+	return (uint64_t)vhdx_le32(p) | (uint64_t)vhdx_le32(p + 4) << 32;
+}
+static inline bool vhdx_guid_is_zero(const uint8_t g[16])
+{
+	for (int i = 0; i < 16; i++)
+		if (g[i])
+			return false;
+	return true;
+}
+
+/* vhdx_guid.c: text form, lower case, no braces (37 bytes with NUL). */
+void vhdx_guid_str(const uint8_t g[16], char out[37]);
+/* Parse "{xxxxxxxx-...}" or without braces, any case; 0 or -EINVAL. */
+int vhdx_guid_parse(const char *s, uint8_t g[16]);
+
+/* vhdx_file.c: read through the replay overlay; beyond the real end of
+ * file but inside the replayed size reads zeros. -EINVAL past file_size. */
+int vhdx_pread_file(struct vhdx *x, void *buf, size_t len, uint64_t off);
+/* Does @path start with the "vhdxfile" identifier? 1, 0 or -errno. */
+int vhdx_probe(const char *path);
+/* The same for a file already open. */
+int vhdx_probe_fd(int fd);
+/* Does the name end in .vhdx or .avhdx (any case)? */
+bool vhdx_is_vhdx_name(const char *path);
+/* -EOPNOTSUPP with a message when @path names a VHDX to be created. */
+int vhdx_refuse_create(const char *path);
+
+/* vhdx_header.c: identifier and both headers; picks the current one. */
+int vhdx_header_decode(const uint8_t *buf, struct vhdx_header *h);
+int vhdx_read_headers(struct vhdx *x);
+
+/* vhdx_log.c: replay a non-empty log into x->overlay (no file writes). */
+int vhdx_log_replay(struct vhdx *x);
+void vhdx_log_free(struct vhdx *x);
+
+/* vhdx_region.c: region table (copy 2 when copy 1 is bad). */
+int vhdx_read_regions(struct vhdx *x);
+
+/* vhdx_metadata.c: metadata table and known items. */
+int vhdx_read_metadata(struct vhdx *x);
+/* Decode a parent locator item of @len bytes. */
+int vhdx_locator_decode(const char *path, const uint8_t *item, uint32_t len,
+			struct vhdx_locator *loc);
+
+/* vhdx_bat.c: load and check the BAT. */
+int vhdx_bat_load(struct vhdx *x);
+static inline uint64_t vhdx_payload_index(const struct vhdx *x, uint64_t b)
+{
+	return b + b / x->chunk_ratio;
+}
+static inline uint64_t vhdx_sb_index(const struct vhdx *x, uint64_t chunk)
+{
+	return chunk * (x->chunk_ratio + 1) + x->chunk_ratio;
+}
+/* Blocks of the BAT in state 6 or 7 (what this file itself stores). */
+uint64_t vhdx_bat_allocated(const struct vhdx *x);
+/* Sector bitmap slice of payload block @b (sectors_per_block bits). */
+int vhdx_bitmap_get(struct vhdx *x, uint64_t b, uint8_t **out);
+
+/* vhdx_open.c: one file, no parent; and freeing it. */
+int vhdx_open_file(const char *path, int flags, struct vhdx **out);
+void vhdx_free(struct vhdx *x);
+
+/* vhdx_chain.c: the vhd_disk wrappers of a VHDX chain. */
+int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out);
+int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len);
+int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info);
+
+/* vhdx_io.c: reads of a VHDX chain member (parents through the chain). */
+int vhdx_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
+		       uint64_t off);
+int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
+		uint64_t *end);
+
+#endif
