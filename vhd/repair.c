@@ -306,11 +306,15 @@ static int run(const char *path, unsigned flags, bool dry, vhd_report_fn report,
 	struct stat st;
 	int r;
 
-	rp.fd = open(path, (dry ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* Never blocks on a FIFO, never looks into our own mount. */
+	rp.fd = vhd_file_open(path, dry ? O_RDONLY : O_RDWR, &st, NULL);
 	if (rp.fd < 0)
-		return vhd_set_error(-errno, "%s: %s", path, strerror(errno));
-	if (fstat(rp.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size < VHD_FOOTER_SIZE) {
+		return rp.fd;
+	/* Not while another program (or a vhdfs mount) writes it. */
+	r = dry ? 0 : vhd_lock_writer(rp.fd, path);
+	if (r < 0)
+		goto out;
+	if (st.st_size < VHD_FOOTER_SIZE) {
 		r = vhd_set_error(-EINVAL,
 				  "%s: not a VHD (too small or not "
 				  "a regular file)",

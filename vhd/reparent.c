@@ -94,7 +94,10 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 	int r;
 
 	vhd_clear_error();
-	r = vhd_open_one(child, VHD_OPEN_RDWR, &c);
+	/* Looked at read-only first: the new parent's chain is opened (and
+	 * locked as a parent) before the child is locked for writing, so a
+	 * child inside that chain is a cycle, not a lock conflict. */
+	r = vhd_open_one(child, VHD_OPEN_RDONLY, &c);
 	if (r < 0)
 		return r;
 	if (c->footer.disk_type != VHD_TYPE_DIFF) {
@@ -110,6 +113,17 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 				  "%s: %s is a VHDX (a chain does not mix VHD "
 				  "and VHDX)",
 				  child, parent);
+	for (struct vhd_disk *q = r == 0 ? p : NULL; q; q = q->parent)
+		if (q->dev == c->dev && q->ino == c->ino)
+			r = vhd_set_error(-ELOOP,
+					  "%s: %s is in the chain of %s: that "
+					  "would make a cycle",
+					  child, child, parent);
+	if (r == 0) {
+		vhd_close_one(c);
+		c = NULL;
+		r = vhd_open_one(child, VHD_OPEN_RDWR, &c);
+	}
 	if (r == 0)
 		r = check_parent(c, p, flags);
 	if (r == 0)
