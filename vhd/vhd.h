@@ -71,6 +71,15 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out);
 int vhd_close(struct vhd_disk *disk);
 
 /*
+ * A fingerprint of the files behind @disk's view: device, inode, size,
+ * mtime and ctime of every open level, leaf to base. Changing any file of
+ * the chain (a write, a tool rewriting a parent) changes it, to the
+ * resolution of the file system's timestamps. 0 when a file cannot be
+ * examined (never a fingerprint). Takes no lock; calls fstat(2) per level.
+ */
+uint64_t vhd_chain_version(struct vhd_disk *disk);
+
+/*
  * Read @len bytes at byte offset @off of the virtual disk, resolved through
  * the chain. Any offset and length; reads past the virtual size are short
  * (return the bytes up to the end, 0 at or past it).

@@ -106,6 +106,12 @@ struct vhd_disk {
 	pthread_rwlock_t lock;
 	uint32_t *bat;	     /* protected by lock */
 	uint64_t footer_off; /* trailing footer; protected by lock */
+	/*
+	 * Where the next new block goes (0: at footer_off, not yet known).
+	 * Below footer_off when space is reserved for new blocks: a hole no
+	 * BAT entry references, given back by vhd_close(). Protected by lock.
+	 */
+	uint64_t alloc_end;
 	/* Cached bitmaps, filled lazily with compare-and-swap so readers of
 	 * read-only images need no lock; changed only under the write lock. */
 	_Atomic(uint8_t *) *bitmaps;
@@ -224,6 +230,9 @@ void vhd_close_chain(struct vhd_disk *d);
 
 /* io.c: pending metadata to disk and sync; caller holds the write lock. */
 int vhd_flush_locked(struct vhd_disk *d);
+/* io.c: give back space reserved for new blocks; caller holds the write
+ * lock and has flushed. */
+int vhd_trim_locked(struct vhd_disk *d);
 /* io.c: internal read of a byte range; caller holds the lock if any. */
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);
