@@ -104,6 +104,11 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/*
+ * Fingerprint of @img's chain for the page-cache decision (see cache.c):
+ * 0 while the image is open for writing.
+ */
+uint64_t vhdfs_image_version(struct vhdfs_image *img);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
 /* The image at @bpath was unlinked/renamed: forget cached state. */
@@ -164,6 +169,15 @@ int vhdfs_job_remove(unsigned long id);
 void vhdfs_job_foreach(void (*fn)(void *ctx, unsigned long id), void *ctx);
 /* Cancel every job and wait for the workers to finish. */
 void vhdfs_jobs_destroy(void);
+
+/*
+ * cache.c: whether an open of the image at FUSE @path whose chain has
+ * fingerprint @version may keep the kernel's cached pages (the previous
+ * open saw the same version); records @version for the next open.
+ */
+bool vhdfs_cache_keep(const char *path, uint64_t version);
+/* The image at @path is being written: its next open drops the cache. */
+void vhdfs_cache_forget(const char *path);
 
 /* xattr.c */
 int vhdfs_getxattr(const char *bpath, const char *name, char *value,
