@@ -195,8 +195,10 @@ static int mark_written(struct vhd_disk *d, uint32_t block, uint32_t first,
 }
 
 /*
- * Blocks placed per footer move: a new block costs a sync only when the
- * space reserved by the previous move is used up.
+ * Most blocks placed per footer move: a new block costs a sync only when
+ * the room reserved by the previous move is used up. The room grows with
+ * the image (as many blocks as it holds, up to this), so small images
+ * stay small.
  */
 #define RESERVE_BLOCKS 16u
 
@@ -231,8 +233,9 @@ static int move_footer(struct vhd_disk *d, uint64_t new_footer)
 
 /*
  * A new block goes at alloc_end, before the footer. When it does not fit,
- * the footer first moves past it and RESERVE_BLOCKS - 1 more blocks (as
- * many as are still unallocated), durably; the space between stays a
+ * the footer first moves past it and room for more blocks (as many as the
+ * image holds, up to RESERVE_BLOCKS - 1, and no more than are still
+ * unallocated), durably; the space between stays a
  * hole of zeros that no BAT entry references, as after a crash, until
  * later blocks fill it or vhd_close() gives it back. Then the bitmap and
  * data go into place. The BAT entry only reaches the file at the next
@@ -258,10 +261,13 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 		return vhd_set_error(
 			-EFBIG, "%s: file too large for a new block", d->path);
 	if (block_end > d->footer_off) {
-		uint32_t more = d->entries - vhd_bat_allocated(d) - 1;
+		uint32_t held = vhd_bat_allocated(d);
+		uint32_t more = d->entries - held - 1;
 		uint64_t step = vhd_align_up(d->bitmap_size, VHD_DATA_ALIGN) +
 				d->block_size;
 
+		if (more > held)
+			more = held;
 		if (more > RESERVE_BLOCKS - 1)
 			more = RESERVE_BLOCKS - 1;
 		r = move_footer(d, block_end + more * step);
