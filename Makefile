@@ -40,7 +40,7 @@ LIBS   := -luuid -pthread
 .SECONDARY:
 
 .PHONY: all asan check check-unit check-integration asan-check tests \
-	install uninstall clean format-check demo
+	install uninstall clean format-check demo bench-floor bench
 
 all: $(LIBVHD) $(BUILD)/vhd $(BUILD)/vhdfs
 
@@ -79,6 +79,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBVHD)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBVHD) -lcmocka $(LIBS)
 
+# The yardstick daemon of scripts/bench.sh (not part of `all`).
+bench-floor: $(BUILD)/bench-floor
+
+$(BUILD)/bench-floor: tests/bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags $(PKGS_FUSE)) $< -o $@ \
+		$(shell pkg-config --libs $(PKGS_FUSE))
+
+bench: all bench-floor
+	scripts/bench.sh
+
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 OPT='-O1 -g' tests
 
@@ -98,7 +109,7 @@ demo: all
 
 format-check:
 	clang-format --dry-run -Werror vhd/*.[ch] vhd/cli/*.[ch] fuse/*.[ch] \
-		tests/unit/*.[ch] tests/interop/*.c
+		tests/unit/*.[ch] tests/interop/*.c tests/bench/*.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \

@@ -264,6 +264,21 @@ int vhdfs_image_flush(struct vhdfs_image *img)
 	return ret;
 }
 
+uint64_t vhdfs_image_version(struct vhdfs_image *img)
+{
+	uint64_t v = 0;
+	int writers;
+
+	pthread_mutex_lock(&images_lock);
+	writers = img->writers;
+	pthread_mutex_unlock(&images_lock);
+	pthread_rwlock_rdlock(&img->lock);
+	if (!writers)
+		v = vhd_chain_version(img->disk);
+	pthread_rwlock_unlock(&img->lock);
+	return v;
+}
+
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 {
 	int64_t ret;
@@ -561,6 +576,7 @@ void vhdfs_image_forget(const char *bpath, const struct stat *gone)
 	}
 	pthread_mutex_unlock(&images_lock);
 	meta_forget(bpath);
+	vhdfs_cache_changed(); /* its content or chain changed */
 }
 
 void vhdfs_image_renamed(const char *from, const char *to)
@@ -590,6 +606,7 @@ void vhdfs_image_renamed(const char *from, const char *to)
 	pthread_mutex_unlock(&images_lock);
 	meta_forget(from);
 	meta_forget(to);
+	vhdfs_cache_changed(); /* paths show other images now */
 }
 
 /*

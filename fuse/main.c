@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -82,6 +83,46 @@ static void usage(FILE *f, const char *prog)
 		"    -V   --version         print version\n"
 		"    -o ro                  mount every image read-only\n",
 		prog);
+}
+
+/*
+ * The kernel reads ahead of buffered readers by the mount's window (the
+ * bdi's read_ahead_kb, 128 KiB for FUSE), which also caps its read
+ * requests: 1 MiB, the largest request (max_pages 256), halves the round
+ * trips of a streaming reader. The window can only be set through sysfs
+ * (root) once the mount answers: a thread waits for that with stat(2).
+ */
+#define VHDFS_READAHEAD_KB 1024
+
+static void *set_readahead(void *arg)
+{
+	char path[64];
+	struct stat st;
+	FILE *f;
+
+	(void)arg;
+	if (stat(vhdfs_cfg.mountpoint, &st))
+		return NULL;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	f = fopen(path, "w");
+	if (!f)
+		return NULL; /* not root: the kernel's window stays */
+	fprintf(f, "%d\n", VHDFS_READAHEAD_KB);
+	fclose(f);
+	return NULL;
+}
+
+static void start_readahead_setter(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (pthread_attr_init(&attr))
+		return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_create(&t, &attr, set_readahead, NULL);
+	pthread_attr_destroy(&attr);
 }
 
 /* Escape commas for the fsname mount option. */
@@ -207,6 +248,7 @@ int main(int argc, char *argv[])
 	se = fuse_get_session(fuse);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
+	start_readahead_setter();
 	if (opts.singlethread) {
 		res = fuse_loop(fuse);
 	} else {

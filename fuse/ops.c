@@ -300,6 +300,22 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			vhdfs_log("open of %s failed: %s%s%s", path,
 				  strerror(-ret), *vhd_errmsg() ? ": " : "",
 				  vhd_errmsg());
+		if (ret)
+			break;
+		if (write) {
+			/*
+			 * Direct I/O: requests as large as the caller's
+			 * (up to max_write), and no getxattr round trip
+			 * before each write (the kernel's file_remove_privs
+			 * runs only on the cached write path). The kernel
+			 * drops the written range from the page cache.
+			 */
+			fi->direct_io = 1;
+			vhdfs_cache_changed();
+		} else {
+			fi->keep_cache = vhdfs_cache_keep(
+				path, vhdfs_image_version(fh->img));
+		}
 		break;
 	}
 	if (ret) {
@@ -357,6 +373,13 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 		return (int)vhdfs_control_write(fh->ctl, buf, size, off);
 	case VHDFS_NODE_BACKING:
 		ret = vhdfs_image_pwrite(fh->img, buf, size, (uint64_t)off);
+		/* Direct I/O: the kernel leaves O_DSYNC/O_SYNC to us. */
+		if (ret >= 0 && (fi->flags & O_DSYNC)) {
+			int r = vhdfs_image_flush(fh->img);
+
+			if (r < 0)
+				ret = r;
+		}
 		if (ret < 0)
 			vhdfs_log("write of %zu bytes at %lld to %s failed: %s",
 				  size, (long long)off, path,

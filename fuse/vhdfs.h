@@ -144,6 +144,11 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/*
+ * Fingerprint of @img's chain for the page-cache decision (see cache.c):
+ * 0 while the image is open for writing.
+ */
+uint64_t vhdfs_image_version(struct vhdfs_image *img);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
 /* Open handles (readers and writers) of the file at @path, by inode. */
@@ -313,6 +318,19 @@ int vhdfs_run_expand(const struct vhdfs_job_args *args,
 		     vhd_progress_fn progress, void *pctx, char *msg,
 		     size_t msglen);
 bool vhdfs_image_exclusive(const char *bpath);
+
+/*
+ * cache.c: whether an open of the image at FUSE @path whose chain has
+ * fingerprint @version may keep the kernel's cached pages (the previous
+ * open saw the same version); records @version for the next open.
+ */
+bool vhdfs_cache_keep(const char *path, uint64_t version);
+/*
+ * The daemon changes (or is about to let a writer change) an image: the
+ * next open of every image drops its cache. Call it after the change is
+ * complete (a write open: at the open; writers keep the version at 0).
+ */
+void vhdfs_cache_changed(void);
 
 /* xattr.c */
 int vhdfs_getxattr(const char *bpath, const char *name, char *value,

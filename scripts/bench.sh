@@ -1,53 +1,90 @@
 #!/bin/bash
-# Throughput of vhdfs (VHD, and VHDX reads) against a raw file on the same
-# filesystem, measured in one run so the ratios compare like with like.
-# Prints MiB/s and ratios; asserts nothing (speed is a figure, not a test).
-#   scripts/bench.sh [SIZE_MIB]          (root: it mounts vhdfs)
+# Speed of vhdfs against a floor: build/bench-floor (a minimal high-level
+# libfuse passthrough with libfuse defaults, `make bench-floor`) serving an
+# already-flat raw file of the same content, and native I/O on that file;
+# VHDX reads (a qemu-made base, a crafted child) next to VHD.
+# Every figure is the median of ROUNDS alternating rounds (floor, vhdfs and
+# native take turns going first) and is printed with its ratio to the
+# floor, all from this one run. Asserts nothing: speed is a figure.
+#   scripts/bench.sh [SIZE_MIB]     (root: it mounts and uses loop devices)
+#   ROUNDS=3 RUNTIME=3 BUILD=build scripts/bench.sh 512   (the defaults)
+# About 5 minutes on 2 idle cores at 512 MiB; 1024 MiB about doubles it.
 set -euo pipefail
+export LC_ALL=C
 
 size_mib=${1:-512}
+rounds=${ROUNDS:-3}
+runtime=${RUNTIME:-3} # seconds of each random-I/O figure
 repo=$(cd "$(dirname "$0")/.." && pwd)
-vhd=$repo/build/vhd
-vhdfs=$repo/build/vhdfs
-[ -x "$vhd" ] && [ -x "$vhdfs" ] || { echo "run make first" >&2; exit 2; }
+build=${BUILD:-$repo/build}
+vhd=$build/vhd
+vhdfs=$build/vhdfs
+floor=$build/bench-floor
+for b in "$vhd" "$vhdfs" "$floor"; do
+	[ -x "$b" ] || { echo "run make all bench-floor first" >&2; exit 2; }
+done
+for t in fio jq qemu-io qemu-img losetup; do
+	command -v $t >/dev/null || { echo "bench needs $t" >&2; exit 2; }
+done
 
-work=$(mktemp -d /tmp/vhdfs-bench.XXXXXX)
-mnt=$work/mnt
-daemon=
+work=$(mktemp -d "${TMPDIR:-/tmp}/vhdfs-bench.XXXXXX")
+mnts=()
+pids=()
+loops=()
 cleanup() {
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" || true
-	fi
-	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
+	local i
+	for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null || true; done
+	for ((i = ${#mnts[@]} - 1; i >= 0; i--)); do
+		fusermount3 -u "${mnts[i]}" 2>/dev/null || true
+	done
+	for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/back" "$mnt"
 cd "$work"
+mkdir -p back big mnt ro fr fw
 
-# MiB/s of a command moving $size_mib MiB (best of three runs).
-rate() {
-	local best=0 t0 t1
-	for _ in 1 2 3; do
-		t0=$(date +%s%N)
-		"$@" >/dev/null 2>&1
-		t1=$(date +%s%N)
-		best=$(awk -v s="$size_mib" -v ns=$((t1 - t0)) -v b="$best" \
-			'BEGIN { r = s / (ns / 1e9); print (r > b) ? r : b }')
-	done
-	echo "$best"
+# Start a FUSE daemon (command line in "$@", mount point last) and wait
+# for its mount.
+start() {
+	local mp=${!#}
+	"$@" -f 2>>"$work/daemons.log" &
+	pids+=($!)
+	for _ in $(seq 100); do mountpoint -q "$mp" && break; sleep 0.1; done
+	mountpoint -q "$mp" || { cat "$work/daemons.log" >&2; exit 1; }
+	mnts+=("$mp")
 }
-row() { printf '%-46s %9.0f MiB/s   x%.2f of baseline\n' "$1" "$2" \
-	"$(awk -v a="$2" -v b="$3" 'BEGIN { print a / b }')"; }
 
-# A base full of data, a child and a grandchild each holding a sparse
-# quarter of their own, so reads resolve through all three levels.
+# --- Fixtures ---------------------------------------------------------
+# base.vhd full of data; c1 (depth 1) and d1..d8 (depth 8) each hold 4 MiB
+# of every 64 MiB, at offsets shifted per level, so reads resolve through
+# every level. flat.raw is what bench-floor serves: c1's flat content.
+echo "setting up ${size_mib} MiB images..." >&2
 "$vhd" create back/base.vhd "${size_mib}M" >/dev/null
 qemu-io -f vpc -c "write -P 0x5a 0 ${size_mib}M" back/base.vhd >/dev/null
-qemu-img convert -f vpc -O raw back/base.vhd raw.img
+start "$vhdfs" back mnt
+stripe() { # IMAGE LEVEL: write this level's stripes through the mount
+	local i
+	for ((i = 0; i < size_mib / 64; i++)); do
+		dd if=/dev/urandom of="mnt/$1" bs=1M seek=$((i * 64 + $2 * 4)) \
+			count=4 conv=notrunc status=none
+	done
+	sync "mnt/$1"
+}
+echo "c1.vhd base.vhd" >mnt/.control
+stripe c1.vhd 1
+prev=base.vhd
+for l in 1 2 3 4 5 6 7 8; do
+	echo "d$l.vhd $prev" >mnt/.control
+	stripe "d$l.vhd" "$l"
+	prev=d$l.vhd
+done
+"$vhd" cat back/c1.vhd >flat.raw
+"$vhd" cat back/d2.vhd >flat3.raw
+truncate -s "${size_mib}M" fresh.raw
 # VHDX (read-only): the same base made by qemu, and a differencing child
 # (qemu cannot make one: tests/interop/vhdxcraft.py) holding a quarter.
-qemu-img convert -f raw -O vhdx raw.img back/base.vhdx
+qemu-img convert -f vpc -O vhdx back/base.vhd back/base.vhdx
 head -c $((size_mib / 4))M /dev/urandom >quarter.bin
 w=()
 for i in 0 1 2 3; do
@@ -57,48 +94,190 @@ for i in 0 1 2 3; do
 done
 /usr/bin/python3 "$repo/tests/interop/vhdxcraft.py" diff back/child.avhdx \
 	back/base.vhdx "${w[@]}"
-"$vhdfs" -f back "$mnt" 2>daemon.log &
-daemon=$!
-for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-mountpoint -q "$mnt" || { cat daemon.log >&2; exit 1; }
-echo "child.vhd base.vhd" >"$mnt/.control"
-step=$((size_mib / 16))
-for i in $(seq 0 4 15); do
-	dd if=/dev/urandom of="$mnt/child.vhd" bs=1M seek=$((i * step)) \
-		count=$((step / 2)) conv=notrunc status=none
-done
-sync "$mnt/child.vhd"
-echo "grand.vhd child.vhd" >"$mnt/.control"
-for i in $(seq 2 4 15); do
-	dd if=/dev/urandom of="$mnt/grand.vhd" bs=1M seek=$((i * step)) \
-		count=$((step / 2)) conv=notrunc status=none
-done
-sync "$mnt/grand.vhd"
-cmp <("$vhd" cat back/grand.vhd) "$mnt/grand.vhd"
+rm quarter.bin
+start "$floor" flat.raw fr
+start "$floor" fresh.raw fw
+start "$vhdfs" -o ro back ro
+"$vhd" create big/huge.vhd 2040G >/dev/null
 
-echo "vhdfs bench: ${size_mib} MiB, page cache warm, best of 3"
-base=$(rate dd if=raw.img of=/dev/null bs=1M)
-row "baseline: dd raw file" "$base" "$base"
-row "library: vhd cat base.vhd (dynamic)" \
-	"$(rate "$vhd" cat back/base.vhd)" "$base"
-row "library: vhd cat grand.vhd (3 levels)" \
-	"$(rate "$vhd" cat back/grand.vhd)" "$base"
-row "mount: dd grand.vhd bs=1M (3 levels)" \
-	"$(rate dd if="$mnt/grand.vhd" of=/dev/null bs=1M)" "$base"
-row "mount: dd grand.vhd bs=4k (3 levels)" \
-	"$(rate dd if="$mnt/grand.vhd" of=/dev/null bs=4k)" "$base"
-row "library: vhd cat base.vhdx (dynamic, qemu)" \
-	"$(rate "$vhd" cat back/base.vhdx)" "$base"
-row "library: vhd cat child.avhdx (2 levels)" \
-	"$(rate "$vhd" cat back/child.avhdx)" "$base"
-row "mount: dd child.avhdx bs=1M (2 levels)" \
-	"$(rate dd if="$mnt/child.avhdx" of=/dev/null bs=1M)" "$base"
+# --- Measuring ----------------------------------------------------------
+declare -A res=()  # "figure|who" -> space-separated samples
+add() { res["$1|$2"]+="$3 "; }
 
-wbase=$(rate dd if=/dev/zero of=raw-w.img bs=1M count="$size_mib" \
-	conv=fsync)
-row "baseline: dd write raw file, fsync" "$wbase" "$wbase"
-echo "leaf.vhd grand.vhd" >"$mnt/.control"
-row "mount: dd write leaf.vhd (new blocks), fsync" \
-	"$(rate dd if=/dev/zero of="$mnt/leaf.vhd" bs=1M count="$size_mib" \
-		conv=notrunc,fsync)" "$wbase"
-"$(dirname "$0")/bench-ops.sh"
+# MiB/s of one fio job by wall clock (so a final fsync counts): "$@" are
+# fio options.
+fio_rate() {
+	local t0 t1 bytes
+	t0=$(date +%s%N)
+	fio --name=b --output-format=json --group_reporting \
+		--ioengine=psync --fallocate=none "$@" >fio.json 2>fio.err ||
+		{ cat fio.err >&2; echo 0; return; }
+	bytes=$(jq '[.jobs[] | .read.io_bytes + .write.io_bytes] | add' fio.json)
+	t1=$(date +%s%N)
+	awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN { print b / 1048576 / (ns / 1e9) }'
+}
+# FUSE files start each read figure with an empty page cache of their own
+# (fio's fadvise); the backing files stay cached, and native reads run
+# from that same cache (--invalidate=0 there, or the floor would lose it).
+seq_read() { fio_rate --filename="$1" --rw=read --bs=1M --size="${size_mib}M" \
+	--invalidate="${2:-1}"; }
+rand_read() { fio_rate --filename="$1" --rw=randread --bs=4k --numjobs=2 \
+	--size="${size_mib}M" --time_based --runtime="$runtime" \
+	--invalidate="${2:-1}"; }
+repeat_read() {
+	cat "$1" >/dev/null
+	fio_rate --filename="$1" --rw=read --bs=1M --size="${size_mib}M" \
+		--invalidate=0
+}
+seq_write() { fio_rate --filename="$1" --rw=write --bs=1M \
+	--size="${size_mib}M" --end_fsync=1; }
+rand_write() { fio_rate --filename="$1" --rw=randwrite --bs=4k \
+	--size="${size_mib}M" --time_based --runtime="$runtime" --end_fsync=1; }
+loop_write() {
+	local dev
+	dev=$(losetup --find --show --direct-io=on "$1")
+	loops+=("$dev")
+	[ "$(cat "/sys/block/${dev#/dev/}/loop/dio")" = 1 ] ||
+		echo "warning: $dev on $1 has no direct I/O" >&2
+	fio_rate --filename="$dev" --rw=randwrite --bs=4k --direct=1 \
+		--ioengine=libaio --iodepth=16 --time_based --runtime="$runtime" \
+		--end_fsync=1 --size="${size_mib}M"
+	losetup -d "$dev"
+	unset 'loops[-1]'
+}
+wall_rate() { # MiB/s of a command reading size_mib MiB to /dev/null
+	local t0 t1
+	"$@" >/dev/null # warm: both sides read from the page cache
+	t0=$(date +%s%N)
+	"$@" >/dev/null
+	t1=$(date +%s%N)
+	awk -v s="$size_mib" -v ns=$((t1 - t0)) 'BEGIN { print s / (ns / 1e9) }'
+}
+fresh_child() { # a new leaf of base.vhd, for writing
+	rm -f mnt/w.vhd
+	echo "w.vhd base.vhd" >mnt/.control
+}
+fresh_raw() { rm -f fresh.raw && truncate -s "${size_mib}M" fresh.raw; }
+
+round() {
+	local who=$1
+	case $who in
+	floor)
+		add seq "$who" "$(seq_read fr/disk.raw)"
+		add rand "$who" "$(rand_read fr/disk.raw)"
+		add repeat "$who" "$(repeat_read fr/disk.raw)"
+		fresh_raw
+		add wseq "$who" "$(seq_write fw/disk.raw)"
+		fresh_raw
+		add wrand "$who" "$(rand_write fw/disk.raw)"
+		fresh_raw
+		add loop "$who" "$(loop_write fw/disk.raw)"
+		add cat "$who" "$(wall_rate cat flat3.raw)"
+		;;
+	vhdfs)
+		add seq "$who" "$(seq_read mnt/c1.vhd)"
+		add seq8 "$who" "$(seq_read mnt/d8.vhd)"
+		add seqx "$who" "$(seq_read mnt/child.avhdx)"
+		add rand "$who" "$(rand_read mnt/c1.vhd)"
+		add repeat "$who" "$(repeat_read mnt/base.vhd)"
+		add repeat-ro "$who" "$(repeat_read ro/c1.vhd)"
+		fresh_child
+		add wseq "$who" "$(seq_write mnt/w.vhd)"
+		fresh_child
+		add wrand "$who" "$(rand_write mnt/w.vhd)"
+		fresh_child
+		add loop "$who" "$(loop_write mnt/w.vhd)"
+		rm -f mnt/w.vhd
+		add cat "$who" "$(wall_rate "$vhd" cat back/d2.vhd)"
+		add catxb "$who" "$(wall_rate "$vhd" cat back/base.vhdx)"
+		add catx "$who" "$(wall_rate "$vhd" cat back/child.avhdx)"
+		local t0 t1
+		rm -f big/child.vhd
+		t0=$(date +%s%N)
+		"$vhd" diff big/child.vhd big/huge.vhd >/dev/null
+		t1=$(date +%s%N)
+		add create "$who" "$(((t1 - t0) / 1000000))"
+		;;
+	native)
+		add seq "$who" "$(seq_read flat.raw 0)"
+		add rand "$who" "$(rand_read flat.raw 0)"
+		fresh_raw
+		add wseq "$who" "$(seq_write fresh.raw)"
+		fresh_raw
+		add wrand "$who" "$(rand_write fresh.raw)"
+		;;
+	esac
+}
+
+who_order=(floor vhdfs native)
+for ((r = 1; r <= rounds; r++)); do
+	echo "round $r of $rounds..." >&2
+	for ((k = 0; k < 3; k++)); do
+		round "${who_order[(k + r - 1) % 3]}"
+	done
+done
+
+median() {
+	tr ' ' '\n' <<<"$1" | { grep . || echo 0; } | sort -g | awk '{ v[NR] = $1 }
+		END { m = int((NR + 1) / 2); print (NR % 2) ? v[m] : (v[m] + v[m + 1]) / 2 }'
+}
+get() { median "${res["$1|$2"]:-}"; }
+row() { # LABEL FIGURE WHO [FLOOR_FIGURE]
+	local v f
+	v=$(get "$2" "$3")
+	f=$(get "${4:-$2}" floor)
+	printf '%-50s %8.0f MiB/s  %5.2fx floor\n' "$1" "$v" \
+		"$(awk -v a="$v" -v b="$f" 'BEGIN { print a / b }')"
+}
+
+# RSS of the vhdfs daemon while streaming: peak after one pass of the
+# depth-8 leaf and after three (no growth means a longer stream adds none).
+rss_pid=${pids[0]}
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$rss_pid/status"; }
+dd if=mnt/d8.vhd of=/dev/null bs=1M status=none
+rss1=$(hwm)
+for _ in 1 2; do dd if=mnt/d8.vhd of=/dev/null bs=1M status=none; done
+rss3=$(hwm)
+# In-memory tables of the open chain: 4 bytes per BAT entry and one cached
+# sector bitmap per allocated block, for each of the 9 levels.
+bats=$((9 * (size_mib / 2) * (4 + 512) / 1024))
+
+echo
+echo "vhdfs bench: ${size_mib} MiB images, median of $rounds rounds, ${SECONDS} s," \
+	"$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' \
+	/proc/cpuinfo)), kernel $(uname -r)"
+row "floor: seq 1 MiB reads (fio, 1 job)" seq floor
+row "native: seq 1 MiB reads of the flat file" seq native
+row "vhdfs: seq 1 MiB reads, depth-1 child" seq vhdfs
+row "vhdfs: seq 1 MiB reads, depth-8 child" seq8 vhdfs seq
+printf '%-50s %23.2fx depth 1\n' "vhdfs: depth 8 vs depth 1" \
+	"$(awk -v a="$(get seq8 vhdfs)" -v b="$(get seq vhdfs)" \
+		'BEGIN { print a / b }')"
+row "vhdfs: seq 1 MiB reads, VHDX depth-1 child" seqx vhdfs seq
+row "floor: random 4 KiB reads (2 jobs)" rand floor
+row "native: random 4 KiB reads" rand native
+row "vhdfs: random 4 KiB reads, depth-1 child" rand vhdfs
+row "floor: repeat seq reads (after a cat)" repeat floor
+row "vhdfs: repeat seq reads of a parent" repeat vhdfs
+row "vhdfs: repeat seq reads of a leaf, -o ro mount" repeat-ro vhdfs repeat
+row "floor: seq 1 MiB writes + fsync" wseq floor
+row "native: seq 1 MiB writes + fsync" wseq native
+row "vhdfs: seq 1 MiB writes + fsync, fresh child" wseq vhdfs
+row "floor: random 4 KiB writes + fsync" wrand floor
+row "native: random 4 KiB writes + fsync" wrand native
+row "vhdfs: random 4 KiB writes + fsync, fresh child" wrand vhdfs
+row "floor: loop dio=on, 4 KiB random writes, qd16" loop floor
+row "vhdfs: loop dio=on, 4 KiB random writes, qd16" loop vhdfs
+row "cat of the flat raw file" cat floor
+row "vhd cat of a 3-level chain" cat vhdfs
+row "vhd cat of base.vhdx (qemu-made)" catxb vhdfs cat
+row "vhd cat of a 2-level VHDX chain" catx vhdfs cat
+printf '%-50s %8d ms     (target < 50 ms)\n' \
+	"vhd diff: child of a 2040 GiB parent" "$(get create vhdfs)"
+printf '%-50s %8d KiB after %d MiB, %d KiB after %d MiB\n' \
+	"vhdfs daemon peak RSS (VmHWM) streaming d8" "$rss1" "$size_mib" \
+	"$rss3" $((3 * size_mib))
+printf '%-50s %8d KiB (9 levels)\n' "  of which open BATs and bitmaps, at most" \
+	"$bats"
+
+"$repo/scripts/bench-ops.sh" "$size_mib"

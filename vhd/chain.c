@@ -427,9 +427,12 @@ int vhd_close(struct vhd_disk *disk)
 	int r = 0;
 
 	vhd_clear_error();
-	if (disk && (disk->flags & VHD_OPEN_RDWR) && disk->ndirty) {
+	if (disk && (disk->flags & VHD_OPEN_RDWR) &&
+	    (disk->ndirty || disk->alloc_end)) {
 		pthread_rwlock_wrlock(&disk->lock);
 		r = vhd_flush_locked(disk);
+		if (r == 0)
+			r = vhd_trim_locked(disk);
 		pthread_rwlock_unlock(&disk->lock);
 	}
 	vhd_close_chain(disk);
@@ -447,6 +450,33 @@ int vhd_close_keep(struct vhd_disk *disk, int r)
 	cr = vhd_close(disk);
 	(void)cr; /* the first failure is the one to report */
 	return vhd_set_error(r, "%s", msg);
+}
+
+/* FNV-1a over the fields, so equal chains give equal values. */
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		h = (h ^ (v & 0xff)) * 0x100000001b3ull;
+	return h;
+}
+
+uint64_t vhd_chain_version(struct vhd_disk *disk)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	struct stat st;
+
+	for (struct vhd_disk *d = disk; d; d = d->parent) {
+		if (fstat(d->fd, &st))
+			return 0;
+		h = mix(h, (uint64_t)st.st_dev);
+		h = mix(h, (uint64_t)st.st_ino);
+		h = mix(h, (uint64_t)st.st_size);
+		h = mix(h, (uint64_t)st.st_mtim.tv_sec);
+		h = mix(h, (uint64_t)st.st_mtim.tv_nsec);
+		h = mix(h, (uint64_t)st.st_ctim.tv_sec);
+		h = mix(h, (uint64_t)st.st_ctim.tv_nsec);
+	}
+	return h ? h : 1;
 }
 
 int vhd_open(const char *path, int flags, struct vhd_disk **out)

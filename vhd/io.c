@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vhdx_i.h"
 
@@ -174,28 +175,75 @@ static int mark_written(struct vhd_disk *d, uint32_t block, uint32_t first,
 }
 
 /*
- * A new block goes where the footer was. The new footer is made durable at
- * the new end first, so the file always ends in a valid footer; then the
- * bitmap and data go into the gap. The BAT entry only reaches the file at
- * the next flush, after the data is durable: a crash before it leaves an
+ * Most blocks placed per footer move: a new block costs a sync only when
+ * the room reserved by the previous move is used up. The room grows with
+ * the image (as many blocks as it holds, up to this), so small images
+ * stay small.
+ */
+#define RESERVE_BLOCKS 16u
+
+/*
+ * Move the trailing footer past the file's end to @new_footer, durably
+ * first, so the file always ends in a valid footer; then zero the old
+ * one, which lies where blocks will go (a dynamic disk reads a block's
+ * unwritten sectors as they are in the file).
+ */
+static int move_footer(struct vhd_disk *d, uint64_t new_footer)
+{
+	static const uint8_t zeros[VHD_FOOTER_SIZE];
+	uint64_t old = d->footer_off;
+	uint64_t start = d->alloc_end;
+	int r = vhd_footer_move(d, new_footer);
+
+	if (r < 0)
+		return r;
+	d->alloc_end = start; /* the room begins where it did */
+	return vhd_write_named(d, zeros, sizeof(zeros), old);
+}
+
+/*
+ * A new block goes at alloc_end, before the footer. When it does not fit,
+ * the footer first moves past it and room for more blocks (as many as the
+ * image holds, up to RESERVE_BLOCKS - 1, and no more than are still
+ * unallocated), durably; the space between stays a
+ * hole of zeros that no BAT entry references, as after a crash, until
+ * later blocks fill it or vhd_close() gives it back. Then the bitmap and
+ * data go into place. The BAT entry only reaches the file at the next
+ * flush, after the data is durable: a crash before it leaves an
  * unreferenced block, never a referenced block of unwritten data.
  */
 static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 		       uint32_t n, const uint8_t *src)
 {
-	uint64_t old_end = d->footer_off;
-	uint64_t map_off =
-		vhd_align_up(old_end + d->bitmap_size, VHD_DATA_ALIGN) -
-		d->bitmap_size;
-	uint64_t new_footer = map_off + d->bitmap_size + d->block_size;
-	size_t gap = (size_t)(map_off - old_end);
-	uint8_t footer[VHD_FOOTER_SIZE];
+	uint64_t start, map_off, block_end;
+	size_t gap;
 	uint8_t *head, *map;
 	int r;
 
+	if (!d->alloc_end)
+		d->alloc_end = d->footer_off;
+	start = d->alloc_end;
+	map_off = vhd_align_up(start + d->bitmap_size, VHD_DATA_ALIGN) -
+		  d->bitmap_size;
+	block_end = map_off + d->bitmap_size + d->block_size;
+	gap = (size_t)(map_off - start);
 	if (map_off / VHD_SECTOR_SIZE >= VHD_BAT_UNUSED)
 		return vhd_set_error(
 			-EFBIG, "%s: file too large for a new block", d->path);
+	if (block_end > d->footer_off) {
+		uint32_t held = vhd_bat_allocated(d);
+		uint32_t more = d->entries - held - 1;
+		uint64_t step = vhd_align_up(d->bitmap_size, VHD_DATA_ALIGN) +
+				d->block_size;
+
+		if (more > held)
+			more = held;
+		if (more > RESERVE_BLOCKS - 1)
+			more = RESERVE_BLOCKS - 1;
+		r = move_footer(d, block_end + more * step);
+		if (r < 0)
+			return r;
+	}
 	head = calloc(1, gap + d->bitmap_size);
 	map = malloc(d->bitmap_size);
 	if (!head || !map) {
@@ -204,22 +252,15 @@ static int alloc_block(struct vhd_disk *d, uint32_t block, uint32_t first,
 	}
 	for (uint32_t i = first; i < first + n; i++)
 		vhd_bit_set(head + gap, i);
-	vhd_footer_encode(&d->footer, footer);
-
-	r = vhd_write_named(d, footer, sizeof(footer), new_footer);
-	if (r == 0)
-		r = vhd_sync_named(d);
-	if (r < 0)
-		goto out;
-	d->footer_off = new_footer;
-	/* Zeros over the old footer and the gap, then the bitmap. */
-	r = vhd_write_named(d, head, gap + d->bitmap_size, old_end);
+	/* Zeros over the gap, then the bitmap, then the data. */
+	r = vhd_write_named(d, head, gap + d->bitmap_size, start);
 	if (r == 0)
 		r = vhd_write_named(d, src, (size_t)n * VHD_SECTOR_SIZE,
 				    map_off + d->bitmap_size +
 					    (uint64_t)first * VHD_SECTOR_SIZE);
 	if (r < 0)
 		goto out;
+	d->alloc_end = block_end;
 	d->bat[block] = (uint32_t)(map_off / VHD_SECTOR_SIZE);
 	memcpy(map, head + gap, d->bitmap_size);
 	atomic_store(&d->bitmaps[block], map);
@@ -229,6 +270,20 @@ out:
 	free(map);
 	free(head);
 	return r;
+}
+
+/*
+ * Give back the space reserved past the last block: the footer goes right
+ * after it (durably) before the file is cut, so the file ends in a valid
+ * footer throughout. Caller holds the write lock; metadata is flushed.
+ */
+int vhd_trim_locked(struct vhd_disk *d)
+{
+	uint64_t end = d->alloc_end;
+
+	if (!end || end >= d->footer_off)
+		return 0;
+	return vhd_footer_move(d, end);
 }
 
 static int write_sectors(struct vhd_disk *d, uint64_t sector, uint64_t count,
@@ -310,6 +365,66 @@ static int write_range(struct vhd_disk *d, const uint8_t *src, size_t len,
 	return 0;
 }
 
+/* Whether sectors [first, first+n) of @block are all in the image. */
+static bool mapped(struct vhd_disk *d, uint32_t block, uint32_t first,
+		   uint32_t n)
+{
+	uint8_t *map;
+
+	if (d->bat[block] == VHD_BAT_UNUSED || vhd_bitmap_get(d, block, &map))
+		return false;
+	for (uint32_t i = first; i < first + n; i++)
+		if (!vhd_bit_test(map, i))
+			return false;
+	return true;
+}
+
+/*
+ * Write whole sectors the image already maps, under the shared lock; the
+ * data goes where it is, no metadata changes. -EAGAIN (nothing written)
+ * when any part needs the exclusive path.
+ */
+static int write_mapped(struct vhd_disk *d, const uint8_t *src, size_t len,
+			uint64_t off)
+{
+	uint64_t sector = off / VHD_SECTOR_SIZE, count, s;
+
+	if (d->footer.disk_type == VHD_TYPE_FIXED)
+		return vhd_write_named(d, src, len, off);
+	if (off % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE)
+		return -EAGAIN;
+	count = len / VHD_SECTOR_SIZE;
+	/* Check everything first: a failure must leave nothing written. */
+	for (s = sector; s < sector + count;) {
+		uint32_t block = (uint32_t)(s / d->sectors_per_block);
+		uint32_t first = (uint32_t)(s % d->sectors_per_block);
+		uint32_t n = d->sectors_per_block - first;
+
+		if (n > sector + count - s)
+			n = (uint32_t)(sector + count - s);
+		if (!mapped(d, block, first, n))
+			return -EAGAIN;
+		s += n;
+	}
+	for (s = sector; s < sector + count;) {
+		uint32_t block = (uint32_t)(s / d->sectors_per_block);
+		uint32_t first = (uint32_t)(s % d->sectors_per_block);
+		uint32_t n = d->sectors_per_block - first;
+		int r;
+
+		if (n > sector + count - s)
+			n = (uint32_t)(sector + count - s);
+		r = vhd_write_named(d, src, (size_t)n * VHD_SECTOR_SIZE,
+				    block_data_off(d, block) +
+					    (uint64_t)first * VHD_SECTOR_SIZE);
+		if (r < 0)
+			return r;
+		src += (size_t)n * VHD_SECTOR_SIZE;
+		s += n;
+	}
+	return 0;
+}
+
 ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 		   uint64_t off)
 {
@@ -330,9 +445,20 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 		len = (size_t)(d->size - off);
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	pthread_rwlock_wrlock(&d->lock);
-	r = write_range(d, buf, len, off);
+	/*
+	 * Overwriting sectors the image already maps changes no metadata:
+	 * such writes share the lock, so writers of distinct blocks (and
+	 * readers) run in parallel. Anything else (a new block, new bitmap
+	 * bits, a partial sector's read-modify-write) takes it exclusively.
+	 */
+	pthread_rwlock_rdlock(&d->lock);
+	r = write_mapped(d, buf, len, off);
 	pthread_rwlock_unlock(&d->lock);
+	if (r == -EAGAIN) {
+		pthread_rwlock_wrlock(&d->lock);
+		r = write_range(d, buf, len, off);
+		pthread_rwlock_unlock(&d->lock);
+	}
 	return r < 0 ? r : (ssize_t)len;
 }
 

@@ -96,6 +96,8 @@ int vhd_footer_move(struct vhd_disk *d, uint64_t off)
 			return r;
 	}
 	d->footer_off = off;
+	/* Room reserved for new blocks (io.c) is gone or in the way. */
+	d->alloc_end = 0;
 	return 0;
 }
 

@@ -12,8 +12,10 @@
  *   failure.
  * - Handles are opaque. A handle is safe for concurrent vhd_pread() calls
  *   from many threads; vhd_pwrite()/vhd_flush() may run concurrently with
- *   reads and with each other (a per-image rwlock serialises writers; reads
- *   of other images in the chain take no lock at all).
+ *   reads and with each other (a per-image rwlock: overwrites of sectors
+ *   the image already holds share it with reads, writes that change
+ *   metadata take it alone; reads of other images in the chain take no
+ *   lock at all).
  * - Errors used: EINVAL malformed image or argument, ENOENT file or parent
  *   missing, EEXIST target exists, ELOOP parent cycle or chain too deep,
  *   EROFS write to a handle opened read-only, ENOSPC/EFBIG size limits,
@@ -106,6 +108,15 @@ int vhd_open(const char *path, int flags, struct vhd_disk **out);
 int vhd_close(struct vhd_disk *disk);
 
 /*
+ * A fingerprint of the files behind @disk's view: device, inode, size,
+ * mtime and ctime of every open level, leaf to base. Changing any file of
+ * the chain (a write, a tool rewriting a parent) changes it, to the
+ * resolution of the file system's timestamps. 0 when a file cannot be
+ * examined (never a fingerprint). Takes no lock; calls fstat(2) per level.
+ */
+uint64_t vhd_chain_version(struct vhd_disk *disk);
+
+/*
  * Read @len bytes at byte offset @off of the virtual disk, resolved through
  * the chain. Any offset and length; reads past the virtual size are short
  * (return the bytes up to the end, 0 at or past it).
@@ -116,11 +127,12 @@ ssize_t vhd_pread(struct vhd_disk *disk, void *buf, size_t len, uint64_t off);
  * Write @len bytes at @off into this image (never into a parent). Partial
  * sectors are read-modify-write of the resolved sector. A new block goes
  * at the end of the file after the footer has moved (and been synced)
- * past it; the BAT entries and bitmap bits that make written sectors
- * visible are held in memory and written by vhd_flush()/vhd_close() only
- * after the data is durable, so a crash shows each unflushed sector either
- * old or new, never garbage. Writes past the virtual size fail -ENOSPC
- * (a write crossing the end is short); a fixed image is written in place.
+ * past it, and past room for up to 15 more that vhd_close() gives back;
+ * the BAT entries and bitmap bits that make written sectors visible are
+ * held in memory and written by vhd_flush()/vhd_close() only after the
+ * data is durable, so a crash shows each unflushed sector either old or
+ * new, never garbage. Writes past the virtual size fail -ENOSPC (a write
+ * crossing the end is short); a fixed image is written in place.
  * Returns the bytes written.
  */
 ssize_t vhd_pwrite(struct vhd_disk *disk, const void *buf, size_t len,

@@ -107,6 +107,12 @@ struct vhd_disk {
 	pthread_rwlock_t lock;
 	uint32_t *bat;	     /* protected by lock */
 	uint64_t footer_off; /* trailing footer; protected by lock */
+	/*
+	 * Where the next new block goes (0: at footer_off, not yet known).
+	 * Below footer_off when space is reserved for new blocks: a hole no
+	 * BAT entry references, given back by vhd_close(). Protected by lock.
+	 */
+	uint64_t alloc_end;
 	/* Cached bitmaps, filled lazily with compare-and-swap so readers of
 	 * read-only images need no lock; changed only under the write lock. */
 	_Atomic(uint8_t *) *bitmaps;
@@ -298,7 +304,8 @@ int vhd_write_named(struct vhd_disk *d, const void *buf, size_t len,
 int vhd_sync_named(struct vhd_disk *d);
 /*
  * Write the footer at @off and sync; when @off is below the current footer
- * the file is then cut after it (and synced). Updates d->footer_off.
+ * the file is then cut after it (and synced). Updates d->footer_off and
+ * ends any room reserved for new blocks: the next one goes at the footer.
  */
 int vhd_footer_move(struct vhd_disk *d, uint64_t off);
 /*
@@ -340,6 +347,9 @@ void vhd_close_chain(struct vhd_disk *d);
 
 /* io.c: pending metadata to disk and sync; caller holds the write lock. */
 int vhd_flush_locked(struct vhd_disk *d);
+/* io.c: give back space reserved for new blocks; caller holds the write
+ * lock and has flushed. */
+int vhd_trim_locked(struct vhd_disk *d);
 /* io.c: internal read of a byte range; caller holds the lock if any. */
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);

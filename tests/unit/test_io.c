@@ -592,6 +592,63 @@ static void test_allocation_accounting(void **state)
 	vhd_close(d);
 }
 
+/*
+ * New blocks go into room reserved past the last block; the file then
+ * ends in a valid footer with a hole before it. A copy taken before close
+ * (a crash) opens and reads right; close gives the room back.
+ */
+static void test_block_reserve(void **state)
+{
+	const char *p = th_path(DIR_, "dyn.vhd");
+	const char *crash = th_path(DIR_, "crash.vhd");
+	const uint64_t bs = 512 << 10, size = 16 * TH_MIB;
+	uint8_t *model = calloc(1, size), buf[1024];
+	struct vhd_disk *d;
+	uint64_t size0, room;
+
+	th_create(p, VHD_TYPE_DYNAMIC, size, (uint32_t)bs);
+	size0 = th_file_size(p);
+	d = th_open(p, VHD_OPEN_RDWR);
+	th_fill_pattern(buf, sizeof(buf), 0, 21);
+	/* The first block of an empty image comes alone... */
+	th_write(d, buf, sizeof(buf), 3 * bs + 512);
+	memcpy(model + 3 * bs + 512, buf, sizeof(buf));
+	assert_true(th_file_size(p) <= size0 + bs + 4096);
+	/* ...the second with room for one more, which the third fills. */
+	th_write(d, buf, 700, 9 * bs + 4000);
+	memcpy(model + 9 * bs + 4000, buf, 700);
+	assert_int_equal(vhd_flush(d), 0);
+	room = th_file_size(p);
+	assert_true(room >= size0 + 3 * bs);
+	th_write(d, buf, 512, 12 * bs);
+	memcpy(model + 12 * bs, buf, 512);
+	assert_int_equal(vhd_flush(d), 0);
+	assert_true(th_file_size(p) == room);
+	/* The next one moves the footer again. */
+	th_write(d, buf, 512, 13 * bs);
+	memcpy(model + 13 * bs, buf, 512);
+	assert_int_equal(vhd_flush(d), 0);
+	assert_true(th_file_size(p) >= room + 3 * bs);
+	th_copy_file(p, crash);
+	assert_int_equal(vhd_close(d), 0);
+	/* Closed: each block costs its bitmap and data, nothing more. */
+	assert_true(th_file_size(p) <= size0 + 4 * (bs + 4096));
+	d = th_open(p, VHD_OPEN_RDONLY);
+	th_expect_read(d, model, size, 0);
+	vhd_close(d);
+	/* The crashed copy: valid, same content, takes new blocks. */
+	assert_true(vhd_check(crash, NULL, NULL) >= 0);
+	d = th_open(crash, VHD_OPEN_RDWR);
+	th_expect_read(d, model, size, 0);
+	th_write(d, buf, 512, 15 * bs);
+	memcpy(model + 15 * bs, buf, 512);
+	assert_int_equal(vhd_close(d), 0);
+	d = th_open(crash, VHD_OPEN_RDONLY);
+	th_expect_read(d, model, size, 0);
+	vhd_close(d);
+	free(model);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +657,7 @@ int main(void)
 		T(test_read_past_end),	    T(test_write_past_end),
 		T(test_write_crossing_end), T(test_readonly_handles),
 		T(test_seek_data_hole),	    T(test_allocation_accounting),
+		T(test_block_reserve),
 #undef T
 	};
 
