@@ -221,14 +221,13 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
  * collapse, "./" prefixes go. @relative: a drive letter and leading
  * separators are dropped (W2ru is never absolute). Otherwise a Windows
  * absolute path (drive letter or UNC) is reduced to its bare file name
- * and *@beside set, to be looked up beside the child.
+ * (looked up beside the child).
  */
-static void clean_locator(char *p, bool relative, bool *beside)
+static void clean_locator(char *p, bool relative)
 {
 	char *r = p, *w = p;
 	bool windows = false;
 
-	*beside = false;
 	if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) &&
 	    p[1] == ':') {
 		r += 2;
@@ -253,7 +252,6 @@ static void clean_locator(char *p, bool relative, bool *beside)
 
 		if (base)
 			memmove(p, base + 1, strlen(base + 1) + 1);
-		*beside = true;
 	}
 }
 
@@ -275,12 +273,13 @@ static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
 static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		       struct candidates *c)
 {
+	/* The deprecated Wi2r/Wi2k last: older Virtual PC wrote only those. */
 	static const uint32_t order[] = {VHD_PLAT_W2RU, VHD_PLAT_W2KU,
-					 VHD_PLAT_MACX};
+					 VHD_PLAT_MACX, VHD_PLAT_WI2R,
+					 VHD_PLAT_WI2K};
 	char *decoded = malloc(4096), *path = malloc(8192);
 	char name[1024];
 	const char *base;
-	bool beside;
 	int r = -ENOMEM;
 
 	if (!decoded || !path)
@@ -291,24 +290,25 @@ static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		goto out;
 	}
 	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		bool relative =
+			order[o] == VHD_PLAT_W2RU || order[o] == VHD_PLAT_WI2R;
+
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			if (d->header.loc[i].code != order[o])
 				continue;
 			if (vhd_locator_decode(d, i, decoded, 4096) <= 0)
 				continue;
-			if (order[o] == VHD_PLAT_MACX) {
-				snprintf(path, 8192, "%s", decoded);
-			} else {
-				clean_locator(decoded,
-					      order[o] == VHD_PLAT_W2RU,
-					      &beside);
+			if (order[o] != VHD_PLAT_MACX) {
+				clean_locator(decoded, relative);
 				if (!decoded[0])
 					continue;
-				if (order[o] == VHD_PLAT_W2RU || beside)
-					join_child_dir(d, decoded, path, 8192);
-				else
-					snprintf(path, 8192, "%s", decoded);
 			}
+			/*
+			 * A path that is not absolute is relative to the
+			 * child, whatever the code: blktap stores its
+			 * relative path in W2ku and MacX too.
+			 */
+			join_child_dir(d, decoded, path, 8192);
 			r = try_candidate(d, path, c, buf, len);
 			if (r <= 0)
 				goto found;

@@ -200,14 +200,19 @@ static int hexval(char c)
 	return -1;
 }
 
-/* file://[host]/path with %XX escapes → /path */
+/*
+ * file://[host]/path with %XX escapes → /path. blktap writes a relative
+ * path after the scheme ("file://./p.vhd", "file://../d/p.vhd"): kept
+ * relative, not taken for a host name.
+ */
 static void macx_to_path(char *s)
 {
 	char *src = s, *dst = s;
 
 	if (strncmp(src, "file://", 7) == 0) {
 		src += 7;
-		if (*src != '/') {
+		if (*src != '/' && strncmp(src, "./", 2) != 0 &&
+		    strncmp(src, "../", 3) != 0) {
 			char *slash = strchr(src, '/');
 
 			src = slash ? slash : src + strlen(src);

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: MIT
+"""Builds the images of test_writers.sh into a directory: every writer
+profile of writers.py as a fixed, dynamic or differencing disk, in chains
+that cross writers. Writes NAME.flat (the content each image encodes) and
+a manifest, one line per image:
+
+    NAME CHAIN QEMU PYVHDI
+
+CHAIN: the image files leaf to base, comma-separated; QEMU: "yes" when
+qemu-img reads it stand-alone ("chs" when qemu sizes it by CHS);
+PYVHDI: "yes" when libvhdi reads it (given the chain).
+Usage: writers_cases.py DIR
+"""
+import os
+import sys
+
+from writers import (MACX, PROFILES as P, W2KU, W2RU, WI2K, WI2R,
+                     block, chs, fixed, full, rnd, runs, sparse, utf16le)
+
+K = 1024
+M = K * K
+
+
+def main(d):
+    os.chdir(d)
+    os.makedirs('vms', exist_ok=True)
+    os.makedirs('tapmac', exist_ok=True)
+    flats, lines = {}, []
+
+    def note(name, chain, qemu='no', pyvhdi='yes'):
+        open(name + '.flat', 'wb').write(flats[name])
+        lines.append('%s %s %s %s' % (name, ','.join(chain), qemu, pyvhdi))
+
+    # blktap vhd-util: 8 MiB (whole 2 MiB blocks), BAT for "-S 16M",
+    # batmap, hidden (it is a parent), blocks allocated out of order.
+    bs = 2 * M
+    _, flats['tap-base.vhd'] = sparse(
+        'tap-base.vhd', P['tap'], 8 * M,
+        {0: block(1, bs, full(bs)), 2: block(2, bs, runs(bs, (0, 40)))},
+        extra_entries=4, batmap=True, hidden=1, order=[2, 0])
+    note('tap-base.vhd', ['tap-base.vhd'], 'yes')
+
+    # Windows 10/Hyper-V 2012+ child over it: 512 KiB blocks.
+    bs = 512 * K
+    wpath = 'C:\\ClusterStorage\\Volume1\\VMs\\tap-base.vhd'
+    _, flats['win-child.vhd'] = sparse(
+        'win-child.vhd', P['win10'], 8 * M,
+        {1: block(3, bs, runs(bs, (0, 128)), True),
+         5: block(4, bs, runs(bs, (8, 16), (100, 128)), True),
+         15: block(5, bs, runs(bs, (120, 128)), True)},
+        bs=bs, parent=('tap-base.vhd', flats['tap-base.vhd']),
+        locators=[(W2KU, utf16le(wpath), 4096, False),
+                  (W2RU, utf16le('.\\tap-base.vhd'), 65536, False)],
+        uname=wpath.encode('utf-16-be'), pts=0)
+    note('win-child.vhd', ['win-child.vhd', 'tap-base.vhd'])
+
+    # VirtualBox leaf over the Windows child: POSIX W2ku, bare W2ru.
+    bs = 2 * M
+    _, flats['vbox-leaf.vhd'] = sparse(
+        'vbox-leaf.vhd', P['vbox'], 8 * M,
+        {3: block(6, bs, runs(bs, (0, 8), (500, 512)), True)},
+        parent=('win-child.vhd', flats['win-child.vhd']),
+        locators=[(W2KU, utf16le(os.path.abspath('win-child.vhd')), 512,
+                   False),
+                  (W2RU, utf16le('win-child.vhd'), 512, False)],
+        uname='win-child.vhd'.encode('utf-16-be'))
+    note('vbox-leaf.vhd', ['vbox-leaf.vhd', 'win-child.vhd', 'tap-base.vhd'])
+
+    # Virtual PC 2007 dynamic: current size = CHS size, saved state set.
+    c, h, s = chs(10 * M + 12345)
+    size = c * h * s * 512
+    _, flats['vpc-base.vhd'] = sparse(
+        'vpc-base.vhd', P['vpc'], size,
+        {0: block(7, bs, runs(bs, (0, 1))),
+         (size - 1) // bs: block(8, bs, full(bs))},
+        saved=1)
+    note('vpc-base.vhd', ['vpc-base.vhd'], 'yes')
+
+    # vhd-util snapshot of it: relative path in MacX, W2ku and W2ru.
+    loc = [(MACX, b'file://./vpc-base.vhd', 512, False),
+           (W2KU, utf16le('.\\vpc-base.vhd'), 512, False),
+           (W2RU, utf16le('.\\vpc-base.vhd'), 512, False)]
+    _, flats['tap-child.vhd'] = sparse(
+        'tap-child.vhd', P['tap'], size,
+        {1: block(9, bs, runs(bs, (0, 64)), True)},
+        parent=('vpc-base.vhd', flats['vpc-base.vhd']), locators=loc,
+        uname='vpc-base.vhd'.encode('utf-16-be'), batmap=True)
+    note('tap-child.vhd', ['tap-child.vhd', 'vpc-base.vhd'])
+
+    # An older Virtual PC child found only by its deprecated Wi2r
+    # (plain bytes, NUL-terminated, data space in sectors); the bare
+    # unicode name does not lead there (the parent is one level up).
+    loc = [(WI2R, b'..\\vpc-base.vhd\0', 512, True),
+           (WI2K, b'C:\\VPC\\vpc-base.vhd\0', 512, True)]
+    _, flats['vms/vpc-old.vhd'] = sparse(
+        'vms/vpc-old.vhd', P['vpc'], size,
+        {2: block(10, bs, runs(bs, (16, 32)), True)},
+        parent=('vpc-base.vhd', flats['vpc-base.vhd']), locators=loc,
+        uname='vpc-base.vhd'.encode('utf-16-be'))
+    note('vms/vpc-old.vhd', ['vms/vpc-old.vhd', 'vpc-base.vhd'])
+
+    # A blktap child found only by its MacX "file://../x" URL.
+    _, flats['tapmac/tap-mac.vhd'] = sparse(
+        'tapmac/tap-mac.vhd', P['tap'], 8 * M,
+        {0: block(11, bs, runs(bs, (0, 8)), True)},
+        parent=('tap-base.vhd', flats['tap-base.vhd']),
+        locators=[(MACX, b'file://../tap-base.vhd', 512, False)],
+        uname=b'', batmap=True)
+    note('tapmac/tap-mac.vhd', ['tapmac/tap-mac.vhd', 'tap-base.vhd'])
+
+    # Disk2VHD fixed disk (footer only) and a Hyper-V 2008 R2 child.
+    data = bytearray(6 * M)
+    data[:M] = rnd(12, M)
+    data[5 * M:] = rnd(13, M)
+    fixed('d2v-fixed.vhd', P['d2v'], bytes(data))
+    flats['d2v-fixed.vhd'] = bytes(data)
+    note('d2v-fixed.vhd', ['d2v-fixed.vhd'], 'yes')
+    _, flats['win2008-child.vhd'] = sparse(
+        'win2008-child.vhd', P['win2008'], 6 * M,
+        {2: block(14, bs, runs(bs, (0, 4), (200, 256)), True)},
+        parent=('d2v-fixed.vhd', flats['d2v-fixed.vhd']),
+        locators=[(W2KU, utf16le('D:\\VHDs\\d2v-fixed.vhd'), 512, False),
+                  (W2RU, utf16le('.\\d2v-fixed.vhd'), 512, False)],
+        uname='d2v-fixed.vhd'.encode('utf-16-be'))
+    note('win2008-child.vhd', ['win2008-child.vhd', 'd2v-fixed.vhd'])
+
+    # Disk2VHD dynamic, and Virtual PC fixed with the 511-byte footer.
+    _, flats['d2v-dyn.vhd'] = sparse(
+        'd2v-dyn.vhd', P['d2v'], 5 * M + 512,
+        {2: block(15, bs, full(bs))})
+    note('d2v-dyn.vhd', ['d2v-dyn.vhd'], 'yes')
+    c, h, s = chs(3 * M)
+    data = rnd(16, c * h * s * 512)
+    fixed('vpc-fixed.vhd', P['vpc'], data, short_footer=True)
+    flats['vpc-fixed.vhd'] = data
+    note('vpc-fixed.vhd', ['vpc-fixed.vhd'], 'no', 'no')
+
+    open('manifest', 'w').write('\n'.join(lines) + '\n')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1])
