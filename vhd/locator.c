@@ -179,13 +179,30 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 	return (int)n;
 }
 
+/*
+ * The name is UTF-16BE, but early blktap wrote it with a byte order mark
+ * and early VirtualBox little-endian: a name whose every unit reads as
+ * 0xXX00 is a little-endian one (no real name is made of U+XX00 only).
+ */
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len)
 {
 	uint8_t be[2 * VHD_NAME_UNITS];
+	const uint16_t *n = h->parent_name;
+	size_t units = VHD_NAME_UNITS;
+	bool little = n[0] != 0;
 
-	for (int i = 0; i < VHD_NAME_UNITS; i++)
-		vhd_put16(be + 2 * i, h->parent_name[i]);
-	if (vhd_utf16_to_utf8(be, VHD_NAME_UNITS, true, out, len) < 0)
+	if (n[0] == 0xFEFF || n[0] == 0xFFFE) {
+		little = n[0] == 0xFFFE;
+		n++;
+		units--;
+	} else {
+		for (size_t i = 0; i < units && n[i]; i++)
+			if ((n[i] & 0xFF) || !(n[i] >> 8))
+				little = false;
+	}
+	for (size_t i = 0; i < units; i++)
+		vhd_put16(be + 2 * i, n[i]);
+	if (vhd_utf16_to_utf8(be, units, !little, out, len) < 0)
 		out[0] = 0;
 }
 

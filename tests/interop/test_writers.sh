@@ -7,7 +7,8 @@
 # leaf; Virtual PC base <- vhd-util child and <- an old Virtual PC child
 # reachable only through Wi2r; a vhd-util child reachable only through its
 # MacX "file://../x" URL; Disk2VHD fixed (footer only) <- Hyper-V 2008 R2
-# child; stand-alone Disk2VHD dynamic and Virtual PC fixed with a 511-byte
+# child, and an early VirtualBox child found only by its little-endian
+# parent name; stand-alone Disk2VHD dynamic and Virtual PC fixed with a 511-byte
 # footer. Each reads (vhd cat, and through the mount) as what was written,
 # as libvhdi reads it and as qemu-img reads the stand-alone ones; vhd check
 # finds no problem; writes through the mount into every leaf go where they
@@ -21,7 +22,8 @@
 # size in whole 2 MiB blocks, BAT sized for -S; the "hidden" footer byte);
 # VirtualBox VHD.cpp (vhdLocatorUpdate: W2ku from RTPathAbs, W2ru relative
 # without ".\", Wi2r/Wi2k plain bytes, data space in sectors in old
-# releases, bytes in new; bare parent name in UTF-16BE); qemu block/vpc.c
+# releases, bytes in new; bare parent name in UTF-16BE, little-endian in
+# early releases, whose vhdFilenameToUtf16 copied host-order UTF-16); qemu block/vpc.c
 # (size from CHS for "vpc "/"qemu", current size for "win ", "d2v ",
 # "tap\0"; 511-byte footers of old Virtual PC); the Windows layout of
 # tests/data/real-world/fat-differential.vhd.
@@ -76,6 +78,8 @@ while read -r n chain q p; do
 done <manifest
 "$VHD" info vms/vpc-old.vhd | grep -q "^Parent: .*vpc-base.vhd" ||
 	fail "vpc-old.vhd: parent not found through Wi2r"
+"$VHD" info vbox-old.vhd | grep -q "^Parent name: *d2v-fixed.vhd$" ||
+	fail "vbox-old.vhd: little-endian parent name"
 "$VHD" info tapmac/tap-mac.vhd | grep -q "^Parent: .*\.\./tap-base.vhd" ||
 	fail "tap-mac.vhd: parent not found through MacX"
 parents="tap-base.vhd win-child.vhd vpc-base.vhd d2v-fixed.vhd"
@@ -104,7 +108,7 @@ put() { # IMAGE OFFSET LENGTH SKIP
 		status=none
 }
 for n in vbox-leaf.vhd tap-child.vhd vms/vpc-old.vhd tapmac/tap-mac.vhd \
-	win2008-child.vhd d2v-dyn.vhd vpc-fixed.vhd; do
+	win2008-child.vhd vbox-old.vhd d2v-dyn.vhd vpc-fixed.vhd; do
 	size=$(stat -c %s "$n.flat")
 	put "$n" 0 8192 11
 	put "$n" $(((size / 2) & ~4095)) 589824 4000

@@ -124,6 +124,18 @@ def main(d):
         uname='d2v-fixed.vhd'.encode('utf-16-be'))
     note('win2008-child.vhd', ['win2008-child.vhd', 'd2v-fixed.vhd'])
 
+    # An early VirtualBox child copied from another host: its W2ku
+    # (data space in sectors) is stale, and its parent name, the way
+    # found, is little-endian.
+    _, flats['vbox-old.vhd'] = sparse(
+        'vbox-old.vhd', P['vbox'], 6 * M,
+        {0: block(17, bs, runs(bs, (8, 24)), True)},
+        parent=('d2v-fixed.vhd', flats['d2v-fixed.vhd']),
+        locators=[(W2KU, utf16le('/home/alice/.VirtualBox/HardDisks/'
+                                 'd2v-fixed.vhd'), 512, True)],
+        uname='d2v-fixed.vhd'.encode('utf-16-le'))
+    note('vbox-old.vhd', ['vbox-old.vhd', 'd2v-fixed.vhd'])
+
     # Disk2VHD dynamic, and Virtual PC fixed with the 511-byte footer.
     _, flats['d2v-dyn.vhd'] = sparse(
         'd2v-dyn.vhd', P['d2v'], 5 * M + 512,
