@@ -56,6 +56,8 @@ struct vhd_footer {
 	uint32_t checksum;
 	uint8_t uuid[16];
 	uint8_t saved_state;
+	/* Kept as read: blktap stores its "hidden" flag at offset 85. */
+	uint8_t reserved[VHD_FOOTER_SIZE - 85];
 };
 
 struct vhd_locator {

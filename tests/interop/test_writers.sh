@@ -6,10 +6,13 @@
 # chains that cross writers: tap base <- Windows 512 KiB child <- VirtualBox
 # leaf; Virtual PC base <- vhd-util child and <- an old Virtual PC child
 # reachable only through Wi2r; a vhd-util child reachable only through its
-# MacX "file://../x" URL; Disk2VHD fixed (footer only) <- Hyper-V 2008 R2
+# MacX "file://../x" URL (hidden: the flag must survive our writes);
+# Disk2VHD fixed (footer only) <- Hyper-V 2008 R2
 # child, and an early VirtualBox child found only by its little-endian
 # parent name; stand-alone Disk2VHD dynamic and Virtual PC fixed with a 511-byte
-# footer. Each reads (vhd cat, and through the mount) as what was written,
+# footer, and a blktap 1.1 image whose "hidden" byte was set without
+# updating the checksum (libvhdi and blktap accept it; qemu does not).
+# Each reads (vhd cat, and through the mount) as what was written,
 # as libvhdi reads it and as qemu-img reads the stand-alone ones; vhd check
 # finds no problem; writes through the mount into every leaf go where they
 # belong and the leaves still read right in libvhdi and qemu afterwards;
@@ -123,4 +126,7 @@ while read -r n chain q p; do
 	verify "$n" "$chain" "$q" "$p"
 done <manifest
 assert_eq "$sums" "$(sha256sum $parents)" "parents after writes"
+# blktap's "hidden" byte (footer offset 85) survives our footer moves.
+assert_eq 01 "$(tail -c $((512 - 85)) tapmac/tap-mac.vhd | head -c 1 |
+	od -An -tx1 | tr -d ' ')" "hidden byte of tap-mac.vhd after writes"
 echo "other writers' images: ok"

@@ -75,7 +75,7 @@ def chs(size):
 
 
 def footer(p, dtype, size, uid, orig=None, data_offset=None, saved=0,
-           hidden=0, geometry=None):
+           hidden=0, geometry=None, stale_hidden=False):
     f = bytearray(512)
     if data_offset is None:
         data_offset = (1 << 64) - 1 if dtype == FIXED else 512
@@ -86,8 +86,9 @@ def footer(p, dtype, size, uid, orig=None, data_offset=None, saved=0,
                      s, dtype)
     f[68:84] = uid
     f[84] = saved
-    f[85] = hidden
+    f[85] = 0 if stale_hidden else hidden
     struct.pack_into('>I', f, 64, csum(f, 64))
+    f[85] = hidden  # blktap 1.1 set it after the checksum
     return f
 
 

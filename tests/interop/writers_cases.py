@@ -99,13 +99,14 @@ def main(d):
         uname='vpc-base.vhd'.encode('utf-16-be'))
     note('vms/vpc-old.vhd', ['vms/vpc-old.vhd', 'vpc-base.vhd'])
 
-    # A blktap child found only by its MacX "file://../x" URL.
+    # A blktap child found only by its MacX "file://../x" URL, marked
+    # hidden (vhd-util set -f hidden) while still a leaf.
     _, flats['tapmac/tap-mac.vhd'] = sparse(
         'tapmac/tap-mac.vhd', P['tap'], 8 * M,
         {0: block(11, bs, runs(bs, (0, 8)), True)},
         parent=('tap-base.vhd', flats['tap-base.vhd']),
         locators=[(MACX, b'file://../tap-base.vhd', 512, False)],
-        uname=b'', batmap=True)
+        uname=b'', batmap=True, hidden=1)
     note('tapmac/tap-mac.vhd', ['tapmac/tap-mac.vhd', 'tap-base.vhd'])
 
     # Disk2VHD fixed disk (footer only) and a Hyper-V 2008 R2 child.
@@ -135,6 +136,13 @@ def main(d):
                                  'd2v-fixed.vhd'), 512, True)],
         uname='d2v-fixed.vhd'.encode('utf-16-le'))
     note('vbox-old.vhd', ['vbox-old.vhd', 'd2v-fixed.vhd'])
+
+    # blktap 1.1 marked images hidden without updating the checksum.
+    tap11 = dict(P['tap'], cver=0x00010001)
+    _, flats['tap11.vhd'] = sparse(
+        'tap11.vhd', tap11, 4 * M, {1: block(18, bs, runs(bs, (0, 64)))},
+        hidden=1, stale_hidden=True)
+    note('tap11.vhd', ['tap11.vhd'])  # qemu refuses the checksum
 
     # Disk2VHD dynamic, and Virtual PC fixed with the 511-byte footer.
     _, flats['d2v-dyn.vhd'] = sparse(
