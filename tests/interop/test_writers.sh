@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Images laid out as Hyper-V 2008 R2, Windows 8+/10/11 (diskpart, Hyper-V
-# 2012+), Virtual PC, Disk2VHD, blktap vhd-util (XenServer/XCP-ng) and
-# VirtualBox write them (tests/interop/writers.py, writers_cases.py), in
-# chains that cross writers: tap base <- Windows 512 KiB child <- VirtualBox
-# leaf; Virtual PC base <- vhd-util child and <- an old Virtual PC child
-# reachable only through Wi2r; a vhd-util child reachable only through its
-# MacX "file://../x" URL (hidden: the flag must survive our writes);
-# Disk2VHD fixed (footer only) <- Hyper-V 2008 R2
-# child, and an early VirtualBox child found only by its little-endian
-# parent name; stand-alone Disk2VHD dynamic and Virtual PC fixed with a 511-byte
-# footer, and a blktap 1.1 image whose "hidden" byte was set without
-# updating the checksum (libvhdi and blktap accept it; qemu does not).
-# Each reads (vhd cat, and through the mount) as what was written,
-# as libvhdi reads it and as qemu-img reads the stand-alone ones; vhd check
-# finds no problem; writes through the mount into every leaf go where they
-# belong and the leaves still read right in libvhdi and qemu afterwards;
-# no parent changes.
+# 2012+), Virtual PC (Windows and Mac), Disk2VHD, blktap vhd-util
+# (XenServer/XCP-ng) and VirtualBox write them (tests/interop/writers.py,
+# writers_cases.py), in chains that cross writers:
+#  - tap base <- Windows 512 KiB child <- VirtualBox leaf;
+#  - Virtual PC base <- vhd-util child, and <- an old Virtual PC child
+#    reachable only through Wi2r;
+#  - tap base <- a hidden vhd-util child reachable only through its MacX
+#    "file://../x" URL (the hidden flag must survive our writes);
+#  - Disk2VHD fixed (footer only) <- Hyper-V 2008 R2 child, <- an early
+#    VirtualBox child found only by its little-endian parent name, and
+#    <- a vhd-util child larger than its parent;
+#  - Virtual PC for Mac base in "My VMs" <- a child found through a
+#    "file://localhost/.../My%20VMs/" URL after a binary "Mac " locator;
+#  - stand-alone: Disk2VHD dynamic, Virtual PC fixed and dynamic with a
+#    511-byte footer, and a blktap 1.1 image whose "hidden" byte was set
+#    without updating the checksum (libvhdi and blktap accept it).
+# Each reads (vhd cat, and through the mount) as what was written, as
+# libvhdi reads it and as qemu-img reads the stand-alone ones, where those
+# can; vhd check finds no problem; writes through the mount into every
+# leaf land where they belong and the leaves still read right in libvhdi
+# and qemu afterwards; no parent changes.
 #
 # Writer quirks and where they are documented: blktap vhd/lib/libvhd.c
 # (vhd_parent_locator_write_at: relative path in MacX "file://" + path,
@@ -76,21 +81,24 @@ verify() {
 	fi
 }
 
-while read -r n chain q p; do
+while IFS=$'\t' read -r n chain q p; do
 	verify "$n" "$chain" "$q" "$p"
 done <manifest
 "$VHD" info vms/vpc-old.vhd | grep -q "^Parent: .*vpc-base.vhd" ||
 	fail "vpc-old.vhd: parent not found through Wi2r"
 "$VHD" info vbox-old.vhd | grep -q "^Parent name: *d2v-fixed.vhd$" ||
 	fail "vbox-old.vhd: little-endian parent name"
+"$VHD" info mac-child.vhd | grep -q "^Parent: .*/My VMs/mac-base.vhd$" ||
+	fail "mac-child.vhd: parent not found through MacX with %20"
 "$VHD" info tapmac/tap-mac.vhd | grep -q "^Parent: .*\.\./tap-base.vhd" ||
 	fail "tap-mac.vhd: parent not found through MacX"
-parents="tap-base.vhd win-child.vhd vpc-base.vhd d2v-fixed.vhd"
-sums=$(sha256sum $parents)
+parents=(tap-base.vhd win-child.vhd vpc-base.vhd d2v-fixed.vhd
+	"My VMs/mac-base.vhd")
+sums=$(sha256sum "${parents[@]}")
 
 # Through the mount: sizes, content, the three-writer chain.
 vhdfs_mount "$B" "$M"
-while read -r n _; do
+while IFS=$'\t' read -r n _; do
 	assert_eq "$(stat -c %s "$n.flat")" "$(stat -c %s "$M/$n")" "size of $n"
 	assert_cmp "$n.flat" "$M/$n" "$n through the mount"
 done <manifest
@@ -111,7 +119,8 @@ put() { # IMAGE OFFSET LENGTH SKIP
 		status=none
 }
 for n in vbox-leaf.vhd tap-child.vhd vms/vpc-old.vhd tapmac/tap-mac.vhd \
-	win2008-child.vhd vbox-old.vhd d2v-dyn.vhd vpc-fixed.vhd; do
+	win2008-child.vhd vbox-old.vhd tap-big.vhd mac-child.vhd vpc-short.vhd \
+	d2v-dyn.vhd vpc-fixed.vhd; do
 	size=$(stat -c %s "$n.flat")
 	put "$n" 0 8192 11
 	put "$n" $(((size / 2) & ~4095)) 589824 4000
@@ -122,10 +131,10 @@ for n in vbox-leaf.vhd tap-child.vhd vms/vpc-old.vhd tapmac/tap-mac.vhd \
 done
 vhdfs_umount "$M"
 
-while read -r n chain q p; do
+while IFS=$'\t' read -r n chain q p; do
 	verify "$n" "$chain" "$q" "$p"
 done <manifest
-assert_eq "$sums" "$(sha256sum $parents)" "parents after writes"
+assert_eq "$sums" "$(sha256sum "${parents[@]}")" "parents after writes"
 # blktap's "hidden" byte (footer offset 85) survives our footer moves.
 assert_eq 01 "$(tail -c $((512 - 85)) tapmac/tap-mac.vhd | head -c 1 |
 	od -An -tx1 | tr -d ' ')" "hidden byte of tap-mac.vhd after writes"

@@ -4,7 +4,7 @@ profile of writers.py as a fixed, dynamic or differencing disk, in chains
 that cross writers. Writes NAME.flat (the content each image encodes) and
 a manifest, one line per image:
 
-    NAME CHAIN QEMU PYVHDI
+    NAME CHAIN QEMU PYVHDI (tab-separated)
 
 CHAIN: the image files leaf to base, comma-separated; QEMU: "yes" when
 qemu-img reads it stand-alone ("chs" when qemu sizes it by CHS);
@@ -29,7 +29,7 @@ def main(d):
 
     def note(name, chain, qemu='no', pyvhdi='yes'):
         open(name + '.flat', 'wb').write(flats[name])
-        lines.append('%s %s %s %s' % (name, ','.join(chain), qemu, pyvhdi))
+        lines.append('\t'.join((name, ','.join(chain), qemu, pyvhdi)))
 
     # blktap vhd-util: 8 MiB (whole 2 MiB blocks), BAT for "-S 16M",
     # batmap, hidden (it is a parent), blocks allocated out of order.
@@ -120,7 +120,8 @@ def main(d):
         'win2008-child.vhd', P['win2008'], 6 * M,
         {2: block(14, bs, runs(bs, (0, 4), (200, 256)), True)},
         parent=('d2v-fixed.vhd', flats['d2v-fixed.vhd']),
-        locators=[(W2KU, utf16le('D:\\VHDs\\d2v-fixed.vhd'), 512, False),
+        locators=[(W2KU, utf16le('D:\\VHDs\\d2v-fixed.vhd\0'), 512,
+                   False),
                   (W2RU, utf16le('.\\d2v-fixed.vhd'), 512, False)],
         uname='d2v-fixed.vhd'.encode('utf-16-be'))
     note('win2008-child.vhd', ['win2008-child.vhd', 'd2v-fixed.vhd'])
@@ -136,6 +137,45 @@ def main(d):
                                  'd2v-fixed.vhd'), 512, True)],
         uname='d2v-fixed.vhd'.encode('utf-16-le'))
     note('vbox-old.vhd', ['vbox-old.vhd', 'd2v-fixed.vhd'])
+
+    # vhd-util snapshot with a size larger than its parent's: past the
+    # parent's end the child reads zeros.
+    _, flats['tap-big.vhd'] = sparse(
+        'tap-big.vhd', P['tap'], 10 * M,
+        {4: block(19, bs, runs(bs, (0, 8)), True)},
+        parent=('d2v-fixed.vhd', flats['d2v-fixed.vhd']),
+        locators=[(MACX, b'file://./d2v-fixed.vhd', 512, False),
+                  (W2KU, utf16le('.\\d2v-fixed.vhd'), 512, False),
+                  (W2RU, utf16le('.\\d2v-fixed.vhd'), 512, False)],
+        uname='d2v-fixed.vhd'.encode('utf-16-be'), batmap=True)
+    note('tap-big.vhd', ['tap-big.vhd', 'd2v-fixed.vhd'], 'no', 'no')
+
+    # Virtual PC for Mac: creator OS "Mac ", a binary "Mac " alias
+    # locator first, then a MacX URL with a host and %20 escapes to a
+    # parent in a directory whose name has a space.
+    mac = dict(P['vpc'], cos=b'Mac ')
+    os.makedirs('My VMs', exist_ok=True)
+    c, h, s = chs(4 * M)
+    msize = c * h * s * 512
+    _, flats['My VMs/mac-base.vhd'] = sparse(
+        'My VMs/mac-base.vhd', mac, msize,
+        {1: block(20, bs, full(bs))})
+    note('My VMs/mac-base.vhd', ['My VMs/mac-base.vhd'], 'yes')
+    url = 'file://localhost' + os.path.abspath('My VMs/mac-base.vhd')
+    _, flats['mac-child.vhd'] = sparse(
+        'mac-child.vhd', mac, msize,
+        {0: block(21, bs, runs(bs, (0, 16)), True)},
+        parent=('My VMs/mac-base.vhd', flats['My VMs/mac-base.vhd']),
+        locators=[(b'Mac ', rnd(22, 300), 512, True),
+                  (MACX, url.replace(' ', '%20').encode(), 1024, True)],
+        uname='mac-base.vhd'.encode('utf-16-be'))
+    note('mac-child.vhd', ['mac-child.vhd', 'My VMs/mac-base.vhd'])
+
+    # Old Virtual PC dynamic disk ending in a 511-byte footer.
+    _, flats['vpc-short.vhd'] = sparse(
+        'vpc-short.vhd', P['vpc'], 4 * M,
+        {0: block(23, bs, runs(bs, (0, 4)))}, short_footer=True)
+    note('vpc-short.vhd', ['vpc-short.vhd'], 'no', 'no')
 
     # blktap 1.1 marked images hidden without updating the checksum.
     tap11 = dict(P['tap'], cver=0x00010001)
