@@ -74,6 +74,12 @@ verify() {
 	if [ "$q" = yes ]; then
 		qemu-img convert -f vpc -O raw "$n" "$T/q.raw"
 		assert_cmp "$n.flat" "$T/q.raw" "qemu-img's view of $n"
+	elif [ "$q" = chs ]; then # qemu's size is the CHS one: a prefix
+		qemu-img convert -f vpc -O raw "$n" "$T/q.raw"
+		[ "$(stat -c %s "$T/q.raw")" -le "$(stat -c %s "$n.flat")" ] ||
+			fail "qemu-img's size of $n"
+		cmp -n "$(stat -c %s "$T/q.raw")" "$n.flat" "$T/q.raw" ||
+			fail "qemu-img's view of $n"
 	fi
 	if [ "$p" = yes ]; then
 		pyread "$T/theirs" "$chain" || fail "libvhdi cannot read $n"

@@ -185,10 +185,12 @@ def main(d):
     note('tap11.vhd', ['tap11.vhd'])  # qemu refuses the checksum
 
     # Disk2VHD dynamic, and Virtual PC fixed with the 511-byte footer.
+    # libvhdi documents Disk2VHD's creator as "d2v\0", qemu as "d2v ":
+    # qemu sizes the former by CHS.
     _, flats['d2v-dyn.vhd'] = sparse(
-        'd2v-dyn.vhd', P['d2v'], 5 * M + 512,
+        'd2v-dyn.vhd', dict(P['d2v'], creator=b'd2v\0'), 5 * M + 512,
         {2: block(15, bs, full(bs))})
-    note('d2v-dyn.vhd', ['d2v-dyn.vhd'], 'yes')
+    note('d2v-dyn.vhd', ['d2v-dyn.vhd'], 'chs')
     c, h, s = chs(3 * M)
     data = rnd(16, c * h * s * 512)
     fixed('vpc-fixed.vhd', P['vpc'], data, short_footer=True)
