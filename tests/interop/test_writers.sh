@@ -5,8 +5,8 @@
 # (XenServer/XCP-ng) and VirtualBox write them (tests/interop/writers.py,
 # writers_cases.py), in chains that cross writers:
 #  - tap base <- Windows 512 KiB child <- VirtualBox leaf;
-#  - Virtual PC base <- vhd-util child, and <- an old Virtual PC child
-#    reachable only through Wi2r;
+#  - Virtual PC base <- vhd-util child; an old Virtual PC child reachable
+#    only through Wi2r (its parent must still refuse writes);
 #  - tap base <- a hidden vhd-util child reachable only through its MacX
 #    "file://../x" URL (the hidden flag must survive our writes);
 #  - Disk2VHD fixed (footer only) <- Hyper-V 2008 R2 child, <- an early
@@ -90,7 +90,7 @@ verify() {
 while IFS=$'\t' read -r n chain q p; do
 	verify "$n" "$chain" "$q" "$p"
 done <manifest
-"$VHD" info vms/vpc-old.vhd | grep -q "^Parent: .*vpc-base.vhd" ||
+"$VHD" info vms/vpc-old.vhd | grep -q "^Parent: .*/vpc-old-base.vhd$" ||
 	fail "vpc-old.vhd: parent not found through Wi2r"
 "$VHD" info vbox-old.vhd | grep -q "^Parent name: *d2v-fixed.vhd$" ||
 	fail "vbox-old.vhd: little-endian parent name"
@@ -99,7 +99,7 @@ done <manifest
 "$VHD" info tapmac/tap-mac.vhd | grep -q "^Parent: .*\.\./tap-base.vhd" ||
 	fail "tap-mac.vhd: parent not found through MacX"
 parents=(tap-base.vhd win-child.vhd vpc-base.vhd d2v-fixed.vhd
-	"My VMs/mac-base.vhd")
+	"My VMs/mac-base.vhd" vpc-old-base.vhd)
 sums=$(sha256sum "${parents[@]}")
 
 # Through the mount: sizes, content, the three-writer chain.
@@ -134,6 +134,13 @@ for n in vbox-leaf.vhd tap-child.vhd vms/vpc-old.vhd tapmac/tap-mac.vhd \
 	put "$n" $((size - 512)) 512 999
 	sync "$M/$n"
 	assert_cmp "$n.flat" "$M/$n" "$n after writes, through the mount"
+done
+# Parents, found through every kind of locator above, refuse writes.
+for n in "${parents[@]}"; do
+	if dd if=/dev/zero of="$M/$n" bs=512 count=1 conv=notrunc \
+		status=none 2>/dev/null; then
+		fail "$n, a parent, was written through the mount"
+	fi
 done
 vhdfs_umount "$M"
 

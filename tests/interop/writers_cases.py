@@ -90,14 +90,17 @@ def main(d):
     # An older Virtual PC child found only by its deprecated Wi2r
     # (plain bytes, NUL-terminated, data space in sectors); the bare
     # unicode name does not lead there (the parent is one level up).
-    loc = [(WI2R, b'..\\vpc-base.vhd\0', 512, True),
-           (WI2K, b'C:\\VPC\\vpc-base.vhd\0', 512, True)]
+    _, flats['vpc-old-base.vhd'] = sparse(
+        'vpc-old-base.vhd', P['vpc'], size, {3: block(24, bs, full(bs))})
+    note('vpc-old-base.vhd', ['vpc-old-base.vhd'], 'yes')
+    loc = [(WI2R, b'..\\vpc-old-base.vhd\0', 512, True),
+           (WI2K, b'C:\\VPC\\vpc-old-base.vhd\0', 512, True)]
     _, flats['vms/vpc-old.vhd'] = sparse(
         'vms/vpc-old.vhd', P['vpc'], size,
         {2: block(10, bs, runs(bs, (16, 32)), True)},
-        parent=('vpc-base.vhd', flats['vpc-base.vhd']), locators=loc,
-        uname='vpc-base.vhd'.encode('utf-16-be'))
-    note('vms/vpc-old.vhd', ['vms/vpc-old.vhd', 'vpc-base.vhd'])
+        parent=('vpc-old-base.vhd', flats['vpc-old-base.vhd']),
+        locators=loc, uname='vpc-old-base.vhd'.encode('utf-16-be'))
+    note('vms/vpc-old.vhd', ['vms/vpc-old.vhd', 'vpc-old-base.vhd'])
 
     # A blktap child found only by its MacX "file://../x" URL, marked
     # hidden (vhd-util set -f hidden) while still a leaf.
