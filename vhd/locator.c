@@ -249,7 +249,9 @@ static void macx_to_path(char *s)
 
 /*
  * Decode locator @slot's payload to a UTF-8 path with '/' separators, as
- * stored (a W2ru path stays relative). Returns its length or -errno.
+ * stored (a W2ru path stays relative). Returns its length or -errno;
+ * 0 for a code that holds no path (Virtual PC for Mac's binary "Mac "
+ * alias record, unknown codes).
  */
 int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
 		       size_t len)
@@ -261,6 +263,10 @@ int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
 	if (!len)
 		return -ENAMETOOLONG;
 	out[0] = 0;
+	if (l->code != VHD_PLAT_W2RU && l->code != VHD_PLAT_W2KU &&
+	    l->code != VHD_PLAT_MACX && l->code != VHD_PLAT_WI2R &&
+	    l->code != VHD_PLAT_WI2K)
+		return 0;
 	raw = malloc(l->data_length + 2);
 	if (!raw)
 		return -ENOMEM;

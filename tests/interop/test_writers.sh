@@ -96,6 +96,15 @@ done <manifest
 	fail "vbox-old.vhd: little-endian parent name"
 "$VHD" info mac-child.vhd | grep -q "^Parent: .*/My VMs/mac-base.vhd$" ||
 	fail "mac-child.vhd: parent not found through MacX with %20"
+# The binary "Mac " alias record is no path: info shows none for it.
+"$VHD" info mac-child.vhd >"$T/info"
+! grep -q '[^[:print:][:space:]]' "$T/info" ||
+	fail "vhd info mac-child.vhd prints the binary alias record"
+"$VHD" info --json mac-child.vhd | $PY -c '
+import json, sys
+locs = json.load(sys.stdin)["locators"]
+assert locs[0]["path"] == "" and locs[1]["path"].endswith("mac-base.vhd"), locs
+' || fail "vhd info --json mac-child.vhd: locators"
 "$VHD" info tapmac/tap-mac.vhd | grep -q "^Parent: .*\.\./tap-base.vhd" ||
 	fail "tap-mac.vhd: parent not found through MacX"
 parents=(tap-base.vhd win-child.vhd vpc-base.vhd d2v-fixed.vhd
