@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Opening an image and following its parent chain. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "vhd_i.h"
@@ -270,6 +272,51 @@ static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
 			 rel);
 }
 
+/*
+ * Windows compares file names without case, so a locator may say
+ * BASE.VHD for base.vhd. Once no candidate matched exactly, each file
+ * beside a candidate whose name differs from it only in case is tried.
+ * 0 when one is the parent, 1 to go on, -errno to stop.
+ */
+static int try_case_folded(const struct vhd_disk *d, struct candidates *c,
+			   char *buf, size_t len)
+{
+	int n = c->nseen, r = 1;
+
+	for (int i = 0; i < n && r > 0; i++) {
+		const char *p = c->seen[i], *slash = strrchr(p, '/');
+		const char *base = slash ? slash + 1 : p;
+		char dir[4096], real[4096], cand[8192];
+		struct dirent *de;
+		DIR *dh;
+
+		if (!slash) {
+			if (!getcwd(dir, sizeof(dir)))
+				continue;
+		} else {
+			snprintf(dir, sizeof(dir), "%.*s",
+				 slash == p ? 1 : (int)(slash - p), p);
+		}
+		/* Resolved as the library opens files: never into our mount. */
+		if (strcmp(dir, "/") == 0)
+			strcpy(real, dir);
+		else if (vhd_realpath(dir, real, sizeof(real)) < 0)
+			continue;
+		dh = opendir(real);
+		if (!dh)
+			continue;
+		while (r > 0 && (de = readdir(dh))) {
+			if (strcasecmp(de->d_name, base) != 0 ||
+			    strcmp(de->d_name, base) == 0)
+				continue;
+			snprintf(cand, sizeof(cand), "%s/%s", dir, de->d_name);
+			r = try_candidate(d, cand, c, buf, len);
+		}
+		closedir(dh);
+	}
+	return r;
+}
+
 static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		       struct candidates *c)
 {
@@ -326,6 +373,9 @@ static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		if (r <= 0)
 			goto found;
 	}
+	r = try_case_folded(d, c, buf, len);
+	if (r <= 0)
+		goto found;
 	if (c->mismatch[0]) {
 		snprintf(buf, len, "%s", c->mismatch_path);
 		r = vhd_set_error(-EINVAL, "%s", c->mismatch);

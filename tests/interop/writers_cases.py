@@ -54,6 +54,17 @@ def main(d):
         uname=wpath.encode('utf-16-be'), pts=0)
     note('win-child.vhd', ['win-child.vhd', 'tap-base.vhd'])
 
+    # A Windows child whose locators and name spell the parent's name in
+    # another case (Windows compares names without case).
+    _, flats['win-case.vhd'] = sparse(
+        'win-case.vhd', P['win10'], 8 * M,
+        {2: block(25, 512 * K, runs(512 * K, (4, 12)), True)},
+        bs=512 * K, parent=('tap-base.vhd', flats['tap-base.vhd']),
+        locators=[(W2KU, utf16le('C:\\VMs\\Tap-Base.VHD'), 4096, False),
+                  (W2RU, utf16le('.\\TAP-BASE.VHD'), 65536, False)],
+        uname='C:\\VMs\\Tap-Base.VHD'.encode('utf-16-be'), pts=0)
+    note('win-case.vhd', ['win-case.vhd', 'tap-base.vhd'])
+
     # VirtualBox leaf over the Windows child: POSIX W2ku, bare W2ru.
     bs = 2 * M
     _, flats['vbox-leaf.vhd'] = sparse(
