@@ -58,7 +58,7 @@ int vhdfs_backing_path(const char *path, char *buf, size_t len)
 
 bool vhdfs_is_vhd_name(const char *name)
 {
-	static const char *const ext[] = {".vhd", ".vhdx", ".avhdx"};
+	static const char *const ext[] = {".vhd", ".avhd", ".vhdx", ".avhdx"};
 	const char *base = strrchr(name, '/');
 	size_t n;
 

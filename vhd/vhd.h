@@ -192,7 +192,8 @@ struct vhd_locator_info {
 	uint32_t data_space; /* as stored */
 	uint32_t data_length;
 	uint64_t data_offset;
-	char path[4096]; /* decoded payload, UTF-8, '/' separators */
+	/* decoded payload, UTF-8, '/' separators; "" when not a path */
+	char path[4096];
 };
 /* Number of locator entries with a non-zero platform code. */
 int vhd_locator_count(const struct vhd_disk *disk);

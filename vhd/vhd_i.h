@@ -57,6 +57,8 @@ struct vhd_footer {
 	uint32_t checksum;
 	uint8_t uuid[16];
 	uint8_t saved_state;
+	/* Kept as read: blktap stores its "hidden" flag at offset 85. */
+	uint8_t reserved[VHD_FOOTER_SIZE - 85];
 };
 
 struct vhd_locator {
@@ -236,6 +238,15 @@ int vhd_hexval(char c);
  * the path used: @path itself, or its canonical redirected form.
  */
 int vhd_file_open(const char *path, int oflags, struct stat *st, char **used);
+
+/*
+ * resolve.c: open directory @path for reading (O_RDONLY | O_DIRECTORY,
+ * close-on-exec), walked as vhd_file_open() walks: never looked up inside
+ * the excluded tree, -EXDEV for one on the excluded device, -ENOTDIR for
+ * anything else. Returns the descriptor (for fdopendir) or -errno with a
+ * message.
+ */
+int vhd_dir_open(const char *path);
 
 /*
  * lock.c: OFD locks shared with other processes (and qemu, which uses the
