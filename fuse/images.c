@@ -631,7 +631,7 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 			ret = walk(path, depth + 1, fn, ctx);
 			continue;
 		}
-		if (!vhdfs_is_vhd_name(de->d_name) || vhdfs_stat(path, &st) ||
+		if (!vhd_is_image_name(de->d_name) || vhdfs_stat(path, &st) ||
 		    !S_ISREG(st.st_mode))
 			continue;
 		if (meta_get(path, &st, true, NULL, &type, parent,

@@ -83,8 +83,6 @@ enum vhdfs_node {
 enum vhdfs_node vhdfs_classify(const char *path, unsigned long *job_id);
 /* BACKING_DIR + @path (a FUSE path starting with '/'). */
 int vhdfs_backing_path(const char *path, char *buf, size_t len);
-/* True for an image name: ".vhd", ".avhd", ".vhdx" or ".avhdx" (any case). */
-bool vhdfs_is_vhd_name(const char *name);
 /*
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist

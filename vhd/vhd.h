@@ -470,6 +470,12 @@ int vhd_map(struct vhd_disk *disk, vhd_extent_fn fn, void *ctx);
  */
 int vhd_parse_size(const char *s, uint64_t *out);
 
+/*
+ * True when the last component of @name ends in .vhd, .avhd, .vhdx or
+ * .avhdx (any case): the files the mount shows and that may be children.
+ */
+bool vhd_is_image_name(const char *name);
+
 /* Last error message of this thread ("" when none). */
 const char *vhd_errmsg(void);
 
