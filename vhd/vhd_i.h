@@ -216,6 +216,17 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 		      size_t max_units);
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len);
 
+/* layout.c */
+/*
+ * Overlaps between the footer copy, header, BAT, locator payloads and
+ * allocated blocks of a dynamic/differencing image (BAT loaded): @fn gets
+ * one message per overlap ("PATH: block N at offset X overlaps ..."),
+ * stopping after @max (0: all). Returns the number found, or -ENOMEM.
+ * O(n log n) in the allocated blocks; no I/O.
+ */
+int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
+			void *ctx);
+
 /* chain.c */
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out);
 void vhd_close_one(struct vhd_disk *d);
