@@ -205,8 +205,16 @@ static int cmd_diff(const char *child, const char *parent, struct result *r)
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
+	/*
+	 * A writer may still change the parent under its new child: refuse,
+	 * as Hyper-V does. Readers may hold a handle whose last writer left
+	 * metadata in memory: flush it, or the child would miss that data.
+	 */
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
+	} else if ((ret = vhdfs_image_sync(ppath)) != 0) {
+		fail(r, ret, "cannot flush parent %s: %s", parent,
+		     strerror(-ret));
 	} else {
 		ret = vhd_create_diff(cpath, ppath);
 		if (ret)

@@ -116,11 +116,33 @@ out:
 	return ret;
 }
 
+static void flush_logged(struct vhdfs_image *img)
+{
+	int ret = vhdfs_image_flush(img);
+
+	if (ret)
+		vhdfs_log("flush of %s failed: %s", img->path, strerror(-ret));
+}
+
 void vhdfs_image_put(struct vhdfs_image *img, bool write)
 {
+	bool last_writer;
+
 	pthread_mutex_lock(&images_lock);
 	if (write)
 		img->writers--;
+	last_writer = write && !img->writers && img->refs > 1;
+	if (last_writer) {
+		/*
+		 * Readers stay: the metadata the writes left in memory must
+		 * still reach the file now, or a child made next would miss
+		 * it and the file would change under that child later. Our
+		 * reference keeps the image alive without the list lock.
+		 */
+		pthread_mutex_unlock(&images_lock);
+		flush_logged(img);
+		pthread_mutex_lock(&images_lock);
+	}
 	if (--img->refs > 0) {
 		pthread_mutex_unlock(&images_lock);
 		return;
@@ -132,13 +154,8 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 	 * reopen racing this close must not read the file before it is
 	 * complete.
 	 */
-	if (img->rdwr) {
-		int ret = vhd_flush(img->disk);
-
-		if (ret)
-			vhdfs_log("flush of %s failed: %s", img->path,
-				  strerror(-ret));
-	}
+	if (img->rdwr)
+		flush_logged(img);
 	vhd_close(img->disk);
 	if (img->listed)
 		unlist(img);
@@ -205,6 +222,32 @@ int vhdfs_image_writers(const char *real)
 			n += img->writers;
 	pthread_mutex_unlock(&images_lock);
 	return n;
+}
+
+int vhdfs_image_sync(const char *real)
+{
+	struct vhdfs_image *held[16], *img;
+	struct stat st;
+	int n = 0, ret = 0;
+
+	if (stat(real, &st))
+		return 0;
+	pthread_mutex_lock(&images_lock);
+	for (img = images; img && n < 16; img = img->next) {
+		if (img->dev == st.st_dev && img->ino == st.st_ino) {
+			img->refs++;
+			held[n++] = img;
+		}
+	}
+	pthread_mutex_unlock(&images_lock);
+	for (int i = 0; i < n; i++) {
+		int r = vhdfs_image_flush(held[i]);
+
+		if (r && !ret)
+			ret = r;
+		vhdfs_image_put(held[i], false);
+	}
+	return ret;
 }
 
 /* Size of an open image of @bpath with inode @st, or false. */

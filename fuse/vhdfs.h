@@ -106,6 +106,12 @@ int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
+/*
+ * Flush every open handle of the file at realpath @real (by inode), so its
+ * file holds every acknowledged write, e.g. before a child is made of it.
+ * Takes the images list lock, never across the flush. 0 or -errno.
+ */
+int vhdfs_image_sync(const char *real);
 /* The image at @bpath was unlinked/renamed: forget cached state. */
 void vhdfs_image_forget(const char *bpath);
 void vhdfs_image_renamed(const char *from, const char *to);
