@@ -17,7 +17,6 @@
 
 #define RING_MAX 64  /* results a fresh open reads */
 #define OWN_MAX 1024 /* results kept per open file */
-#define MAX_TOKENS 8
 #define MSG_MAX 1024
 
 /*
@@ -70,62 +69,6 @@ static void push(char **arr, unsigned *n, unsigned max, char *line)
 		(*n)--;
 	}
 	arr[(*n)++] = line;
-}
-
-/* Split @line into tokens; double quotes group, \" and \\ escape inside. */
-static int tokenize(char *line, char **tok, int max)
-{
-	char *r = line, *w = line;
-	int n = 0;
-
-	for (;;) {
-		while (*r == ' ' || *r == '\t')
-			r++;
-		if (!*r)
-			return n;
-		if (n == max)
-			return -EINVAL;
-		tok[n++] = w;
-		bool quoted = false;
-
-		while (*r && (quoted || (*r != ' ' && *r != '\t'))) {
-			if (*r == '"') {
-				quoted = !quoted;
-				r++;
-			} else if (quoted && *r == '\\' &&
-				   (r[1] == '"' || r[1] == '\\')) {
-				*w++ = r[1];
-				r += 2;
-			} else {
-				*w++ = *r++;
-			}
-		}
-		if (quoted)
-			return -EINVAL;
-		if (*r)
-			r++;
-		*w++ = '\0';
-	}
-}
-
-/* Append @s to @buf quoted when it holds blanks or quotes. */
-static void append_arg(char *buf, size_t len, const char *s)
-{
-	size_t o = strlen(buf);
-	bool q = !*s || strpbrk(s, " \t\"\\");
-
-	if (o && o + 1 < len)
-		buf[o++] = ' ';
-	if (q && o + 1 < len)
-		buf[o++] = '"';
-	for (; *s && o + 2 < len; s++) {
-		if (q && (*s == '"' || *s == '\\'))
-			buf[o++] = '\\';
-		buf[o++] = *s;
-	}
-	if (q && o + 1 < len)
-		buf[o++] = '"';
-	buf[o < len ? o : len - 1] = '\0';
 }
 
 struct result {
@@ -306,68 +249,22 @@ static int cmd_cancel(const char *arg, struct result *r)
 	return ret;
 }
 
-struct verb {
-	const char *name;
-	int min, max; /* argument count, the verb not counted */
-	bool supported;
-};
-
-static const struct verb verbs[] = {
-	{"diff", 2, 2, true},	  {"create", 2, 4, true},
-	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
-	{"merge", 1, 2, false},	  {"compact", 1, 1, false},
-	{"expand", 2, 2, false},  {"reparent", 2, 3, false},
-};
-
 /* Run one command line; fills @r (r->cmd is the canonical command). */
 static int run(char *line, struct result *r)
 {
-	char *tok[MAX_TOKENS + 1] = {0};
-	const struct verb *v = NULL;
-	int n;
+	char *tok[VHDFS_CTL_MAX_TOKENS + 1] = {0};
+	int n = vhdfs_ctl_parse(line, tok, r->cmd, sizeof(r->cmd), r->msg,
+				sizeof(r->msg));
 
-	n = tokenize(line, tok, MAX_TOKENS);
 	if (n < 0)
-		return fail(r, -EINVAL, "malformed command (quotes?)");
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(tok[0], verbs[i].name) == 0)
-			v = &verbs[i];
-	if (!v && n == 2) {
-		/* "CHILD PARENT": the implicit diff */
-		memmove(tok + 1, tok, 2 * sizeof(*tok));
-		tok[0] = "diff";
-		n = 3;
-		v = &verbs[0];
-	}
-	r->cmd[0] = '\0';
-	for (int i = 0; i < n; i++)
-		append_arg(r->cmd, sizeof(r->cmd), tok[i]);
-	if (!v)
-		return fail(r, -EINVAL, "unknown command: %s", tok[0]);
-	if (n - 1 < v->min || n - 1 > v->max)
-		return fail(r, -EINVAL, "wrong number of arguments for %s",
-			    v->name);
-	if (!v->supported)
-		return fail(r, -EOPNOTSUPP, "%s is not supported yet", v->name);
-	if (strcmp(v->name, "diff") == 0)
+		return n;
+	if (strcmp(tok[0], "diff") == 0)
 		return cmd_diff(tok[1], tok[2], r);
-	if (strcmp(v->name, "create") == 0)
+	if (strcmp(tok[0], "create") == 0)
 		return cmd_create(tok, n, r);
-	if (strcmp(v->name, "validate") == 0)
+	if (strcmp(tok[0], "validate") == 0)
 		return cmd_validate(tok[1], r);
 	return cmd_cancel(tok[1], r);
-}
-
-static void escape(char *out, size_t len, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s && o + 3 < len; s++) {
-		if (*s == '"' || *s == '\\')
-			out[o++] = '\\';
-		out[o++] = *s == '\n' ? ' ' : *s;
-	}
-	out[o] = '\0';
 }
 
 static char *format_result(const struct result *r)
@@ -376,12 +273,13 @@ static char *format_result(const struct result *r)
 	char err[MSG_MAX * 2 + 16] = "";
 	char *out;
 
-	escape(cmd, sizeof(cmd), r->cmd);
+	vhdfs_ctl_escape(cmd, sizeof(cmd), r->cmd);
 	if (r->job)
 		snprintf(job, sizeof(job), "Job=%s/%lu ", VHDFS_JOBS_NAME,
 			 r->job);
 	if (r->err) {
-		escape(msg, sizeof(msg), r->msg[0] ? r->msg : strerror(r->err));
+		vhdfs_ctl_escape(msg, sizeof(msg),
+				 r->msg[0] ? r->msg : strerror(r->err));
 		snprintf(err, sizeof(err), "Error=\"%s\" ", msg);
 	}
 	if (asprintf(&out, "ReturnValue=%d %s%sCommand=\"%s\"\n",

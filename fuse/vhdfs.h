@@ -133,6 +133,26 @@ int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 			   char *child, size_t clen);
 void vhdfs_images_destroy(void);
 
+/*
+ * ctlparse.c: one .control command line, parsed (no FUSE, no file system).
+ * vhdfs_ctl_parse splits @line in place: double quotes group, and inside
+ * them \" and \\ escape. @tok (VHDFS_CTL_MAX_TOKENS + 1 entries) gets the
+ * verb then its arguments, NULL-terminated; the implicit "CHILD PARENT"
+ * becomes "diff CHILD PARENT". @canon gets the canonical command text
+ * (tokens re-quoted where needed, so it parses back to the same tokens)
+ * once the line tokenizes. Returns the token count; -EINVAL for an empty
+ * or malformed line, an unknown verb or a wrong argument count, and
+ * -EOPNOTSUPP for a verb not supported yet, with a reason in @msg.
+ */
+#define VHDFS_CTL_MAX_TOKENS 8
+int vhdfs_ctl_parse(char *line, char **tok, char *canon, size_t clen, char *msg,
+		    size_t mlen);
+/*
+ * Copy @s into @out (@len bytes, NUL-terminated, truncated) for use
+ * between double quotes: " and \ backslash-escaped, newlines as blanks.
+ */
+void vhdfs_ctl_escape(char *out, size_t len, const char *s);
+
 /* control.c: the .control file. */
 struct vhdfs_control;
 struct vhdfs_control *vhdfs_control_open(void);
