@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target: image parsing and chain open. The input is one image
+ * file, or "VHDCHAIN" + 32-bit little-endian length + that many bytes of a
+ * child + the rest as its parent "base.vhd" next to it. The image is
+ * opened read-only (info, locators, reads at the start, middle and across
+ * the end, data/hole navigation), checked with vhd_check, then opened
+ * read-write: a write must read back, also after close and reopen.
+ * Promises checked: a failure returns -errno with a message, a success
+ * leaves none; reads have the promised length.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "vhd.h"
+
+#define MAGIC "VHDCHAIN"
+#define RBUF (64 * 1024)
+
+static uint8_t rbuf[RBUF], wbuf[4096];
+
+static void failed(int r, const char *what)
+{
+	FZ_ASSERT(r < 0 && r > -4096, "%s returned %d", what, r);
+	FZ_ASSERT(*vhd_errmsg(), "%s failed (%d) without a message", what, r);
+}
+
+static void read_at(struct vhd_disk *d, uint64_t off, size_t len)
+{
+	uint64_t size = vhd_size(d);
+	size_t want = off >= size ? 0 : size - off < len ? size - off : len;
+	ssize_t r = vhd_pread(d, rbuf, len, off);
+
+	if (r < 0)
+		failed((int)r, "vhd_pread");
+	else
+		FZ_ASSERT((size_t)r == want,
+			  "read of %zu at %llu: %zd, not %zu", len,
+			  (unsigned long long)off, r, want);
+}
+
+static void navigate(struct vhd_disk *d)
+{
+	uint64_t size = vhd_size(d);
+	int64_t data = vhd_seek_data(d, 0), hole = vhd_seek_hole(d, 0);
+
+	FZ_ASSERT(data == -ENXIO || (data >= 0 && (uint64_t)data < size) ||
+			  (data < 0 && *vhd_errmsg()),
+		  "seek_data: %lld", (long long)data);
+	FZ_ASSERT(hole == -ENXIO || (hole >= 0 && (uint64_t)hole <= size) ||
+			  (hole < 0 && *vhd_errmsg()),
+		  "seek_hole: %lld", (long long)hole);
+	/* A hole before the first data reads as zeros. */
+	if (data > 0) {
+		size_t n = data < (int64_t)sizeof(rbuf) ? (size_t)data
+							: sizeof(rbuf);
+
+		if (vhd_pread(d, rbuf, n, 0) == (ssize_t)n)
+			for (size_t i = 0; i < n; i++)
+				FZ_ASSERT(!rbuf[i], "hole byte %zu is %u", i,
+					  rbuf[i]);
+	}
+}
+
+static void read_only(const char *path)
+{
+	struct vhd_locator_info *loc = malloc(sizeof(*loc));
+	struct vhd_disk *d;
+	struct vhd_info info;
+	char parent[4096];
+	int r = vhd_open(path, VHD_OPEN_RDONLY, &d);
+
+	if (r) {
+		failed(r, "vhd_open");
+		free(loc);
+		return;
+	}
+	FZ_ASSERT(!*vhd_errmsg(), "message after a successful open");
+	vhd_get_info(d, &info);
+	FZ_ASSERT(info.current_size == vhd_size(d), "sizes differ");
+	for (int i = 0; i < vhd_locator_count(d) && loc; i++)
+		if ((r = vhd_get_locator(d, i, loc)) < 0)
+			failed(r, "vhd_get_locator");
+	if (vhd_type(d) == VHD_TYPE_DIFF &&
+	    (r = vhd_find_parent(d, parent, sizeof(parent))) < 0)
+		failed(r, "vhd_find_parent");
+	read_at(d, 0, RBUF);
+	read_at(d, vhd_size(d) / 2 / 512 * 512, 4096);
+	read_at(d, vhd_size(d) > 1000 ? vhd_size(d) - 1000 : 0, 3000);
+	read_at(d, vhd_size(d), 512);
+	navigate(d);
+	vhd_close(d);
+	free(loc);
+}
+
+static void read_write(const char *path, uint64_t where)
+{
+	struct vhd_disk *d;
+	uint64_t size, off;
+	ssize_t w;
+	int r = vhd_open(path, VHD_OPEN_RDWR, &d);
+
+	if (r) {
+		failed(r, "vhd_open read-write");
+		return;
+	}
+	size = vhd_size(d);
+	if (size < sizeof(wbuf)) {
+		vhd_close(d);
+		return;
+	}
+	off = where % (size - sizeof(wbuf) + 1);
+	for (size_t i = 0; i < sizeof(wbuf); i++)
+		wbuf[i] = (uint8_t)(i * 7 + off + 1);
+	w = vhd_pwrite(d, wbuf, sizeof(wbuf), off);
+	if (w < 0) {
+		failed((int)w, "vhd_pwrite");
+		vhd_close(d);
+		return;
+	}
+	FZ_ASSERT(w == (ssize_t)sizeof(wbuf), "short write %zd", w);
+	FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), off) == sizeof(wbuf) &&
+			  !memcmp(rbuf, wbuf, sizeof(wbuf)),
+		  "write at %llu does not read back", (unsigned long long)off);
+	r = vhd_close(d);
+	if (r) {
+		failed(r, "vhd_close");
+		return;
+	}
+	/* Acknowledged and closed: the next open must see it. */
+	r = vhd_open(path, VHD_OPEN_RDONLY, &d);
+	FZ_ASSERT(r == 0, "reopen after a clean close: %s", vhd_errmsg());
+	FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), off) == sizeof(wbuf) &&
+			  !memcmp(rbuf, wbuf, sizeof(wbuf)),
+		  "write at %llu lost after close and reopen",
+		  (unsigned long long)off);
+	vhd_close(d);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *img = fz_path(0, "img.vhd");
+	struct fz_in in = {data, size, 0};
+	uint64_t where = 0;
+	int r;
+
+	if (size >= 12 && !memcmp(data, MAGIC, 8)) {
+		uint32_t n =
+			(uint32_t)(data[8] | data[9] << 8 | data[10] << 16 |
+				   (uint32_t)data[11] << 24);
+
+		if (n > size - 12)
+			n = (uint32_t)(size - 12);
+		fz_write_file(img, data + 12, n);
+		fz_write_file(fz_path(1, "base.vhd"), data + 12 + n,
+			      size - 12 - n);
+	} else {
+		fz_write_file(img, data, size);
+	}
+	/* Where to write: from the footer's bytes, so it mutates too. */
+	in.pos = size > 520 ? size - 520 : 0;
+	where = fz_take(&in, 8);
+
+	read_only(img);
+	r = vhd_check(img, NULL, NULL);
+	if (r < 0)
+		failed(r, "vhd_check");
+	read_write(img, where);
+	fz_clean();
+	return 0;
+}
