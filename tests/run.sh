@@ -3,13 +3,14 @@
 #
 # Test runner behind `make check`:
 #
-#	tests/run.sh [--unit-only|--fuzz] BUILD_DIR [[--unit-only|--fuzz]
-#		BUILD_DIR...]
+#	tests/run.sh [MODE] BUILD_DIR [[MODE] BUILD_DIR...]
+#	MODE: --unit-only, --marked or --fuzz
 #
 # For every BUILD_DIR: each executable BUILD_DIR/tests/test_* (cmocka unit
 # tests), then every tests/integration/test_*.sh and tests/interop/test_*.sh
 # against that build's vhd and vhdfs. --unit-only (for the BUILD_DIRs after
-# it) runs the unit tests alone; --fuzz runs each libFuzzer target
+# it) runs the unit tests alone; --marked the unit tests and the scripts
+# marked `# asan: yes` (the TSan build); --fuzz runs each libFuzzer target
 # BUILD_DIR/fuzz_* for FUZZ_TIME seconds (default 20) from its seed corpus
 # tests/fuzz/corpus/NAME, and fails on any crash, leak or broken promise
 # (the input is saved next to the log). Integration runs against the ASan
@@ -31,7 +32,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO" || exit 1
 
 if [ $# -eq 0 ]; then
-	echo "usage: tests/run.sh [--unit-only|--fuzz] BUILD_DIR..." >&2
+	echo "usage: tests/run.sh [--unit-only|--marked|--fuzz] BUILD_DIR..." >&2
 	exit 2
 fi
 FUZZ_TIME=${FUZZ_TIME:-20}
@@ -147,6 +148,10 @@ for b in "$@"; do
 		mode=fuzz
 		continue
 		;;
+	--marked)
+		mode=marked
+		continue
+		;;
 	esac
 	if [ ! -d "$b" ]; then
 		failed=$((failed + 1))
@@ -193,11 +198,11 @@ for b in "$@"; do
 		echo "FAIL $label/tests: no unit test binaries (run make tests)"
 	fi
 
-	if [ "$mode" = all ]; then
+	if [ "$mode" != unit ]; then
 		for t in tests/integration/test_*.sh tests/interop/test_*.sh; do
 			[ -f "$t" ] || continue
-			if [ "$first" -eq 0 ] &&
-				[ "${TEST_ASAN_INTEGRATION:-all}" = marked ] &&
+			if { [ "$mode" = marked ] || { [ "$first" -eq 0 ] &&
+				[ "${TEST_ASAN_INTEGRATION:-all}" = marked ]; }; } &&
 				! grep -q '^# asan: yes' "$t"; then
 				continue
 			fi

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # A child is never made over unsynced parent writes (issue 7, item 5).
 # With a reader holding the leaf open, a writer writes new blocks (no
 # fsync) and closes; the metadata it left in memory must reach the file by
