@@ -84,7 +84,7 @@ $(BUILD)/obj/fuse/%.o: fuse/%.c $(wildcard vhd/vhd.h fuse/*.h)
 
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(wildcard vhd/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ivhd -Itests/unit -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Ivhd -Ifuse -Itests/unit -c $< -o $@
 
 $(BUILD)/obj/tests/fuzz/%.o: tests/fuzz/%.c $(wildcard vhd/*.h fuse/*.h \
 	tests/fuzz/*.h)
@@ -103,9 +103,14 @@ $(BUILD)/vhdfs: $(FUSE_OBJ) $(LIBVHD)
 	$(CC) $(LDFLAGS) -o $@ $(FUSE_OBJ) $(LIBVHD) \
 		$(shell pkg-config --libs $(PKGS_FUSE)) $(LIBS)
 
+# A unit test of a fuse/ file without FUSE in it links that object too.
+$(BUILD)/tests/test_ctlparse: EXTRA_OBJ = $(BUILD)/obj/fuse/ctlparse.o
+$(BUILD)/tests/test_ctlparse: $(BUILD)/obj/fuse/ctlparse.o
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBVHD)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBVHD) -lcmocka $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(EXTRA_OBJ) $(UNIT_HELPER_OBJ) $(LIBVHD) \
+		-lcmocka $(LIBS)
 
 $(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_HELPER_OBJ) $(LIBVHD)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
