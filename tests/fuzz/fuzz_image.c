@@ -20,7 +20,7 @@
 #define MAGIC "VHDCHAIN"
 #define RBUF (64 * 1024)
 
-static uint8_t rbuf[RBUF], wbuf[4096];
+static uint8_t rbuf[RBUF], wbuf[512];
 
 static void failed(int r, const char *what)
 {
@@ -96,47 +96,94 @@ static void read_only(const char *path)
 	free(loc);
 }
 
+#define MAX_WRITES 8
+
+/* Sector @off's content in the writes below: unique per offset. */
+static void pattern(uint64_t off)
+{
+	for (size_t i = 0; i < sizeof(wbuf); i++)
+		wbuf[i] = (uint8_t)(i * 7 + off / 512 * 31 + 1);
+}
+
+/*
+ * Where to write: the sector picked by the input, and the first sector of
+ * each data extent (allocated blocks: where a block that overlaps
+ * something else shows). Distinct sectors, so every write must survive.
+ */
+static int pick_writes(struct vhd_disk *d, uint64_t where, uint64_t *offs)
+{
+	uint64_t size = vhd_size(d) / 512 * 512;
+	int64_t pos = 0;
+	int n = 0;
+
+	if (size < sizeof(wbuf))
+		return 0;
+	offs[n++] = where % (size / 512) * 512;
+	while (n < MAX_WRITES && (uint64_t)pos < size) {
+		int64_t data = vhd_seek_data(d, (uint64_t)pos);
+		bool dup = false;
+
+		if (data < 0 || (uint64_t)data >= size)
+			break;
+		data &= ~511ll;
+		for (int i = 0; i < n; i++)
+			dup |= offs[i] == (uint64_t)data;
+		if (!dup)
+			offs[n++] = (uint64_t)data;
+		pos = vhd_seek_hole(d, (uint64_t)data);
+		if (pos <= data)
+			break;
+	}
+	return n;
+}
+
 static void read_write(const char *path, uint64_t where)
 {
+	uint64_t offs[MAX_WRITES];
 	struct vhd_disk *d;
-	uint64_t size, off;
-	ssize_t w;
-	int r = vhd_open(path, VHD_OPEN_RDWR, &d);
+	int n, r = vhd_open(path, VHD_OPEN_RDWR, &d);
 
 	if (r) {
 		failed(r, "vhd_open read-write");
 		return;
 	}
-	size = vhd_size(d);
-	if (size < sizeof(wbuf)) {
-		vhd_close(d);
-		return;
+	n = pick_writes(d, where, offs);
+	for (int i = 0; i < n; i++) {
+		ssize_t w;
+
+		pattern(offs[i]);
+		w = vhd_pwrite(d, wbuf, sizeof(wbuf), offs[i]);
+		if (w < 0) {
+			failed((int)w, "vhd_pwrite");
+			vhd_close(d);
+			return;
+		}
+		FZ_ASSERT(w == (ssize_t)sizeof(wbuf), "short write %zd", w);
 	}
-	off = where % (size - sizeof(wbuf) + 1);
-	for (size_t i = 0; i < sizeof(wbuf); i++)
-		wbuf[i] = (uint8_t)(i * 7 + off + 1);
-	w = vhd_pwrite(d, wbuf, sizeof(wbuf), off);
-	if (w < 0) {
-		failed((int)w, "vhd_pwrite");
-		vhd_close(d);
-		return;
+	for (int i = 0; i < n; i++) {
+		pattern(offs[i]);
+		FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), offs[i]) ==
+					  sizeof(wbuf) &&
+				  !memcmp(rbuf, wbuf, sizeof(wbuf)),
+			  "write at %llu does not read back",
+			  (unsigned long long)offs[i]);
 	}
-	FZ_ASSERT(w == (ssize_t)sizeof(wbuf), "short write %zd", w);
-	FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), off) == sizeof(wbuf) &&
-			  !memcmp(rbuf, wbuf, sizeof(wbuf)),
-		  "write at %llu does not read back", (unsigned long long)off);
 	r = vhd_close(d);
 	if (r) {
 		failed(r, "vhd_close");
 		return;
 	}
-	/* Acknowledged and closed: the next open must see it. */
+	/* Acknowledged and closed: the next open must see every write. */
 	r = vhd_open(path, VHD_OPEN_RDONLY, &d);
 	FZ_ASSERT(r == 0, "reopen after a clean close: %s", vhd_errmsg());
-	FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), off) == sizeof(wbuf) &&
-			  !memcmp(rbuf, wbuf, sizeof(wbuf)),
-		  "write at %llu lost after close and reopen",
-		  (unsigned long long)off);
+	for (int i = 0; i < n; i++) {
+		pattern(offs[i]);
+		FZ_ASSERT(vhd_pread(d, rbuf, sizeof(wbuf), offs[i]) ==
+					  sizeof(wbuf) &&
+				  !memcmp(rbuf, wbuf, sizeof(wbuf)),
+			  "write at %llu lost after close and reopen",
+			  (unsigned long long)offs[i]);
+	}
 	vhd_close(d);
 }
 

@@ -9,7 +9,8 @@
 # fuzz_image: small images made by our create and diff, by qemu-img, by
 # hand with 4 KiB blocks holding data (vhdcraft.py), and skeletons of the
 # real-world samples (their metadata as found, blocks dropped so each seed
-# stays a few KiB). fuzz_control: command lines. fuzz_model: a few fixed
+# stays a few KiB), and regress-* inputs kept from past findings.
+# fuzz_control: command lines. fuzz_model: a few fixed
 # byte strings (the target reads any input as a program).
 set -euo pipefail
 
@@ -20,7 +21,10 @@ C=$REPO/tests/fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-rm -rf "$C"
+# Inputs that once broke a promise (regress-*) are kept, so every smoke
+# run replays them.
+mkdir -p "$C"
+find "$C" -type f ! -name 'regress-*' -delete
 mkdir -p "$C/fuzz_image" "$C/fuzz_control" "$C/fuzz_model"
 I=$C/fuzz_image
 
