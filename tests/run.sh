@@ -127,8 +127,10 @@ fuzz_one() {
 	local t=$1 logdir=$2 n work
 	n=$(basename "$t")
 	work=$(mktemp -d "${TMPDIR:-/tmp}/$n.XXXXXX")
+	# libFuzzer's default error exit status, 77, would read as a skip.
 	"$t" -max_total_time="$FUZZ_TIME" -timeout=30 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$logdir/$n-" \
+		-error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
+		-artifact_prefix="$logdir/$n-" \
 		"$work" "$REPO/tests/fuzz/corpus/$n"
 	local rc=$?
 	rm -rf "$work"
