@@ -51,6 +51,26 @@ static int open_file(struct vhd_disk *d, const char *path, int flags,
 	return 0;
 }
 
+static void first_overlap(void *ctx, const char *msg)
+{
+	snprintf(ctx, 512, "%s", msg);
+}
+
+/*
+ * A write into a block that overlaps metadata or another block corrupts
+ * it: refuse read-write (reads only show what is there; vhd check lists
+ * every overlap).
+ */
+static int refuse_overlaps(struct vhd_disk *d)
+{
+	char msg[512];
+	int r = vhd_layout_overlaps(d, 1, first_overlap, msg);
+
+	if (r <= 0)
+		return r;
+	return vhd_set_error(-EINVAL, "%s; not opening it read-write", msg);
+}
+
 static int load(struct vhd_disk *d, const struct stat *st);
 
 int vhd_open_one(const char *path, int flags, struct vhd_disk **out)
@@ -135,6 +155,8 @@ static int load(struct vhd_disk *d, const struct stat *st)
 			r = vhd_locators_validate(d, file_size);
 		if (r == 0)
 			r = vhd_bat_load(d);
+		if (r == 0 && (flags & VHD_OPEN_RDWR))
+			r = refuse_overlaps(d);
 		if (r == 0 && (flags & VHD_OPEN_RDWR))
 			r = vhd_bat_alloc_dirty(d);
 		if (r < 0)

@@ -85,6 +85,10 @@ struct vhd_disk;
  * other: -EBUSY with "in use" in the message. Read-only leaves take none.
  * The trailing footer is used, falling back to the copy at offset 0 when the
  * trailing one is unreadable or fails its checksum.
+ * VHD_OPEN_RDWR refuses (-EINVAL, "block N at offset X overlaps ...") an
+ * image whose blocks overlap each other or its metadata: a write would
+ * corrupt the other party. Read-only opens still read such an image;
+ * vhd_check lists every overlap. The check sorts the BAT once at open.
  * On success *@out owns the open files until vhd_close().
  *
  * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX,

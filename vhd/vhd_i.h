@@ -335,6 +335,17 @@ int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
  */
 int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
 
+/* layout.c */
+/*
+ * Overlaps between the footer copy, header, BAT, locator payloads and
+ * allocated blocks of a dynamic/differencing image (BAT loaded): @fn gets
+ * one message per overlap ("PATH: block N at offset X overlaps ..."),
+ * stopping after @max (0: all). Returns the number found, or -ENOMEM.
+ * O(n log n) in the allocated blocks; no I/O.
+ */
+int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
+			void *ctx);
+
 /* chain.c */
 /* @u as 8-4-4-4-12 lowercase hex, bytes in stored order. */
 void vhd_uuid_str(const uint8_t *u, char out[37]);
