@@ -19,7 +19,6 @@
 
 #define RING_MAX 64  /* results a fresh open reads */
 #define OWN_MAX 1024 /* results kept per open file */
-#define MAX_TOKENS 8
 #define MSG_MAX 1024
 /* Longest command line: far above two paths and the options. */
 #define LINE_MAX_CTL (64u << 10)
@@ -79,62 +78,6 @@ static void push(char **arr, unsigned *n, unsigned max, char *line)
 		(*n)--;
 	}
 	arr[(*n)++] = line;
-}
-
-/* Split @line into tokens; double quotes group, \" and \\ escape inside. */
-static int tokenize(char *line, char **tok, int max)
-{
-	char *r = line, *w = line;
-	int n = 0;
-
-	for (;;) {
-		while (*r == ' ' || *r == '\t')
-			r++;
-		if (!*r)
-			return n;
-		if (n == max)
-			return -EINVAL;
-		tok[n++] = w;
-		bool quoted = false;
-
-		while (*r && (quoted || (*r != ' ' && *r != '\t'))) {
-			if (*r == '"') {
-				quoted = !quoted;
-				r++;
-			} else if (quoted && *r == '\\' &&
-				   (r[1] == '"' || r[1] == '\\')) {
-				*w++ = r[1];
-				r += 2;
-			} else {
-				*w++ = *r++;
-			}
-		}
-		if (quoted)
-			return -EINVAL;
-		if (*r)
-			r++;
-		*w++ = '\0';
-	}
-}
-
-/* Append @s to @buf quoted when it holds blanks or quotes. */
-static void append_arg(char *buf, size_t len, const char *s)
-{
-	size_t o = strlen(buf);
-	bool q = !*s || strpbrk(s, " \t\"\\");
-
-	if (o && o + 1 < len)
-		buf[o++] = ' ';
-	if (q && o + 1 < len)
-		buf[o++] = '"';
-	for (; *s && o + 2 < len; s++) {
-		if (q && (*s == '"' || *s == '\\'))
-			buf[o++] = '\\';
-		buf[o++] = *s;
-	}
-	if (q && o + 1 < len)
-		buf[o++] = '"';
-	buf[o < len ? o : len - 1] = '\0';
 }
 
 struct result {
@@ -236,10 +179,19 @@ static int diff_in(const char *cpath, const char *parent, struct result *r)
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
+	/*
+	 * A writer may still change the parent under its new child: refuse,
+	 * as Hyper-V does. The last writer's close flushed the handle the
+	 * readers keep; should that flush have failed, the metadata is still
+	 * in memory: flush it now, or the child would miss that data.
+	 */
 	if (vhdfs_image_writers(ppath) > 0) {
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", parent);
 	} else if (vhdfs_job_busy(ppath)) {
 		ret = fail(r, -EBUSY, "parent is in use by a job: %s", parent);
+	} else if ((ret = vhdfs_image_sync(ppath)) != 0) {
+		fail(r, ret, "cannot flush parent %s: %s", parent,
+		     strerror(-ret));
 	} else {
 		struct vhd_create_opts opts;
 
@@ -604,63 +556,28 @@ static int cmd_cancel(const char *arg, struct result *r)
 	return ret;
 }
 
-struct verb {
-	const char *name;
-	int min, max; /* argument count, the verb not counted */
-	bool supported;
-};
-
-static const struct verb verbs[] = {
-	{"diff", 2, 2, true},	  {"create", 2, 4, true},
-	{"validate", 1, 1, true}, {"cancel", 1, 1, true},
-	{"merge", 1, 2, true},	  {"compact", 1, 1, true},
-	{"expand", 2, 2, true},	  {"reparent", 2, 3, true},
-	{"convert", 3, 4, true},
-};
-
 /* Run one command line; fills @r (r->cmd is the canonical command). */
 static int run(char *line, struct result *r)
 {
-	char *tok[MAX_TOKENS + 1] = {0};
-	const struct verb *v = NULL;
-	int n;
+	char *tok[VHDFS_CTL_MAX_TOKENS + 1] = {0};
+	int n = vhdfs_ctl_parse(line, tok, r->cmd, sizeof(r->cmd), r->msg,
+				sizeof(r->msg));
 
-	n = tokenize(line, tok, MAX_TOKENS);
 	if (n < 0)
-		return fail(r, -EINVAL, "malformed command (quotes?)");
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(tok[0], verbs[i].name) == 0)
-			v = &verbs[i];
-	if (!v && n == 2) {
-		/* "CHILD PARENT": the implicit diff */
-		memmove(tok + 1, tok, 2 * sizeof(*tok));
-		tok[0] = "diff";
-		n = 3;
-		v = &verbs[0];
-	}
-	r->cmd[0] = '\0';
-	for (int i = 0; i < n; i++)
-		append_arg(r->cmd, sizeof(r->cmd), tok[i]);
-	if (!v)
-		return fail(r, -EINVAL, "unknown command: %s", tok[0]);
-	if (n - 1 < v->min || n - 1 > v->max)
-		return fail(r, -EINVAL, "wrong number of arguments for %s",
-			    v->name);
-	if (!v->supported)
-		return fail(r, -EOPNOTSUPP, "%s is not supported yet", v->name);
-	if (strcmp(v->name, "diff") == 0)
+		return n;
+	if (strcmp(tok[0], "diff") == 0)
 		return cmd_diff(tok[1], tok[2], r);
-	if (strcmp(v->name, "create") == 0)
+	if (strcmp(tok[0], "create") == 0)
 		return cmd_create(tok, n, r);
-	if (strcmp(v->name, "validate") == 0)
+	if (strcmp(tok[0], "validate") == 0)
 		return cmd_validate(tok[1], r);
-	if (strcmp(v->name, "merge") == 0)
+	if (strcmp(tok[0], "merge") == 0)
 		return cmd_merge(tok, n, r);
-	if (strcmp(v->name, "convert") == 0)
+	if (strcmp(tok[0], "convert") == 0)
 		return cmd_convert(tok, n, r);
-	if (strcmp(v->name, "compact") == 0 || strcmp(v->name, "expand") == 0)
-		return cmd_resize(v->name, tok, n, r);
-	if (strcmp(v->name, "reparent") == 0)
+	if (strcmp(tok[0], "compact") == 0 || strcmp(tok[0], "expand") == 0)
+		return cmd_resize(tok[0], tok, n, r); /* tok[0] is static */
+	if (strcmp(tok[0], "reparent") == 0)
 		return cmd_reparent(tok, n, r);
 	return cmd_cancel(tok[1], r);
 }

@@ -327,6 +327,30 @@ int vhdfs_image_users(const char *path)
 	return count_open(path, false);
 }
 
+int vhdfs_image_sync(const char *real)
+{
+	struct vhdfs_image *img;
+	struct stat st;
+	int ret;
+
+	if (vhdfs_stat(real, &st))
+		return 0;
+	pthread_mutex_lock(&images_lock);
+	/* A close or downgrade in flight flushes itself: let it finish. */
+	while ((img = find_listed(st.st_dev, st.st_ino)) &&
+	       (img->closing || img->busy))
+		pthread_cond_wait(&images_cond, &images_lock);
+	if (!img) {
+		pthread_mutex_unlock(&images_lock);
+		return 0;
+	}
+	img->refs++; /* pins the handle while the flush runs unlocked */
+	pthread_mutex_unlock(&images_lock);
+	ret = vhdfs_image_flush(img);
+	vhdfs_image_put(img, false);
+	return ret;
+}
+
 /* Size of an open image of @bpath with inode @st, or false. */
 static bool open_size(const struct stat *st, uint64_t *vsize,
 		      enum vhd_type *type)
@@ -648,7 +672,7 @@ static int walk(const char *dir, int depth, child_fn fn, void *ctx)
 			ret = walk(path, depth + 1, fn, ctx);
 			continue;
 		}
-		if (!vhdfs_is_vhd_name(de->d_name) || vhdfs_stat(path, &st) ||
+		if (!vhd_is_image_name(de->d_name) || vhdfs_stat(path, &st) ||
 		    !S_ISREG(st.st_mode))
 			continue;
 		if (meta_get(path, &st, true, NULL, &type, parent,

@@ -48,7 +48,7 @@ static int lookup(const char *path, char *bpath, struct stat *st)
 		return -errno;
 	if (S_ISDIR(st->st_mode))
 		return 0;
-	if (!vhdfs_is_vhd_name(bpath))
+	if (!vhd_is_image_name(bpath))
 		return -ENOENT;
 	if (S_ISLNK(st->st_mode) && vhdfs_stat(bpath, st))
 		return -ENOENT;
@@ -179,7 +179,7 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		    lstat(epath, &st))
 			continue;
 		if (!S_ISDIR(st.st_mode)) {
-			if (!vhdfs_is_vhd_name(de->d_name) ||
+			if (!vhd_is_image_name(de->d_name) ||
 			    vhdfs_stat(epath, &st) || !S_ISREG(st.st_mode))
 				continue;
 		}
@@ -591,7 +591,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 		return ret;
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	if (!S_ISDIR(st.st_mode) && !vhdfs_is_vhd_name(to)) {
+	if (!S_ISDIR(st.st_mode) && !vhd_is_image_name(to)) {
 		vhdfs_log("refusing mv of %s to %s: name must end in .vhd",
 			  from, to);
 		return -EINVAL;

@@ -56,23 +56,6 @@ int vhdfs_backing_path(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-bool vhdfs_is_vhd_name(const char *name)
-{
-	static const char *const ext[] = {".vhd", ".vhdx", ".avhdx"};
-	const char *base = strrchr(name, '/');
-	size_t n;
-
-	base = base ? base + 1 : name;
-	n = strlen(base);
-	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-		size_t e = strlen(ext[i]);
-
-		if (n > e && strcasecmp(base + n - e, ext[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Undo mountinfo's octal escapes (\040 for a space) in place. */
 static void unescape(char *s)
 {
@@ -270,8 +253,9 @@ int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		snprintf(msg, msglen, "not an image path: %s", arg);
 		return -EINVAL;
 	}
-	if (!vhdfs_is_vhd_name(norm)) {
-		snprintf(msg, msglen, "image name must end in .vhd: %s", arg);
+	if (!vhd_is_image_name(norm)) {
+		snprintf(msg, msglen,
+			 "image name must end in .vhd (or .avhd): %s", arg);
 		return -EINVAL;
 	}
 	base = strrchr(norm, '/');

@@ -83,8 +83,6 @@ enum vhdfs_node {
 enum vhdfs_node vhdfs_classify(const char *path, unsigned long *job_id);
 /* BACKING_DIR + @path (a FUSE path starting with '/'). */
 int vhdfs_backing_path(const char *path, char *buf, size_t len);
-/* True for an image name: ".vhd", ".vhdx" or ".avhdx" (any case). */
-bool vhdfs_is_vhd_name(const char *name);
 /*
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist
@@ -153,6 +151,12 @@ uint64_t vhdfs_image_version(struct vhdfs_image *img);
 int vhdfs_image_writers(const char *real);
 /* Open handles (readers and writers) of the file at @path, by inode. */
 int vhdfs_image_users(const char *path);
+/*
+ * Flush the open handle of the file at realpath @real (by inode), so its
+ * file holds every acknowledged write, e.g. before a child is made of it.
+ * Takes the images list lock, never across the flush. 0 or -errno.
+ */
+int vhdfs_image_sync(const char *real);
 /* The image at @bpath was unlinked/renamed: forget cached state, and
  * the handle of inode @gone (NULL: keep) whose last name went. */
 void vhdfs_image_forget(const char *bpath, const struct stat *gone);
@@ -184,6 +188,21 @@ struct vhdfs_job_claim;
 int vhdfs_find_dependent(const struct vhdfs_job_claim *ids, int n, int nskip,
 			 char *child, size_t clen, char *parent, size_t plen);
 void vhdfs_images_destroy(void);
+
+/*
+ * ctlparse.c: one .control command line, parsed (no FUSE, no file system).
+ * vhdfs_ctl_parse splits @line in place: double quotes group, and inside
+ * them \" and \\ escape. @tok (VHDFS_CTL_MAX_TOKENS + 1 entries) gets the
+ * verb then its arguments, NULL-terminated; the implicit "CHILD PARENT"
+ * becomes "diff CHILD PARENT". @canon gets the canonical command text
+ * (tokens re-quoted where needed, so it parses back to the same tokens)
+ * once the line tokenizes. Returns the token count; -EINVAL for an empty
+ * or malformed line, an unknown verb or a wrong argument count, and
+ * -EOPNOTSUPP for a verb not supported yet, with a reason in @msg.
+ */
+#define VHDFS_CTL_MAX_TOKENS 8
+int vhdfs_ctl_parse(char *line, char **tok, char *canon, size_t clen, char *msg,
+		    size_t mlen);
 
 /* control.c: the .control file. */
 struct vhdfs_control;

@@ -3,9 +3,11 @@
 # packages already present are skipped, so a second run touches nothing.
 set -eu
 
+# clang and libclang-rt-14-dev (its libFuzzer and TSan runtimes): make fuzz
+# and make tsan.
 PKGS="build-essential pkg-config libfuse3-dev fuse3 uuid-dev libcmocka-dev
 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs util-linux fdisk
-bsdextrautils attr fio kmod clang-format"
+bsdextrautils attr fio kmod clang-format clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -3,11 +3,17 @@
 #
 # Test runner behind `make check`:
 #
-#	tests/run.sh [--unit-only] BUILD_DIR [BUILD_DIR...]
+#	tests/run.sh [MODE] BUILD_DIR [[MODE] BUILD_DIR...]
+#	MODE: --unit-only, --marked or --fuzz
 #
 # For every BUILD_DIR: each executable BUILD_DIR/tests/test_* (cmocka unit
 # tests), then every tests/integration/test_*.sh and tests/interop/test_*.sh
-# against that build's vhd and vhdfs. Integration runs against the ASan
+# against that build's vhd and vhdfs. --unit-only (for the BUILD_DIRs after
+# it) runs the unit tests alone; --marked the unit tests and the scripts
+# marked `# asan: yes` (the TSan build); --fuzz runs each libFuzzer target
+# BUILD_DIR/fuzz_* for FUZZ_TIME seconds (default 20) from its seed corpus
+# tests/fuzz/corpus/NAME, and fails on any crash, leak or broken promise
+# (the input is saved next to the log). Integration runs against the ASan
 # build too: it costs about a minute more and catches memory errors and
 # leaks in the daemon (a daemon that does not exit 0 fails its test). With
 # TEST_ASAN_INTEGRATION=marked, later BUILD_DIRs run only the scripts
@@ -25,15 +31,12 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO" || exit 1
 
-unit_only=0
-if [ "${1:-}" = --unit-only ]; then
-	unit_only=1
-	shift
-fi
 if [ $# -eq 0 ]; then
-	echo "usage: tests/run.sh [--unit-only] BUILD_DIR..." >&2
+	echo "usage: tests/run.sh [--unit-only|--marked|--fuzz] BUILD_DIR..." >&2
 	exit 2
 fi
+FUZZ_TIME=${FUZZ_TIME:-20}
+export FUZZ_TIME
 
 TIMEOUT=${TEST_TIMEOUT:-300}
 export REPO
@@ -128,8 +131,40 @@ run_one() {
 	return 0
 }
 
+# fuzz_one TARGET LOGDIR: one smoke run of a libFuzzer target. New inputs
+# go to a scratch directory, never into the committed corpus.
+fuzz_one() {
+	local t=$1 logdir=$2 n work
+	n=$(basename "$t")
+	work=$(mktemp -d "${TMPDIR:-/tmp}/$n.XXXXXX")
+	# libFuzzer's default error exit status, 77, would read as a skip.
+	"$t" -max_total_time="$FUZZ_TIME" -timeout=30 -rss_limit_mb=2048 \
+		-error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
+		-artifact_prefix="$logdir/$n-" \
+		"$work" "$REPO/tests/fuzz/corpus/$n"
+	local rc=$?
+	rm -rf "$work"
+	return "$rc"
+}
+export -f fuzz_one # run under timeout(1), through bash -c
+
+mode=all
 first=1
 for b in "$@"; do
+	case "$b" in
+	--unit-only)
+		mode=unit
+		continue
+		;;
+	--fuzz)
+		mode=fuzz
+		continue
+		;;
+	--marked)
+		mode=marked
+		continue
+		;;
+	esac
 	if [ ! -d "$b" ]; then
 		failed=$((failed + 1))
 		failures+=("$b")
@@ -145,6 +180,23 @@ for b in "$@"; do
 	mkdir -p "$logs"
 	label=${BUILD#"$REPO"/}
 
+	if [ "$mode" = fuzz ]; then
+		found=0
+		for t in "$BUILD"/fuzz_*; do
+			[ -f "$t" ] && [ -x "$t" ] || continue
+			found=1
+			n=$(basename "$t")
+			run_one unit "$label/$n (${FUZZ_TIME}s)" "$logs/$n.log" \
+				bash -c 'fuzz_one "$@"' fuzz_one "$t" "$logs"
+		done
+		if [ "$found" -eq 0 ]; then
+			failed=$((failed + 1))
+			failures+=("$label")
+			echo "FAIL $label: no fuzz targets (run make fuzz)"
+		fi
+		continue
+	fi
+
 	found=0
 	for t in "$BUILD"/tests/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
@@ -158,11 +210,11 @@ for b in "$@"; do
 		echo "FAIL $label/tests: no unit test binaries (run make tests)"
 	fi
 
-	if [ "$unit_only" -eq 0 ]; then
+	if [ "$mode" != unit ]; then
 		for t in tests/integration/test_*.sh tests/interop/test_*.sh; do
 			[ -f "$t" ] || continue
-			if [ "$first" -eq 0 ] &&
-				[ "${TEST_ASAN_INTEGRATION:-all}" = marked ] &&
+			if { [ "$mode" = marked ] || { [ "$first" -eq 0 ] &&
+				[ "${TEST_ASAN_INTEGRATION:-all}" = marked ]; }; } &&
 				! grep -q '^# asan: yes' "$t"; then
 				continue
 			fi

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Opening an image and following its parent chain. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "vhdx_i.h"
@@ -47,6 +49,26 @@ static int open_file(struct vhd_disk *d, const char *path, int flags,
 	if (flags & VHD_OPEN_RDWR)
 		return vhd_lock_writer(d->fd, path);
 	return 0;
+}
+
+static void first_overlap(void *ctx, const char *msg)
+{
+	snprintf(ctx, 512, "%s", msg);
+}
+
+/*
+ * A write into a block that overlaps metadata or another block corrupts
+ * it: refuse read-write (reads only show what is there; vhd check lists
+ * every overlap).
+ */
+static int refuse_overlaps(struct vhd_disk *d)
+{
+	char msg[512];
+	int r = vhd_layout_overlaps(d, 1, first_overlap, msg);
+
+	if (r <= 0)
+		return r;
+	return vhd_set_error(-EINVAL, "%s; not opening it read-write", msg);
 }
 
 static int load(struct vhd_disk *d, const struct stat *st);
@@ -133,6 +155,8 @@ static int load(struct vhd_disk *d, const struct stat *st)
 			r = vhd_locators_validate(d, file_size);
 		if (r == 0)
 			r = vhd_bat_load(d);
+		if (r == 0 && (flags & VHD_OPEN_RDWR))
+			r = refuse_overlaps(d);
 		if (r == 0 && (flags & VHD_OPEN_RDWR))
 			r = vhd_bat_alloc_dirty(d);
 		if (r < 0)
@@ -267,14 +291,13 @@ static int try_candidate(const struct vhd_disk *d, const char *path,
  * collapse, "./" prefixes go. @relative: a drive letter and leading
  * separators are dropped (W2ru is never absolute). Otherwise a Windows
  * absolute path (drive letter or UNC) is reduced to its bare file name
- * and *@beside set, to be looked up beside the child.
+ * (looked up beside the child).
  */
-static void clean_locator(char *p, bool relative, bool *beside)
+static void clean_locator(char *p, bool relative)
 {
 	char *r = p, *w = p;
 	bool windows = false;
 
-	*beside = false;
 	if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) &&
 	    p[1] == ':') {
 		r += 2;
@@ -299,7 +322,6 @@ static void clean_locator(char *p, bool relative, bool *beside)
 
 		if (base)
 			memmove(p, base + 1, strlen(base + 1) + 1);
-		*beside = true;
 	}
 }
 
@@ -318,15 +340,59 @@ static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
 			 rel);
 }
 
+/*
+ * Windows compares file names without case, so a locator may say
+ * BASE.VHD for base.vhd. Once no candidate matched exactly, each file
+ * beside a candidate whose name differs from it only in case is tried.
+ * 0 when one is the parent, 1 to go on, -errno to stop.
+ */
+static int try_case_folded(const struct vhd_disk *d, struct candidates *c,
+			   char *buf, size_t len)
+{
+	int n = c->nseen, r = 1;
+
+	for (int i = 0; i < n && r > 0; i++) {
+		const char *p = c->seen[i], *slash = strrchr(p, '/');
+		const char *base = slash ? slash + 1 : p;
+		char dir[4096], cand[8192];
+		struct dirent *de;
+		DIR *dh;
+		int fd;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - p) : 0,
+			 p);
+		/* Listed as the library opens files: never in our mount. */
+		fd = vhd_dir_open(!slash ? "." : slash == p ? "/" : dir);
+		if (fd < 0)
+			continue;
+		dh = fdopendir(fd);
+		if (!dh) {
+			close(fd);
+			continue;
+		}
+		while (r > 0 && (de = readdir(dh))) {
+			if (strcasecmp(de->d_name, base) != 0 ||
+			    strcmp(de->d_name, base) == 0)
+				continue;
+			snprintf(cand, sizeof(cand), "%.*s%s", (int)(base - p),
+				 p, de->d_name);
+			r = try_candidate(d, cand, c, buf, len);
+		}
+		closedir(dh);
+	}
+	return r;
+}
+
 static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		       struct candidates *c)
 {
+	/* The deprecated Wi2r/Wi2k last: older Virtual PC wrote only those. */
 	static const uint32_t order[] = {VHD_PLAT_W2RU, VHD_PLAT_W2KU,
-					 VHD_PLAT_MACX};
+					 VHD_PLAT_MACX, VHD_PLAT_WI2R,
+					 VHD_PLAT_WI2K};
 	char *decoded = malloc(4096), *path = malloc(8192);
 	char name[1024];
 	const char *base;
-	bool beside;
 	int r = -ENOMEM;
 
 	if (!decoded || !path)
@@ -341,24 +407,25 @@ static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		goto out;
 	}
 	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		bool relative =
+			order[o] == VHD_PLAT_W2RU || order[o] == VHD_PLAT_WI2R;
+
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			if (d->header.loc[i].code != order[o])
 				continue;
 			if (vhd_locator_decode(d, i, decoded, 4096) <= 0)
 				continue;
-			if (order[o] == VHD_PLAT_MACX) {
-				snprintf(path, 8192, "%s", decoded);
-			} else {
-				clean_locator(decoded,
-					      order[o] == VHD_PLAT_W2RU,
-					      &beside);
+			if (order[o] != VHD_PLAT_MACX) {
+				clean_locator(decoded, relative);
 				if (!decoded[0])
 					continue;
-				if (order[o] == VHD_PLAT_W2RU || beside)
-					join_child_dir(d, decoded, path, 8192);
-				else
-					snprintf(path, 8192, "%s", decoded);
 			}
+			/*
+			 * A path that is not absolute is relative to the
+			 * child, whatever the code: blktap stores its
+			 * relative path in W2ku and MacX too.
+			 */
+			join_child_dir(d, decoded, path, 8192);
 			r = try_candidate(d, path, c, buf, len);
 			if (r <= 0)
 				goto found;
@@ -376,6 +443,9 @@ static int find_parent(const struct vhd_disk *d, char *buf, size_t len,
 		if (r <= 0)
 			goto found;
 	}
+	r = try_case_folded(d, c, buf, len);
+	if (r <= 0)
+		goto found;
 	if (c->mismatch[0]) {
 		snprintf(buf, len, "%s", c->mismatch_path);
 		r = vhd_set_error(-EINVAL, "%s", c->mismatch);

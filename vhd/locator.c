@@ -181,13 +181,30 @@ int vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 	return (int)n;
 }
 
+/*
+ * The name is UTF-16BE, but early blktap wrote it with a byte order mark
+ * and early VirtualBox little-endian: a name whose every unit reads as
+ * 0xXX00 is a little-endian one (no real name is made of U+XX00 only).
+ */
 void vhd_parent_name_utf8(const struct vhd_header *h, char *out, size_t len)
 {
 	uint8_t be[2 * VHD_NAME_UNITS];
+	const uint16_t *n = h->parent_name;
+	size_t units = VHD_NAME_UNITS;
+	bool little = n[0] != 0;
 
-	for (int i = 0; i < VHD_NAME_UNITS; i++)
-		vhd_put16(be + 2 * i, h->parent_name[i]);
-	if (vhd_utf16_to_utf8(be, VHD_NAME_UNITS, true, out, len) < 0)
+	if (n[0] == 0xFEFF || n[0] == 0xFFFE) {
+		little = n[0] == 0xFFFE;
+		n++;
+		units--;
+	} else {
+		for (size_t i = 0; i < units && n[i]; i++)
+			if ((n[i] & 0xFF) || !(n[i] >> 8))
+				little = false;
+	}
+	for (size_t i = 0; i < units; i++)
+		vhd_put16(be + 2 * i, n[i]);
+	if (vhd_utf16_to_utf8(be, units, !little, out, len) < 0)
 		out[0] = 0;
 }
 
@@ -202,14 +219,19 @@ int vhd_hexval(char c)
 	return -1;
 }
 
-/* file://[host]/path with %XX escapes → /path */
+/*
+ * file://[host]/path with %XX escapes → /path. blktap writes a relative
+ * path after the scheme ("file://./p.vhd", "file://../d/p.vhd"): kept
+ * relative, not taken for a host name.
+ */
 static void macx_to_path(char *s)
 {
 	char *src = s, *dst = s;
 
 	if (strncmp(src, "file://", 7) == 0) {
 		src += 7;
-		if (*src != '/') {
+		if (*src != '/' && strncmp(src, "./", 2) != 0 &&
+		    strncmp(src, "../", 3) != 0) {
 			char *slash = strchr(src, '/');
 
 			src = slash ? slash : src + strlen(src);
@@ -230,7 +252,9 @@ static void macx_to_path(char *s)
 
 /*
  * Decode locator @slot's payload to a UTF-8 path with '/' separators, as
- * stored (a W2ru path stays relative). Returns its length or -errno.
+ * stored (a W2ru path stays relative). Returns its length or -errno;
+ * 0 for a code that holds no path (Virtual PC for Mac's binary "Mac "
+ * alias record, unknown codes).
  */
 int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
 		       size_t len)
@@ -242,6 +266,10 @@ int vhd_locator_decode(const struct vhd_disk *d, int slot, char *out,
 	if (!len)
 		return -ENAMETOOLONG;
 	out[0] = 0;
+	if (l->code != VHD_PLAT_W2RU && l->code != VHD_PLAT_W2KU &&
+	    l->code != VHD_PLAT_MACX && l->code != VHD_PLAT_WI2R &&
+	    l->code != VHD_PLAT_WI2K)
+		return 0;
 	raw = malloc(l->data_length + 2);
 	if (!raw)
 		return -ENOMEM;

@@ -375,13 +375,6 @@ static bool is_level(const struct merge *m, const struct stat *st)
 	return false;
 }
 
-static bool has_vhd_suffix(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && strcasecmp(name + n - 4, ".vhd") == 0;
-}
-
 /*
  * -EPERM when an image in the child's directory, other than the merged
  * levels, has a merged level or the ancestor as its parent: it would lose
@@ -407,7 +400,7 @@ static int check_dependents(const struct merge *m, const char *child)
 		struct stat st, pst;
 		int n;
 
-		if (!has_vhd_suffix(de->d_name))
+		if (!vhd_is_image_name(de->d_name))
 			continue;
 		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) < 0 ||

@@ -91,6 +91,16 @@ static enum state classify(const char *path, const uint8_t *buf, uint64_t at,
 	return vhd_footer_validate(path, fixed, at) == 0 ? BAD_SUM : BAD;
 }
 
+/*
+ * Both copies valid with the same fields: differing checksums then only
+ * mean one is blktap 1.1's stale one, which opening accepts too.
+ */
+static bool same_fields(const uint8_t *a, const uint8_t *b)
+{
+	return !memcmp(a, b, 64) &&
+	       !memcmp(a + 68, b + 68, VHD_FOOTER_SIZE - 68);
+}
+
 static int io_fail(struct repair *rp, int r, const char *what)
 {
 	return vhd_set_error(r, "%s: cannot %s: %s", rp->path, what,
@@ -282,7 +292,8 @@ static int repair_footers(struct repair *rp)
 				     rp->path, twhy, cwhy);
 	}
 	if (vhd_get32(good + 60) == VHD_TYPE_FIXED ||
-	    !memcmp(good, copy, VHD_FOOTER_SIZE))
+	    !memcmp(good, copy, VHD_FOOTER_SIZE) ||
+	    (cs == GOOD && same_fields(good, copy)))
 		return 0;
 	if (cs == GOOD)
 		snprintf(what, sizeof(what),

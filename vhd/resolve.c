@@ -358,6 +358,51 @@ int vhd_file_open(const char *path, int oflags, struct stat *st, char **used)
 	return fd;
 }
 
+int vhd_dir_open(const char *path)
+{
+	struct walk w = {.dirfd = -1};
+	char name[NAME_MAX + 1];
+	struct stat st;
+	int fd = -1, r;
+
+	pthread_rwlock_rdlock(&redirect_lock);
+	r = walk_to_parent(&w, path, name, sizeof(name));
+	if (r == -EISDIR) { /* "/", "x/..": the walk stopped on it */
+		strcpy(name, ".");
+		r = 0;
+	}
+	/* O_PATH first: the device is checked before anything is read. */
+	if (r == 0) {
+		fd = openat(w.dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			r = -errno;
+	}
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && !S_ISDIR(st.st_mode))
+		r = -ENOTDIR;
+	if (r == 0 && redirect_dev && st.st_dev == redirect_dev)
+		r = -EXDEV;
+	pthread_rwlock_unlock(&redirect_lock);
+	if (r == 0) {
+		int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0)
+			r = -errno;
+		close(fd);
+		fd = dfd;
+	}
+	if (w.dirfd >= 0)
+		close(w.dirfd);
+	free(w.rest);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return vhd_set_error(r, "%s: %s", path, strerror(-r));
+	}
+	return fd;
+}
+
 int vhd_realpath(const char *path, char *out, size_t len)
 {
 	struct walk w = {.dirfd = -1};

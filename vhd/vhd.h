@@ -87,6 +87,10 @@ struct vhd_disk;
  * other: -EBUSY with "in use" in the message. Read-only leaves take none.
  * The trailing footer is used, falling back to the copy at offset 0 when the
  * trailing one is unreadable or fails its checksum.
+ * VHD_OPEN_RDWR refuses (-EINVAL, "block N at offset X overlaps ...") an
+ * image whose blocks overlap each other or its metadata: a write would
+ * corrupt the other party. Read-only opens still read such an image;
+ * vhd_check lists every overlap. The check sorts the BAT once at open.
  * On success *@out owns the open files until vhd_close().
  *
  * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX,
@@ -204,7 +208,8 @@ struct vhd_locator_info {
 	uint32_t data_space; /* as stored */
 	uint32_t data_length;
 	uint64_t data_offset;
-	char path[4096]; /* decoded payload, UTF-8, '/' separators */
+	/* decoded payload, UTF-8, '/' separators; "" when not a path */
+	char path[4096];
 };
 /* Number of locator entries with a non-zero platform code. */
 int vhd_locator_count(const struct vhd_disk *disk);
@@ -480,6 +485,12 @@ int vhd_map(struct vhd_disk *disk, vhd_extent_fn fn, void *ctx);
  * when @s is not a size, -ERANGE on 64-bit overflow. Zero is accepted.
  */
 int vhd_parse_size(const char *s, uint64_t *out);
+
+/*
+ * True when the last component of @name ends in .vhd, .avhd, .vhdx or
+ * .avhdx (any case): the files the mount shows and that may be children.
+ */
+bool vhd_is_image_name(const char *name);
 
 /* Last error message of this thread ("" when none). */
 const char *vhd_errmsg(void);

@@ -57,6 +57,8 @@ struct vhd_footer {
 	uint32_t checksum;
 	uint8_t uuid[16];
 	uint8_t saved_state;
+	/* Kept as read: blktap stores its "hidden" flag at offset 85. */
+	uint8_t reserved[VHD_FOOTER_SIZE - 85];
 };
 
 struct vhd_locator {
@@ -244,6 +246,15 @@ int vhd_hexval(char c);
 int vhd_file_open(const char *path, int oflags, struct stat *st, char **used);
 
 /*
+ * resolve.c: open directory @path for reading (O_RDONLY | O_DIRECTORY,
+ * close-on-exec), walked as vhd_file_open() walks: never looked up inside
+ * the excluded tree, -EXDEV for one on the excluded device, -ENOTDIR for
+ * anything else. Returns the descriptor (for fdopendir) or -errno with a
+ * message.
+ */
+int vhd_dir_open(const char *path);
+
+/*
  * lock.c: OFD locks shared with other processes (and qemu, which uses the
  * same bytes). A writer holds "consistent read" and "write" and does not
  * share "write"; a parent of an open chain holds "consistent read" and
@@ -330,6 +341,17 @@ int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
  * with "(fixable by vhd repair[ --checksums])". Returns the number found.
  */
 int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
+
+/* layout.c */
+/*
+ * Overlaps between the footer copy, header, BAT, locator payloads and
+ * allocated blocks of a dynamic/differencing image (BAT loaded): @fn gets
+ * one message per overlap ("PATH: block N at offset X overlaps ..."),
+ * stopping after @max (0: all). Returns the number found, or -ENOMEM.
+ * O(n log n) in the allocated blocks; no I/O.
+ */
+int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
+			void *ctx);
 
 /* chain.c */
 /* @u as 8-4-4-4-12 lowercase hex, bytes in stored order. */

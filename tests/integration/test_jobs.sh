@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # `create` through the control file (dynamic: immediate; fixed: a job) and
 # the job files: `.jobs/ID` Key=Value fields, the documented wait loop,
 # completion, `rm .jobs/ID`; `validate` as a job on a good and a damaged

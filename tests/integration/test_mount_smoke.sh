@@ -4,7 +4,8 @@
 # image of its virtual size; `echo "child parent" > .control` creates a
 # differencing child whose flat content equals the parent's; writes to the
 # child leave the parent's file untouched; `fusermount3 -u` ends the daemon
-# with status 0.
+# with status 0. A Hyper-V 2008 R2 snapshot (a differencing VHD named
+# .avhd) is shown too.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3
@@ -69,5 +70,10 @@ is_mounted "$M" && fail "still mounted after fusermount3 -u"
 # The child on disk still resolves to the same content after remount.
 vhdfs_mount "$B" "$M" -o ro
 assert_cmp "$T/expect.flat" "$M/child.vhd" "child after remount"
+cp "$B/child.vhd" "$B/snap.avhd"
+assert_eq "base.vhd child.vhd snap.avhd sub" "$(cd "$M" && echo *)" \
+	"listing with an .avhd"
+assert_eq 16777216 "$(stat -c %s "$M/snap.avhd")" "st_size of snap.avhd"
+assert_cmp "$T/expect.flat" "$M/snap.avhd" "snap.avhd through the mount"
 vhdfs_umount "$M"
 exit 0

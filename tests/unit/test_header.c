@@ -3,7 +3,8 @@
  * Dynamic header and BAT decoding: bad cookies, absurd block sizes and
  * table sizes, a BAT or a block beyond the end of the file, locators beyond
  * the end; a BAT away from offset 1536 and 4 KiB-aligned block data (as
- * Windows writes them) are read correctly.
+ * Windows writes them) are read correctly; the parent name in each byte
+ * order writers used.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "vhd_i.h"
 
 #define DIR_ (*(const char **)state)
 
@@ -326,6 +328,36 @@ static void test_unusual_valid_block_sizes(void **state)
 	}
 }
 
+/* UTF-16BE as specified; with a byte order mark (early blktap); plain
+ * little-endian (early VirtualBox). */
+static void test_parent_name_byte_orders(void **state)
+{
+	static const char name[] = "p\xc3\xa4.vhd"; /* "pä.vhd" */
+	static const uint16_t units[] = {'p', 0xE4, '.', 'v', 'h', 'd'};
+	struct vhd_header h;
+	char out[64];
+
+	(void)state;
+	for (int form = 0; form < 4; form++) {
+		int lead = form >= 2;
+
+		memset(&h, 0, sizeof(h));
+		if (form == 2)
+			h.parent_name[0] = 0xFEFF;
+		if (form == 3)
+			h.parent_name[0] = 0xFFFE;
+		for (int i = 0; i < 6; i++) {
+			uint16_t u = units[i];
+
+			if (form == 1 || form == 3)
+				u = (uint16_t)(u << 8 | u >> 8);
+			h.parent_name[lead + i] = u;
+		}
+		vhd_parent_name_utf8(&h, out, sizeof(out));
+		assert_string_equal(out, name);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +375,7 @@ int main(void)
 		T(test_locator_length_exceeds_space),
 		T(test_moved_bat_and_aligned_data),
 		T(test_unusual_valid_block_sizes),
+		T(test_parent_name_byte_orders),
 #undef T
 	};
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,11 +179,14 @@ static uint64_t dir_hash(const char *dir)
 /* Another child of a changed or removed level: EPERM, nothing changed. */
 static void test_refused_with_dependents(void **state)
 {
-	const char *child = th_path(DIR_, "child.vhd");
-	const char *other = th_path(DIR_, "other.vhd");
+	char child[PATH_MAX], other[PATH_MAX], snap[PATH_MAX];
 	uint8_t *flat = build_chain(DIR_, VHD_TYPE_DYNAMIC, 4);
 	uint64_t h;
 
+	/* Own copies: th_path's ring of buffers turns over in dir_hash. */
+	snprintf(child, sizeof(child), "%s", th_path(DIR_, "child.vhd"));
+	snprintf(other, sizeof(other), "%s", th_path(DIR_, "other.vhd"));
+	snprintf(snap, sizeof(snap), "%s", th_path(DIR_, "snap.avhd"));
 	th_create_diff(other, th_path(DIR_, "base.vhd"));
 	h = dir_hash(DIR_);
 	assert_int_equal(
@@ -191,6 +195,17 @@ static void test_refused_with_dependents(void **state)
 	assert_true(th_msg_has("other.vhd"));
 	assert_true(dir_hash(DIR_) == h);
 	unlink(other);
+
+	/* A Hyper-V 2008 R2 snapshot (.avhd) is a dependent like any other. */
+	th_create_diff(snap, th_path(DIR_, "base.vhd"));
+	h = dir_hash(DIR_);
+	assert_int_equal(
+		vhd_merge(child, th_path(DIR_, "base.vhd"), NULL, NULL),
+		-EPERM);
+	assert_true(th_msg_has("snap.avhd"));
+	assert_true(dir_hash(DIR_) == h);
+	unlink(snap);
+	h = dir_hash(DIR_);
 
 	/* A child of an intermediate level that would go. */
 	th_create_diff(other, th_path(DIR_, "mid1.vhd"));

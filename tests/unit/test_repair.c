@@ -189,13 +189,58 @@ static void test_fixed_and_junk(void **state)
 	assert_int_equal(vhd_check(j, NULL, NULL), -EINVAL);
 }
 
+/*
+ * blktap 1.1 set its hidden byte (offset 85) after the checksum. Opening
+ * accepts such footers, so check and repair do too: before and after a
+ * write, which rewrites the trailing footer with the byte kept and a
+ * fresh checksum while the copy at offset 0 keeps the stale one.
+ */
+static void test_tap_stale_hidden(void **state)
+{
+	const char *p = th_path(DIR_, "tap.vhd");
+	const char *orig = th_path(DIR_, "tap.orig");
+	struct vhd_disk *d;
+	uint8_t f[512], buf[4096];
+	struct lines l = {0};
+	uint64_t h;
+
+	make_image(p, orig);
+	th_read_footer(p, f);
+	memcpy(f + 28, "tap", 4);
+	th_be32(f + 32, 0x00010001);
+	th_fix_footer_cksum(f);
+	f[85] = 1;
+	th_pwrite_raw(p, f, 512, 0);
+	th_pwrite_raw(p, f, 512, th_file_size(p) - 512);
+	h = th_file_hash(p);
+	assert_int_equal(vhd_check(p, collect, &l), 0);
+	assert_int_equal(vhd_repair(p, VHD_REPAIR_CHECKSUMS, collect, &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_true(th_file_hash(p) == h);
+
+	d = th_open(p, VHD_OPEN_RDWR);
+	th_fill_pattern(buf, sizeof(buf), 0, 2);
+	th_write(d, buf, sizeof(buf), 2 * TH_MIB); /* a new block */
+	assert_int_equal(vhd_close(d), 0);
+	th_read_footer(p, f);
+	assert_int_equal(f[85], 1);
+	assert_int_equal(th_get_be32(f + 64), th_checksum(f, 512, 64));
+	assert_int_equal(vhd_check(p, collect, &l), 0);
+	h = th_file_hash(p);
+	assert_int_equal(vhd_repair(p, VHD_REPAIR_CHECKSUMS, collect, &l), 0);
+	if (l.n)
+		fail_msg("check/repair said \"%s\"", l.all);
+	assert_true(th_file_hash(p) == h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
-		T(test_trailing_footer), T(test_footer_copy),
-		T(test_footer_cut_off),	 T(test_header_checksum),
-		T(test_both_footers),	 T(test_fixed_and_junk),
+		T(test_trailing_footer),  T(test_footer_copy),
+		T(test_footer_cut_off),	  T(test_header_checksum),
+		T(test_both_footers),	  T(test_fixed_and_junk),
+		T(test_tap_stale_hidden),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

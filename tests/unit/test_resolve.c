@@ -266,6 +266,52 @@ static void test_mismatch_names_where_found(void **state)
 	vhd_close(d);
 }
 
+/*
+ * A name spelt in another case is looked for by listing the directory it
+ * names, walked as every candidate is: a locator into the redirected tree
+ * lists the replacement (the FIFO in "mnt" is never touched), and a
+ * directory on the excluded device is never listed at all.
+ */
+static void test_case_folded_keeps_out_of_tree(void **state)
+{
+	const char *mnt = th_path(DIR_, "mnt");
+	const char *back = th_path(DIR_, "backing");
+	const char *base = th_path(back, "base.vhd");
+	const char *child = th_path(back, "child.vhd");
+	char upper[4096];
+	struct stat dev, here;
+	struct vhd_disk *d;
+
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	assert_int_equal(mkdir(back, 0755), 0);
+	assert_int_equal(mkfifo(th_path(mnt, "base.vhd"), 0644), 0);
+	mk_base(base);
+	snprintf(upper, sizeof(upper), "%s/BASE.VHD", mnt);
+	mk_child(child, base, NULL, upper);
+	assert_int_equal(vhd_set_path_redirect(mnt, back, 0), 0);
+	no_hang();
+	d = th_open(child, VHD_OPEN_RDONLY);
+	alarm(0);
+	assert_true(same_file(vhd_path(vhd_parent(d)), base));
+	vhd_close(d);
+	assert_int_equal(vhd_set_path_redirect(NULL, NULL, 0), 0);
+
+	/* /dev stands for the mount reached another way (a bind mount). */
+	assert_int_equal(stat("/dev", &dev), 0);
+	assert_int_equal(stat(DIR_, &here), 0);
+	if (dev.st_dev == here.st_dev)
+		skip();
+	unlink(child);
+	mk_child(child, base, NULL, "/dev/NULL");
+	assert_int_equal(
+		vhd_set_path_redirect("/nonexistent-mnt", DIR_, dev.st_dev), 0);
+	assert_int_equal(vhd_open(child, VHD_OPEN_RDONLY, &d), -ENOENT);
+	assert_non_null(strstr(vhd_errmsg(), "/dev/NULL"));
+	if (strstr(vhd_errmsg(), "/dev/null"))
+		fail_msg("listed /dev: %s", vhd_errmsg());
+	assert_int_equal(vhd_set_path_redirect(NULL, NULL, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +326,7 @@ int main(void)
 		T(test_windows_w2ku_beside_child),
 		T(test_w2ru_repeated_separators),
 		T(test_mismatch_names_where_found),
+		T(test_case_folded_keeps_out_of_tree),
 #undef T
 	};
 

@@ -50,9 +50,7 @@ int cli_find_child(const char *path, char *child, size_t len)
 	if (!dp)
 		return -errno;
 	while (!found && (e = readdir(dp))) {
-		size_t n = strlen(e->d_name);
-
-		if (n < 4 || strcasecmp(e->d_name + n - 4, ".vhd"))
+		if (!vhd_is_image_name(e->d_name))
 			continue;
 		if (snprintf(cand, sizeof(cand), "%s/%s", dir, e->d_name) >=
 		    (int)sizeof(cand))
