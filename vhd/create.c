@@ -146,7 +146,7 @@ static mode_t chain_mask(const struct vhd_disk *p, gid_t gid)
 	for (; p; p = p->parent) {
 		struct stat st;
 
-		if (fstat(p->fd, &st) < 0)
+		if (fstat(p->vhdx ? p->vhdx->fd : p->fd, &st) < 0)
 			return 0700;
 		if (st.st_mode & S_IROTH)
 			continue;
@@ -348,6 +348,64 @@ static bool is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+/* The VHDX side of build(): shaped as Hyper-V's New-VHD makes them. */
+static int build_vhdx(const char *path, const struct vhd_create_params *p,
+		      const struct vhd_create_opts *opts,
+		      const struct vhd_disk *source, struct tmpfile *t)
+{
+	struct vhdx_new n = {
+		.type = p->type,
+		.size = vhd_align_up(p->size, VHD_SECTOR_SIZE),
+		.block_size =
+			p->block_size ? p->block_size : VHDX_DEFAULT_BLOCK,
+		.logical_sector = 512,
+		.physical_sector = 4096,
+	};
+	int r;
+
+	if (source)
+		return vhd_set_error(-EOPNOTSUPP,
+				     "%s: converting to VHDX is not supported "
+				     "yet (use a .vhd name)",
+				     path);
+	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
+		return vhd_set_error(-EINVAL,
+				     "%s: can only create fixed or "
+				     "dynamic disks here",
+				     path);
+	if (!n.size)
+		return vhd_set_error(-EINVAL, "%s: size must be above zero",
+				     path);
+	if (n.size > VHDX_MAX_SIZE)
+		return vhd_set_error(-EFBIG,
+				     "%s: size %" PRIu64
+				     " exceeds the 64 TiB VHDX limit",
+				     path, n.size);
+	if (!is_pow2(n.block_size) || n.block_size < VHDX_MIN_BLOCK ||
+	    n.block_size > VHDX_MAX_BLOCK)
+		return vhd_set_error(-EINVAL,
+				     "%s: block size %u is not a power of two "
+				     "from 1 MiB to 256 MiB (VHDX)",
+				     path, n.block_size);
+	if (vhdx_bat_entries_for(n.size, n.block_size, n.logical_sector,
+				 false) > VHDX_MAX_BAT_ENTRIES)
+		return vhd_set_error(-EFBIG,
+				     "%s: %" PRIu64 " bytes in %u-byte blocks "
+				     "need more BAT entries than vhdfs holds "
+				     "(use larger blocks)",
+				     path, n.size, n.block_size);
+	r = refuse_existing(path);
+	if (r < 0)
+		return r;
+	r = tmp_open(path, t);
+	if (r < 0)
+		return r;
+	r = tmp_own(t, path, opts, source);
+	if (r == 0)
+		r = vhdx_create_write(t->fd, path, &n);
+	return r < 0 ? tmp_discard(t, r) : 0;
+}
+
 /*
  * Validate, then build the empty image as a temporary in @t (owned and
  * moded as @opts says, masked by @source's chain when its data will be
@@ -363,9 +421,8 @@ static int build(const char *path, const struct vhd_create_params *p,
 	struct vhd_header h;
 	int r;
 
-	r = vhdx_refuse_create(path);
-	if (r < 0)
-		return r;
+	if (vhdx_is_vhdx_name(path))
+		return build_vhdx(path, p, opts, source, t);
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "
@@ -463,6 +520,45 @@ int vhd_link_unlinked(struct vhd_unlinked *u, const char *path,
 	return r;
 }
 
+/*
+ * A VHDX child of the VHDX @p as Hyper-V makes one: 2 MiB blocks (more
+ * only when the BAT would not fit), the parent's sector sizes and disk
+ * id, parent_linkage = its DataWriteGuid, relative and absolute paths.
+ */
+static int create_vhdx_diff(const char *child, const struct vhd_disk *p,
+			    const struct vhd_parent_ref *ref,
+			    const struct vhd_create_opts *opts)
+{
+	const struct vhdx *px = p->vhdx;
+	struct vhdx_new n = {
+		.type = VHD_TYPE_DIFF,
+		.size = px->meta.disk_size,
+		.block_size = VHDX_DIFF_BLOCK,
+		.logical_sector = px->meta.logical_sector,
+		.physical_sector = px->meta.physical_sector,
+		.page83 = px->meta.page83,
+		.parent_linkage = px->header.data_write_guid,
+		.relative_path = ref->w2ru,
+		.relative_len = ref->w2ru_len,
+		.absolute_path = ref->w2ku,
+		.absolute_len = ref->w2ku_len,
+	};
+	struct tmpfile t;
+	int r;
+
+	while (n.block_size < VHDX_MAX_BLOCK &&
+	       vhdx_bat_entries_for(n.size, n.block_size, n.logical_sector,
+				    true) > VHDX_MAX_BAT_ENTRIES)
+		n.block_size *= 2;
+	r = tmp_open(child, &t);
+	if (r < 0)
+		return r;
+	r = tmp_own(&t, child, opts, p);
+	if (r == 0)
+		r = vhdx_create_write(t.fd, child, &n);
+	return tmp_commit(&t, child, opts, r);
+}
+
 int vhd_create_diff(const char *child, const char *parent)
 {
 	return vhd_create_diff_ex(child, parent, NULL);
@@ -487,20 +583,18 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	r = refuse_existing(child);
 	if (r < 0)
 		return r;
-	r = vhdx_refuse_create(child);
-	if (r < 0)
-		return r;
 	r = vhd_open(parent, VHD_OPEN_RDONLY | VHD_OPEN_I_PARENT, &p);
 	if (r < 0)
 		return r;
-	if (p->vhdx) {
+	if (!p->vhdx != !vhdx_is_vhdx_name(child)) {
 		vhd_close_chain(p);
 		return vhd_set_error(
 			-EINVAL,
-			"%s: parent %s is a VHDX: a chain does not "
-			"mix VHD and VHDX (and VHDX children "
-			"cannot be created yet)",
-			child, parent);
+			"%s: parent %s is a %s but the child's name says %s: "
+			"a chain does not mix VHD and VHDX",
+			child, parent, p->vhdx ? "VHDX" : "VHD",
+			p->vhdx ? "VHD (use .vhdx or .avhdx)"
+				: "VHDX (use .vhd or .avhd)");
 	}
 	n = 1;
 	for (struct vhd_disk *q = p; q; q = q->parent)
@@ -516,6 +610,10 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	r = vhd_parent_ref_make(child, parent, &ref);
 	if (r < 0)
 		goto out;
+	if (p->vhdx) {
+		r = create_vhdx_diff(child, p, &ref, opts);
+		goto out;
+	}
 	pl[0].data = ref.w2ku;
 	pl[0].len = ref.w2ku_len;
 	pl[1].data = ref.w2ru;

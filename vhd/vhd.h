@@ -254,7 +254,8 @@ struct vhd_create_params {
 	enum vhd_type type;  /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
 	uint64_t size;	     /* bytes, rounded up to a sector */
 	uint32_t block_size; /* dynamic: power of two 512 KiB..256 MiB;
-				0 = 2 MiB */
+				0 = 2 MiB. A .vhdx/.avhdx name makes a VHDX:
+				1..256 MiB, 0 = 32 MiB, fixed too */
 };
 int vhd_create(const char *path, const struct vhd_create_params *params);
 
@@ -297,6 +298,9 @@ int vhd_create_ex(const char *path, const struct vhd_create_params *params,
  * parent file mtime, unicode name = bare file name, W2ru + W2ku locators
  * with data space in bytes, block size of the parent when 512 KiB or 2 MiB
  * else 2 MiB. Costs O(BAT). The parent (and its chain) must open.
+ * A @child named .vhdx or .avhdx is a VHDX child of a VHDX @parent (2 MiB
+ * blocks, parent_linkage = the parent's DataWriteGuid, relative_path and
+ * absolute_win32_path); mixing formats fails -EINVAL, creating nothing.
  */
 int vhd_create_diff(const char *child, const char *parent);
 int vhd_create_diff_ex(const char *child, const char *parent,

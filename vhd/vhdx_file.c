@@ -109,13 +109,3 @@ bool vhdx_is_vhdx_name(const char *path)
 	return (n > 5 && strcasecmp(path + n - 5, ".vhdx") == 0) ||
 	       (n > 6 && strcasecmp(path + n - 6, ".avhdx") == 0);
 }
-
-int vhdx_refuse_create(const char *path)
-{
-	if (!vhdx_is_vhdx_name(path))
-		return 0;
-	return vhd_set_error(-EOPNOTSUPP,
-			     "%s: VHDX creation not supported yet (VHDX images "
-			     "are read-only; use a .vhd name)",
-			     path);
-}

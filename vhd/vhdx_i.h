@@ -26,6 +26,9 @@
 #define VHDX_MAX_SIZE (64ull << 40) /* 64 TiB */
 #define VHDX_MIN_BLOCK VHDX_MIB
 #define VHDX_MAX_BLOCK (256 * VHDX_MIB)
+/* What Hyper-V's New-VHD makes: dynamic and differencing blocks. */
+#define VHDX_DEFAULT_BLOCK (32 * VHDX_MIB)
+#define VHDX_DIFF_BLOCK (2 * VHDX_MIB)
 /*
  * BAT entries held in memory: 32 MiB of table (and as much of bitmap
  * pointers for a differencing disk): 4 TiB in 1 MiB blocks, 64 TiB from
@@ -154,6 +157,21 @@ static inline uint64_t vhdx_le64(const uint8_t *p)
 {
 	return (uint64_t)vhdx_le32(p) | (uint64_t)vhdx_le32(p + 4) << 32;
 }
+static inline void vhdx_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void vhdx_put32(uint8_t *p, uint32_t v)
+{
+	vhdx_put16(p, (uint16_t)v);
+	vhdx_put16(p + 2, (uint16_t)(v >> 16));
+}
+static inline void vhdx_put64(uint8_t *p, uint64_t v)
+{
+	vhdx_put32(p, (uint32_t)v);
+	vhdx_put32(p + 4, (uint32_t)(v >> 32));
+}
 static inline bool vhdx_guid_is_zero(const uint8_t g[16])
 {
 	for (int i = 0; i < 16; i++)
@@ -176,8 +194,29 @@ int vhdx_probe(const char *path);
 int vhdx_probe_fd(int fd);
 /* Does the name end in .vhdx or .avhdx (any case)? */
 bool vhdx_is_vhdx_name(const char *path);
-/* -EOPNOTSUPP with a message when @path names a VHDX to be created. */
-int vhdx_refuse_create(const char *path);
+
+/* vhdx_create.c: what a new image is. */
+struct vhdx_new {
+	enum vhd_type type; /* FIXED, DYNAMIC or DIFF */
+	uint64_t size;
+	uint32_t block_size;
+	uint32_t logical_sector, physical_sector;
+	const uint8_t *page83; /* NULL: a new one */
+	/* differencing only: the parent's DataWriteGuid and its paths as
+	 * UTF-16LE without NUL ('.\rel' and the absolute one) */
+	const uint8_t *parent_linkage;
+	const uint8_t *relative_path, *absolute_path;
+	uint32_t relative_len, absolute_len; /* bytes */
+};
+/* A random GUID in the on-disk layout. */
+void vhdx_guid_new(uint8_t g[16]);
+/* BAT entries of a disk of @size bytes in @bs blocks, @lss-byte sectors. */
+uint64_t vhdx_bat_entries_for(uint64_t size, uint32_t bs, uint32_t lss,
+			      bool diff);
+/* A header with its CRC, into 4 KiB at @b. */
+void vhdx_header_encode(const struct vhdx_header *h, uint8_t *b);
+/* Write the whole new image into the empty file @fd; 0 or -errno. */
+int vhdx_create_write(int fd, const char *path, const struct vhdx_new *n);
 
 /* vhdx_header.c: identifier and both headers; picks the current one. */
 int vhdx_header_decode(const uint8_t *buf, struct vhdx_header *h);

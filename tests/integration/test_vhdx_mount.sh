@@ -4,8 +4,10 @@
 # *.vhd (other files are not); a qemu-made dynamic .vhdx reads equal to
 # `qemu-img convert -O raw`, a crafted differencing .avhdx equal to
 # `vhd cat` and to its model; xattrs show the resolved chain; opening a
-# VHDX leaf for writing fails EROFS (its parent EPERM), changing nothing; `.control` refuses
-# to make a VHD child of a VHDX (a chain does not mix formats).
+# VHDX leaf for writing fails EROFS (its parent EPERM), changing nothing;
+# `.control` refuses to make a VHD child of a VHDX or a VHDX child of a VHD
+# (a chain does not mix formats) and makes VHDX children and dynamic and
+# fixed VHDX images that qemu-img and `vhd check` accept.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3 getfattr
@@ -59,9 +61,32 @@ assert_eq EROFS "$(py_errno open_wr "$M/sub/Upper.VHDX")" "open leaf for writing
 # the parent of a VHDX child is protected as a VHD parent is
 assert_eq EPERM "$(py_errno open_wr "$M/base.vhdx")" "open parent for writing"
 expect_errno EINVAL ctl "$M" "new.vhd base.vhdx"
-expect_errno EOPNOTSUPP ctl "$M" "new.avhdx base.vhdx"
+expect_errno EINVAL ctl "$M" "new.avhdx plain.vhd"
 [ ! -e "$B/new.vhd" ] && [ ! -e "$B/new.avhdx" ] ||
 	fail "a refused command left a file"
 
+# VHDX creation through .control: a child of the qemu-made base (the
+# same library call as `vhd diff`), a dynamic and a fixed image
+ctl "$M" "new.avhdx base.vhdx"
+assert_cmp "$T/base.flat" "$M/new.avhdx" "new child reads its parent"
+ctl "$M" "create dyn.vhdx 8M"
+ctl "$M" "create fix.vhdx 8M fixed"
+id=$(last_job "$M")
+[ -n "$id" ] || fail "fixed create did not start a job"
+job_wait "$M" "$id"
+assert_eq $((8 * MIB)) "$(stat -c %s "$M/dyn.vhdx")" "st_size dyn.vhdx"
+assert_eq $((8 * MIB)) "$(stat -c %s "$M/fix.vhdx")" "st_size fix.vhdx"
+cmp -s /dev/zero "$M/fix.vhdx" -n $((8 * MIB)) ||
+	fail "new fixed VHDX does not read zeros"
+assert_eq fixed "$(getfattr --only-values -n user.vhd.type "$M/fix.vhdx")" \
+	"user.vhd.type fix.vhdx"
+for f in new.avhdx dyn.vhdx fix.vhdx; do
+	"$VHD" check "$B/$f" >/dev/null || fail "vhd check $f"
+done
+for f in dyn.vhdx fix.vhdx; do
+	qemu-img check -q -f vhdx "$B/$f" || fail "qemu-img check $f"
+done
+
 vhdfs_umount "$M"
+rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx"
 assert_eq "$before" "$(dir_state "$B")" "backing directory unchanged"

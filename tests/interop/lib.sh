@@ -62,3 +62,43 @@ same() {
 
 # Every script works inside its own temp dir.
 cd "$T" || exit 1
+
+# pyvhdi_read OUT FILES... (leaf first): the chain as libvhdi reads it
+pyvhdi_read() {
+	$PY - "$@" <<'PY'
+import sys, pyvhdi
+out, paths = sys.argv[1], sys.argv[2:]
+files = []
+for p in paths:
+    f = pyvhdi.file()
+    f.open(p)
+    files.append(f)
+for child, parent in zip(files, files[1:]):
+    child.set_parent(parent)
+f = files[0]
+size = f.get_media_size()
+with open(out, "wb") as o:
+    off = 0
+    while off < size:
+        n = min(1 << 20, size - off)
+        o.write(f.read_buffer_at_offset(n, off))
+        off += n
+PY
+}
+
+# expect_fail WORD... -- CMD...: CMD fails, its message has every WORD
+# (case-insensitive).
+expect_fail() {
+	local words=()
+	while [ "$1" != -- ]; do
+		words+=("$1")
+		shift
+	done
+	shift
+	if "$@" >/dev/null 2>err.txt; then
+		fail "expected failure: $*"
+	fi
+	for wd in "${words[@]}"; do
+		grep -qi -- "$wd" err.txt || fail "no '$wd' in: $(cat err.txt)"
+	done
+}
