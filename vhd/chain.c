@@ -497,8 +497,12 @@ int vhd_close(struct vhd_disk *disk)
 	int r = 0;
 
 	vhd_clear_error();
-	if (disk && (disk->flags & VHD_OPEN_RDWR) &&
-	    (disk->ndirty || disk->alloc_end)) {
+	if (disk && disk->vhdx && disk->vhdx->rw) {
+		pthread_rwlock_wrlock(&disk->lock);
+		r = vhdx_close_locked(disk->vhdx);
+		pthread_rwlock_unlock(&disk->lock);
+	} else if (disk && (disk->flags & VHD_OPEN_RDWR) &&
+		   (disk->ndirty || disk->alloc_end)) {
 		pthread_rwlock_wrlock(&disk->lock);
 		r = vhd_flush_locked(disk);
 		if (r == 0)

@@ -451,6 +451,12 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 	 * readers) run in parallel. Anything else (a new block, new bitmap
 	 * bits, a partial sector's read-modify-write) takes it exclusively.
 	 */
+	if (d->vhdx) {
+		pthread_rwlock_wrlock(&d->lock);
+		r = vhdx_write(d, buf, len, off);
+		pthread_rwlock_unlock(&d->lock);
+		return r < 0 ? r : (ssize_t)len;
+	}
 	pthread_rwlock_rdlock(&d->lock);
 	r = write_mapped(d, buf, len, off);
 	pthread_rwlock_unlock(&d->lock);
@@ -469,7 +475,11 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 int vhd_flush_locked(struct vhd_disk *d)
 {
 	uint32_t kept = 0;
-	int r = vhd_sync_named(d);
+	int r;
+
+	if (d->vhdx)
+		return vhdx_flush_locked(d->vhdx);
+	r = vhd_sync_named(d);
 
 	if (r < 0 || !d->ndirty)
 		return r;

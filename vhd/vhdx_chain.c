@@ -34,7 +34,7 @@ static int wrap(struct vhdx *x, int flags, const struct stat *st,
 		return vhd_set_error(-ENOMEM, "out of memory");
 	}
 	d->fd = -1; /* the vhdx owns the file */
-	d->flags = flags & ~VHD_OPEN_RDWR;
+	d->flags = flags;
 	d->dev = st->st_dev;
 	d->ino = st->st_ino;
 	d->footer.disk_type = type_of(x);
@@ -272,6 +272,12 @@ int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out)
 		r = open_one(parent_path, VHD_OPEN_RDONLY, &p);
 		if (r < 0)
 			goto fail;
+		/* as for VHD: no writer may change a parent under a child */
+		r = vhd_lock_parent(p->vhdx->fd, p->path);
+		if (r < 0) {
+			vhd_close_chain(p);
+			goto fail;
+		}
 		/* Identity of what was opened, not of a name looked up again.
 		 */
 		for (struct vhd_disk *q = leaf; q; q = q->parent) {

@@ -88,3 +88,28 @@ int vhdx_read_headers(struct vhdx *x)
 	x->header = h[x->header_slot - 1];
 	return 0;
 }
+
+int vhdx_header_update(struct vhdx *x)
+{
+	uint8_t buf[VHDX_HEADER_SIZE];
+
+	for (int i = 0; i < 2; i++) {
+		struct vhdx_header h = x->header;
+		int slot = x->header_slot == 1 ? 2 : 1;
+		int r;
+
+		h.seq++;
+		vhdx_header_encode(&h, buf);
+		r = vhd_io_write(x->fd, buf, sizeof(buf),
+				 slot == 1 ? VHDX_HEADER1_OFF
+					   : VHDX_HEADER2_OFF);
+		if (r == 0)
+			r = vhd_io_sync(x->fd);
+		if (r < 0)
+			return vhd_set_error(r, "%s: cannot update header: %s",
+					     x->path, strerror(-r));
+		x->header = h;
+		x->header_slot = slot;
+	}
+	return 0;
+}

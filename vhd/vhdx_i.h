@@ -137,6 +137,23 @@ struct vhdx {
 	 * bitmap, loaded on first use with compare-and-swap (read-only
 	 * images need no lock). */
 	_Atomic(uint8_t *) *bitmaps;
+
+	/* Writing (VHD_OPEN_RDWR leaf only; under the vhd_disk's write
+	 * lock). See vhdx_write.c. */
+	bool rw;
+	bool session;		  /* headers carry this session's write GUIDs */
+	bool log_active;	  /* the header's LogGuid is set */
+	uint64_t log_seq;	  /* number of the last entry written */
+	uint32_t log_head;	  /* ring offset of the next entry */
+	uint64_t alloc_end;	  /* next new block (0: not yet known) */
+	struct vhdx_dirty *dirty; /* metadata sectors changed in memory */
+	size_t ndirty, dirty_cap;
+};
+
+/* A 4 KiB metadata sector changed in memory, not yet logged. */
+struct vhdx_dirty {
+	uint64_t offset;
+	uint64_t chunk; /* sector bitmap of this chunk; UINT64_MAX: BAT */
 };
 
 /* crc32c.c: CRC-32C (Castagnoli), init and final XOR 0xFFFFFFFF. */
@@ -225,6 +242,27 @@ int vhdx_read_headers(struct vhdx *x);
 /* vhdx_log.c: replay a non-empty log into x->overlay (no file writes). */
 int vhdx_log_replay(struct vhdx *x);
 void vhdx_log_free(struct vhdx *x);
+/* Writable open: make the replayed overlay durable in the file and clear
+ * the header's LogGuid. */
+int vhdx_log_commit_replay(struct vhdx *x);
+/* One log entry holding x->dirty (at most VHDX_LOG_MAX_DESC sectors):
+ * written, synced, applied in place, synced. */
+int vhdx_log_write_dirty(struct vhdx *x);
+#define VHDX_LOG_MAX_DESC 126u
+
+/* vhdx_header.c: write x->header with the next sequence number into the
+ * other slot, sync, then the same into the first, sync (both agree). */
+int vhdx_header_update(struct vhdx *x);
+
+/* vhdx_write.c: writes into a VHDX leaf (the vhd_disk's write lock held). */
+int vhdx_write(struct vhd_disk *d, const uint8_t *buf, size_t len,
+	       uint64_t off);
+int vhdx_flush_locked(struct vhdx *x);
+/* The current in-memory contents of dirty metadata sector @dd. */
+int vhdx_dirty_sector(struct vhdx *x, const struct vhdx_dirty *dd,
+		      uint8_t *out);
+/* Flush, then clear the LogGuid: the log is empty when closed cleanly. */
+int vhdx_close_locked(struct vhdx *x);
 
 /* vhdx_region.c: region table (copy 2 when copy 1 is bad). */
 int vhdx_read_regions(struct vhdx *x);

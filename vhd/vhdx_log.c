@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vhdx_i.h"
 
@@ -364,4 +365,133 @@ void vhdx_log_free(struct vhdx *x)
 	free(x->overlay);
 	x->overlay = NULL;
 	x->noverlay = 0;
+}
+
+int vhdx_log_commit_replay(struct vhdx *x)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < x->noverlay; i++) {
+		static const uint8_t zeros[SECTOR];
+		const struct vhdx_overlay_sector *s = &x->overlay[i];
+
+		r = vhd_io_write(x->fd, s->data ? s->data : zeros, SECTOR,
+				 s->offset);
+	}
+	if (r == 0 && x->file_size > x->real_size &&
+	    ftruncate(x->fd, (off_t)x->file_size) < 0)
+		r = -errno;
+	if (r == 0)
+		r = vhd_io_sync(x->fd);
+	if (r < 0)
+		return vhd_set_error(r, "%s: cannot replay the log: %s",
+				     x->path, strerror(-r));
+	vhdx_log_free(x);
+	x->real_size = x->file_size;
+	memset(x->header.log_guid, 0, 16);
+	return vhdx_header_update(x);
+}
+
+/* Write @len bytes at ring offset @pos of the log, wrapping at its end. */
+static int ring_write(struct vhdx *x, const uint8_t *buf, uint64_t len,
+		      uint64_t pos)
+{
+	uint64_t first = x->header.log_length - pos;
+	int r;
+
+	if (first >= len)
+		return vhd_io_write(x->fd, buf, len,
+				    x->header.log_offset + pos);
+	r = vhd_io_write(x->fd, buf, first, x->header.log_offset + pos);
+	if (r == 0)
+		r = vhd_io_write(x->fd, buf + first, len - first,
+				 x->header.log_offset);
+	return r;
+}
+
+static int cmp_dirty(const void *a, const void *b)
+{
+	const struct vhdx_dirty *p = a, *q = b;
+
+	/* sector bitmaps before the BAT entries that make them used */
+	if ((p->chunk == UINT64_MAX) != (q->chunk == UINT64_MAX))
+		return p->chunk == UINT64_MAX ? 1 : -1;
+	return p->offset < q->offset ? -1 : p->offset > q->offset;
+}
+
+/*
+ * Each entry is its own sequence (Tail = itself) and at most 127 sectors,
+ * less than half the smallest log: the next entry never overwrites the
+ * last complete one, so a torn entry leaves that one to replay (it is
+ * already applied; replaying it again changes nothing).
+ */
+int vhdx_log_write_dirty(struct vhdx *x)
+{
+	uint32_t n = (uint32_t)x->ndirty;
+	uint64_t len = (uint64_t)(1 + n) * SECTOR, seq = x->log_seq + 1;
+	uint8_t *e, *sectors;
+	int r;
+
+	if (!n)
+		return 0;
+	if (n > VHDX_LOG_MAX_DESC)
+		return vhd_set_error(-EINVAL,
+				     "%s: %u metadata sectors in one "
+				     "log entry",
+				     x->path, n);
+	qsort(x->dirty, n, sizeof(*x->dirty), cmp_dirty);
+	e = calloc(1, len);
+	sectors = malloc((size_t)n * SECTOR);
+	if (!e || !sectors) {
+		free(e);
+		free(sectors);
+		return vhd_set_error(-ENOMEM, "out of memory");
+	}
+	memcpy(e, "loge", 4);
+	vhdx_put32(e + 8, (uint32_t)len);
+	vhdx_put32(e + 12, x->log_head);
+	vhdx_put64(e + 16, seq);
+	vhdx_put32(e + 24, n);
+	memcpy(e + 32, x->header.log_guid, 16);
+	vhdx_put64(e + 48, x->real_size);
+	vhdx_put64(e + 56, x->real_size);
+	r = 0;
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		uint8_t *d = e + 64 + 32 * (size_t)i, *s = sectors + i * SECTOR;
+		uint8_t *data = e + (size_t)(1 + i) * SECTOR;
+
+		r = vhdx_dirty_sector(x, &x->dirty[i], s);
+		memcpy(d, "desc", 4);
+		memcpy(d + 4, s + 4092, 4);
+		memcpy(d + 8, s, 8);
+		vhdx_put64(d + 16, x->dirty[i].offset);
+		vhdx_put64(d + 24, seq);
+		memcpy(data, "data", 4);
+		vhdx_put32(data + 4, (uint32_t)(seq >> 32));
+		memcpy(data + 8, s + 8, 4084);
+		vhdx_put32(data + 4092, (uint32_t)seq);
+	}
+	vhdx_put32(e + 4, vhd_crc32c_skip(e, len, 4));
+	/* logged and durable, then in place and durable */
+	if (r == 0)
+		r = ring_write(x, e, len, x->log_head);
+	if (r == 0)
+		r = vhd_io_sync(x->fd);
+	if (r == 0) {
+		x->log_seq = seq;
+		x->log_head =
+			(uint32_t)((x->log_head + len) % x->header.log_length);
+	}
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = vhd_io_write(x->fd, sectors + i * SECTOR, SECTOR,
+				 x->dirty[i].offset);
+	if (r == 0)
+		r = vhd_io_sync(x->fd);
+	free(e);
+	free(sectors);
+	if (r < 0)
+		return vhd_set_error(r, "%s: metadata update failed: %s",
+				     x->path, strerror(-r));
+	x->ndirty = 0;
+	return 0;
 }

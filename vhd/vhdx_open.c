@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,11 +22,34 @@ void vhdx_free(struct vhdx *x)
 			free(atomic_load(&x->bitmaps[b]));
 	free(x->bitmaps);
 	free(x->bat);
+	free(x->dirty);
 	vhdx_log_free(x);
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->path);
 	free(x);
+}
+
+/* What a writer relies on beyond what a reader checked. */
+static int check_writable(struct vhdx *x)
+{
+	const struct vhdx_header *h = &x->header;
+
+	if (h->log_offset < VHDX_MIB || h->log_offset % VHDX_MIB ||
+	    h->log_length < VHDX_MIB || h->log_length % VHDX_MIB ||
+	    h->log_length > VHDX_MAX_LOG || h->log_offset > x->file_size ||
+	    h->log_length > x->file_size - h->log_offset)
+		return vhd_set_error(-EINVAL,
+				     "%s: log at offset %" PRIu64
+				     " length %u is not 1 MiB aligned inside "
+				     "the file; not opening it read-write",
+				     x->path, h->log_offset, h->log_length);
+	if (x->region_from_copy)
+		return vhd_set_error(-EINVAL,
+				     "%s: region table 1 is damaged; not "
+				     "opening it read-write",
+				     x->path);
+	return 0;
 }
 
 int vhdx_open_file(const char *path, int flags, struct vhdx **out)
@@ -34,11 +58,6 @@ int vhdx_open_file(const char *path, int flags, struct vhdx **out)
 	struct stat st;
 	int r;
 
-	if (flags & VHD_OPEN_RDWR)
-		return vhd_set_error(-EROFS,
-				     "%s: VHDX writing not supported yet "
-				     "(open it read-only)",
-				     path);
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return vhd_set_error(-ENOMEM, "out of memory");
@@ -48,10 +67,16 @@ int vhdx_open_file(const char *path, int flags, struct vhdx **out)
 		r = vhd_set_error(-ENOMEM, "out of memory");
 		goto fail;
 	}
-	x->fd = vhd_file_open(path, O_RDONLY, &st, NULL);
+	x->rw = flags & VHD_OPEN_RDWR;
+	x->fd = vhd_file_open(path, x->rw ? O_RDWR : O_RDONLY, &st, NULL);
 	if (x->fd < 0) {
 		r = x->fd;
 		goto fail;
+	}
+	if (x->rw) {
+		r = vhd_lock_writer(x->fd, path);
+		if (r < 0)
+			goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = vhd_set_error(-EINVAL, "%s: not a regular file", path);
@@ -67,6 +92,11 @@ int vhdx_open_file(const char *path, int flags, struct vhdx **out)
 		r = vhdx_read_metadata(x);
 	if (r == 0)
 		r = vhdx_bat_load(x);
+	if (r == 0 && x->rw)
+		r = check_writable(x);
+	/* replayed in memory so far: now for good, before any write */
+	if (r == 0 && x->rw && !vhdx_guid_is_zero(x->header.log_guid))
+		r = vhdx_log_commit_replay(x);
 	if (r < 0)
 		goto fail;
 	*out = x;

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # asan: yes
-# VHDX through the mount, read-only: *.vhdx and *.avhdx are listed beside
+# VHDX through the mount: *.vhdx and *.avhdx are listed beside
 # *.vhd (other files are not); a qemu-made dynamic .vhdx reads equal to
 # `qemu-img convert -O raw`, a crafted differencing .avhdx equal to
-# `vhd cat` and to its model; xattrs show the resolved chain; opening a
-# VHDX leaf for writing fails EROFS (its parent EPERM), changing nothing;
+# `vhd cat` and to its model; xattrs show the resolved chain; a VHDX
+# parent cannot be opened for writing (EPERM);
 # `.control` refuses to make a VHD child of a VHDX or a VHDX child of a VHD
 # (a chain does not mix formats) and makes VHDX children and dynamic and
-# fixed VHDX images that qemu-img and `vhd check` accept.
+# fixed VHDX images that qemu-img and `vhd check` accept. ext4 on a .vhdx
+# chain made by .control (losetup, mkfs.ext4, files, a dsync write, a
+# grandchild over the written child) reads back after a remount, through
+# the loop device, `vhd cat` and libvhdi; the base never changes.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
-require_cmd qemu-img qemu-io fusermount3 getfattr
+require_cmd qemu-img qemu-io fusermount3 getfattr losetup mkfs.ext4 e2fsck
 require_bins
 
 B=$T/backing
@@ -56,8 +59,7 @@ chain=$(getfattr --only-values -n user.vhd.chain "$M/child.avhdx")
 assert_eq "$B/child.avhdx
 $B/base.vhdx" "$chain" "user.vhd.chain"
 
-assert_eq EROFS "$(py_errno open_rw "$M/child.avhdx")" "open for writing"
-assert_eq EROFS "$(py_errno open_wr "$M/sub/Upper.VHDX")" "open leaf for writing"
+assert_eq OK "$(py_errno open_rd "$M/child.avhdx")" "open for reading"
 # the parent of a VHDX child is protected as a VHD parent is
 assert_eq EPERM "$(py_errno open_wr "$M/base.vhdx")" "open parent for writing"
 expect_errno EINVAL ctl "$M" "new.vhd base.vhdx"
@@ -87,6 +89,71 @@ for f in dyn.vhdx fix.vhdx; do
 	qemu-img check -q -f vhdx "$B/$f" || fail "qemu-img check $f"
 done
 
+# ext4 on a VHDX chain: the new child over base.vhdx, then a grandchild
+# over that (the child is its parent now), through a loop device
+loop_attach "$M/new.avhdx"
+dev=$LOOPDEV
+mkfs.ext4 -q -F -b 4096 "$dev"
+mount_fs "$dev" "$T/fs"
+head -c $((3 * MIB + 123)) /dev/urandom >"$T/fs/big.bin"
+echo "small file in a VHDX child" >"$T/fs/small.txt"
+sync -f "$T/fs/big.bin"
+(cd "$T/fs" && sha256sum big.bin small.txt) >"$T/files.sha"
+umount "$T/fs"
+loop_detach "$dev"
+e2fsck -fn "$M/new.avhdx" >"$T/fsck.log" 2>&1 ||
+	{ cat "$T/fsck.log" >&2; fail "e2fsck -fn found problems"; }
+assert_cmp "$T/base.flat" "$M/base.vhdx" "parent after ext4 use"
+ctl "$M" "top.vhdx new.avhdx"
+assert_cmp "$M/new.avhdx" "$M/top.vhdx" "grandchild reads its parent"
+loop_attach "$M/top.vhdx"
+dev=$LOOPDEV
+mount_fs "$dev" "$T/fs"
+(cd "$T/fs" && sha256sum --quiet -c "$T/files.sha") >&2 ||
+	fail "files differ in the grandchild"
+dd if=/dev/urandom of="$T/fs/more.bin" bs=64k count=40 oflag=dsync \
+	status=none
+(cd "$T/fs" && sha256sum more.bin) >>"$T/files.sha"
+umount "$T/fs"
+loop_detach "$dev"
+cp "$M/top.vhdx" "$T/top.flat"
+"$VHD" check "$B/top.vhdx" >/dev/null || fail "vhd check top.vhdx"
+
+# remount: what the daemon wrote is in the files, read by a new daemon,
+# by our CLI and by libvhdi
 vhdfs_umount "$M"
-rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx"
+vhdfs_mount "$B" "$M"
+assert_cmp "$T/top.flat" "$M/top.vhdx" "grandchild after remount"
+"$VHD" cat "$B/top.vhdx" >"$T/cat.raw"
+assert_cmp "$T/top.flat" "$T/cat.raw" "vhd cat of the grandchild"
+"$PY" - "$T/lib.raw" "$B/top.vhdx" "$B/new.avhdx" "$B/base.vhdx" <<'PY' ||
+import sys, pyvhdi
+out, paths = sys.argv[1], sys.argv[2:]
+files = []
+for p in paths:
+    f = pyvhdi.file()
+    f.open(p)
+    files.append(f)
+for child, parent in zip(files, files[1:]):
+    child.set_parent(parent)
+f = files[0]
+with open(out, "wb") as o:
+    off, size = 0, f.get_media_size()
+    while off < size:
+        n = min(1 << 20, size - off)
+        o.write(f.read_buffer_at_offset(n, off))
+        off += n
+PY
+	fail "pyvhdi read of the chain"
+assert_cmp "$T/top.flat" "$T/lib.raw" "libvhdi reading the grandchild"
+loop_attach "$M/top.vhdx"
+dev=$LOOPDEV
+mount_fs "$dev" "$T/fs" -o ro
+(cd "$T/fs" && sha256sum --quiet -c "$T/files.sha") >&2 ||
+	fail "files differ after remount"
+umount "$T/fs"
+loop_detach "$dev"
+
+vhdfs_umount "$M"
+rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx"
 assert_eq "$before" "$(dir_state "$B")" "backing directory unchanged"

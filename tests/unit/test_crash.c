@@ -10,6 +10,9 @@
  * kept (the I/O failed), with every unsynced write undone (power loss),
  * and with only the newest unsynced write landed (power loss after the
  * disk reordered writes: catches metadata written before its data).
+ * The same sweeps run on VHDX (dynamic, and a differencing child of a
+ * VHDX), whose metadata goes through the log: every cut must reopen,
+ * replaying what the log holds.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +27,10 @@
 #include "helpers.h"
 
 #define DIR_ (*(const char **)state)
-#define BS (512u << 10)
+/* The block size of the image under test (VHDX blocks are 1 MiB and up). */
+static uint32_t BS = 512u << 10;
+/* Cuts may fall between a write and the sync after it (see helpers.h). */
+static bool cut_syncs;
 #define SIZE (4 * (uint64_t)BS + 1536)
 #define MAX_OPS 16
 
@@ -185,7 +191,10 @@ static void sweep(const char *dir, const char *pristine, const char *path,
 	th_copy_file(pristine, path);
 	memcpy(r.pending, initial, SIZE);
 	memcpy(r.committed, initial, SIZE);
-	th_fault_install(-1, TH_CUT_KEEP);
+	if (cut_syncs)
+		th_fault_install_events(-1, TH_CUT_KEEP);
+	else
+		th_fault_install(-1, TH_CUT_KEEP);
 	assert_int_equal(run_workload(path, &r), nops);
 	total = th_fault_writes();
 	th_fault_remove();
@@ -201,7 +210,10 @@ static void sweep(const char *dir, const char *pristine, const char *path,
 			th_copy_file(pristine, path);
 			memcpy(r.pending, initial, SIZE);
 			memcpy(r.committed, initial, SIZE);
-			th_fault_install(cut, mode);
+			if (cut_syncs)
+				th_fault_install_events(cut, mode);
+			else
+				th_fault_install(cut, mode);
 			run_workload(path, &r);
 			th_fault_remove();
 
@@ -307,6 +319,46 @@ static void test_cuts_dynamic(void **state)
 	free(flat);
 }
 
+static void test_cuts_vhdx_dynamic(void **state)
+{
+	const char *orig = th_path(DIR_, "dyn.orig.vhdx");
+	const char *dyn = th_path(DIR_, "dyn.vhdx");
+	uint8_t *flat;
+
+	BS = 1u << 20;
+	cut_syncs = true;
+	flat = calloc(1, SIZE);
+	th_create(orig, VHD_TYPE_DYNAMIC, SIZE, BS);
+	sweep(DIR_, orig, dyn, NULL, flat);
+	free(flat);
+}
+
+static void test_cuts_vhdx_differencing(void **state)
+{
+	const char *base = th_path(DIR_, "base.vhdx");
+	const char *orig = th_path(DIR_, "child.orig");
+	const char *child = th_path(DIR_, "child.avhdx");
+	uint8_t *flat;
+	struct vhd_disk *d;
+
+	BS = 1u << 20;
+	cut_syncs = true;
+	flat = calloc(1, SIZE);
+	th_create(base, VHD_TYPE_DYNAMIC, SIZE, BS);
+	d = th_open(base, VHD_OPEN_RDWR);
+	th_fill_pattern(flat, SIZE, 0, 5);
+	/* leave block 2 and the last one to the parent's zeros */
+	th_write(d, flat, 2 * (size_t)BS, 0);
+	th_write(d, flat + 3 * BS, BS, 3 * BS);
+	memset(flat + 2 * BS, 0, BS);
+	memset(flat + 4 * BS, 0, 1536);
+	assert_int_equal(vhd_close(d), 0);
+	th_create_diff(child, base);
+	th_copy_file(child, orig);
+	sweep(DIR_, orig, child, base, flat);
+	free(flat);
+}
+
 /*
  * vhd_close flushes: writes closed without vhd_flush survive a power loss
  * right after the close; written and never closed, they may vanish but the
@@ -374,6 +426,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cuts_dynamic, th_setup_dir,
 						th_teardown_dir),
 		cmocka_unit_test_setup_teardown(test_close_makes_durable,
+						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cuts_vhdx_dynamic,
+						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cuts_vhdx_differencing,
 						th_setup_dir, th_teardown_dir),
 	};
 

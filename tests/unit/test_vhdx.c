@@ -706,17 +706,63 @@ static void test_bat_limits(void **state)
 	vx_free(&v);
 }
 
+/*
+ * A read-write open that writes nothing changes nothing (the headers get
+ * new GUIDs only with the first write); a read-only handle refuses
+ * writes.
+ */
 static void test_read_only(void **state)
 {
 	struct vx v;
+	struct vhd_disk *d;
 	const char *p;
+	uint8_t buf[512] = {1};
 
 	vx_standard(&v);
 	p = vx_write(&v, state, "ro.vhdx");
 	uint64_t hash = th_file_hash(p);
-	th_open_fails(p, VHD_OPEN_RDWR, EROFS, 0,
-		      TH_WORDS("VHDX writing not supported yet"));
+	d = th_open(p, VHD_OPEN_RDWR);
+	expect_pattern(d, 0, MIB, 1, false);
+	assert_int_equal(vhd_close(d), 0);
 	assert_true(th_file_hash(p) == hash);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), 0), -EROFS);
+	vhd_close(d);
+	assert_true(th_file_hash(p) == hash);
+	vx_free(&v);
+}
+
+/*
+ * A writable open replays a crashed writer's log into the file, then
+ * clears the LogGuid: the next read-only open has nothing to replay and
+ * reads the same.
+ */
+static void test_rw_replays_log(void **state)
+{
+	struct vx v;
+	struct vhd_disk *d;
+	struct vhd_info in;
+	uint8_t s[4096];
+	uint64_t b6;
+	const char *p;
+
+	vx_standard(&v);
+	b6 = add_block(&v, 6, 5);
+	set_bat(&v, bat_index(&v, 6), 0);
+	memcpy(s, v.img + BAT_OFF, 4096);
+	le64(s + 8 * 6, b6 | 6);
+	add_log_entry(&v, BAT_OFF, s);
+	set_header(&v, 2, 5, true);
+	p = vx_write(&v, state, "replay.vhdx");
+	d = th_open(p, VHD_OPEN_RDWR);
+	expect_pattern(d, 6 * MIB, MIB, 5, false);
+	assert_int_equal(vhd_close(d), 0);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_get_info(d, &in), 0);
+	assert_false(in.log_replayed);
+	expect_pattern(d, 6 * MIB, MIB, 5, false);
+	expect_pattern(d, 0, MIB, 1, false);
+	vhd_close(d);
 	vx_free(&v);
 }
 
@@ -990,14 +1036,15 @@ static void test_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_crc32c_vector),	   T(test_dynamic_reads),
-		T(test_block_states),	   T(test_block_outside_file),
-		T(test_header_selection),  T(test_equal_sequence),
-		T(test_region_tables),	   T(test_metadata),
-		T(test_read_only),	   T(test_neither_format),
-		T(test_read_faults),	   T(test_differencing),
-		T(test_vhd_child_of_vhdx), T(test_log_sequence),
-		T(test_bat_limits),	   T(test_hostile),
+		T(test_crc32c_vector),	  T(test_dynamic_reads),
+		T(test_block_states),	  T(test_block_outside_file),
+		T(test_header_selection), T(test_equal_sequence),
+		T(test_region_tables),	  T(test_metadata),
+		T(test_read_only),	  T(test_rw_replays_log),
+		T(test_neither_format),	  T(test_read_faults),
+		T(test_differencing),	  T(test_vhd_child_of_vhdx),
+		T(test_log_sequence),	  T(test_bat_limits),
+		T(test_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

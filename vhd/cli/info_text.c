@@ -94,7 +94,7 @@ static void print_vhdx(FILE *f, const struct info_report *r)
 	const struct vhd_info *in = &r->info;
 	char s[64];
 
-	fprintf(f, LABEL "%s\n", "Format:", "VHDX (read-only)");
+	fprintf(f, LABEL "%s\n", "Format:", "VHDX");
 	fprintf(f, LABEL "%s\n", "Type:", vhd_type_name(in->type));
 	print_size(f, "Virtual size:", in->current_size);
 	print_size(f, "File size:", in->file_size);
