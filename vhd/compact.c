@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 #define SCAN_CHUNK (1u << 20)
 
@@ -320,7 +320,9 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (reclaimed)
 		*reclaimed = 0;
-	r = vhd_open(path, VHD_OPEN_RDWR, &d);
+	r = vhdx_refuse_op(path, "compaction");
+	if (r == 0)
+		r = vhd_open(path, VHD_OPEN_RDWR, &d);
 	if (r < 0)
 		return r;
 	c.d = d;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 #define FILL_CHUNK 65536u
 
@@ -247,7 +247,9 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (new_size > VHD_MAX_SIZE)
 		size = new_size; /* no overflow in the rounding */
-	r = vhd_open(path, VHD_OPEN_RDWR | VHD_OPEN_NOPARENT, &d);
+	r = vhdx_refuse_op(path, "expansion");
+	if (r == 0)
+		r = vhd_open(path, VHD_OPEN_RDWR | VHD_OPEN_NOPARENT, &d);
 	if (r < 0)
 		return r;
 	e.d = d;

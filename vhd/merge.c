@@ -21,7 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 #define CHUNK (2u << 20)
 #define MARKER_MAGIC "vhd-merge 1"
@@ -601,6 +601,11 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (!p)
 		return vhd_set_error(-ENOMEM, "out of memory");
+	r = vhdx_refuse_op(child, "merging");
+	if (r < 0) {
+		free(p);
+		return r;
+	}
 	r = marker_path(child, marker, sizeof(marker));
 	if (r < 0)
 		goto out;

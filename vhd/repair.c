@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 enum state { GOOD, BAD_SUM, BAD };
 
@@ -356,7 +356,12 @@ out:
 int vhd_repair(const char *path, unsigned flags, vhd_report_fn report,
 	       void *ctx)
 {
+	int r;
+
 	vhd_clear_error();
+	r = vhdx_refuse_op(path, "repair");
+	if (r < 0)
+		return r;
 	return run(path, flags, false, report, ctx);
 }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 /* Is @child (by inode) anywhere in @chain? */
 static bool in_chain(const struct vhd_disk *chain, const struct vhd_disk *child)
@@ -97,6 +97,9 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 	/* Looked at read-only first: the new parent's chain is opened (and
 	 * locked as a parent) before the child is locked for writing, so a
 	 * child inside that chain is a cycle, not a lock conflict. */
+	r = vhdx_refuse_op(child, "reparenting");
+	if (r < 0)
+		return r;
 	r = vhd_open_one(child, VHD_OPEN_RDONLY, &c);
 	if (r < 0)
 		return r;

@@ -209,6 +209,8 @@ int vhdx_pread_file(struct vhdx *x, void *buf, size_t len, uint64_t off);
 int vhdx_probe(const char *path);
 /* The same for a file already open. */
 int vhdx_probe_fd(int fd);
+/* -EOPNOTSUPP naming @what when @path is a VHDX, else 0. */
+int vhdx_refuse_op(const char *path, const char *what);
 /* Does the name end in .vhdx or .avhdx (any case)? */
 bool vhdx_is_vhdx_name(const char *path);
 

@@ -8,8 +8,12 @@
 # - a differencing chain (.avhdx over a .vhdx, then a .vhdx grandchild)
 #   written by us: libvhdi (pyvhdi) reads each level equal to the model
 #   and to `vhd cat`; the parents are unchanged by writes to a child;
+# - 4096-byte logical sectors: a child of a 4 KiB-sector parent, written
+#   with partial sectors, reads equal in libvhdi;
 # - every image is left with an empty log (qemu opens it read-only, which
-#   it refuses while a log is pending).
+#   it refuses while a log is pending);
+# - a crashed writer (our write sequence cut after every write): our
+#   in-memory replay and qemu's `check -r all` replay read the same.
 . "$(dirname "$0")/lib.sh"
 need qemu-img qemu-io
 $PY -c 'import pyvhdi' 2>/dev/null || { echo "SKIP: pyvhdi"; exit 77; }
@@ -85,4 +89,46 @@ same g.model lib.raw "grandchild: libvhdi"
 [ "$(sha256sum <c.avhdx)" = "$csha" ] || fail "child changed"
 grep -q "Allocated blocks: *3$" <("$VHD" info g.vhdx) ||
 	fail "grandchild blocks: $("$VHD" info g.vhdx)"
+# --- 4096-byte logical sectors (a child of a qemu image set to 4096) --
+qemu-img create -q -f vhdx -o block_size=8M b4k.vhdx 16M
+qemu-io -f vhdx -c "write -P 0x5a 0 16M" b4k.vhdx >/dev/null
+$PY "$REPO/tests/interop/vhdxcraft.py" sector b4k.vhdx 4096
+"$VHD" cat b4k.vhdx >c4k.model
+"$VHD" diff c4k.avhdx b4k.vhdx >/dev/null
+put c4k.avhdx c4k.model 1000 $((MIB)) 3 # partial 4 KiB sectors
+put c4k.avhdx c4k.model $((5 * MIB)) 8192 11
+"$VHD" cat c4k.avhdx >ours.raw || fail "vhd cat c4k.avhdx"
+same c4k.model ours.raw "4k child: vhd cat"
+pyvhdi_read lib.raw c4k.avhdx b4k.vhdx || fail "pyvhdi c4k.avhdx"
+same c4k.model lib.raw "4k child: libvhdi"
+
+# --- a crashed writer: cut our write sequence after every write ---------
+# For each cut, our reader (replaying the log in memory) and qemu after
+# `qemu-img check -r all` (replaying it in the file) read the same; some
+# cuts leave a log entry to replay.
+"$VHD" create --block-size 1M cut.vhdx 8M >/dev/null
+put cut.vhdx /dev/null 0 $((MIB)) 0 # a block before the crash
+cp cut.vhdx cut.orig
+n=0 replayed=0
+while :; do
+	cp cut.orig cut.vhdx
+	if dd if=data.bin bs=64k count=3 status=none |
+		VHD_WRITE_CUT=$n "$WRITE" cut.vhdx $((MIB - 100000)) \
+			2>/dev/null; then
+		break
+	fi
+	"$VHD" cat cut.vhdx >ours.raw || fail "cut $n: vhd cat: $(cat ours.raw)"
+	if "$VHD" info cut.vhdx | grep -qi "replayed"; then
+		replayed=$((replayed + 1))
+	fi
+	cp cut.vhdx q.vhdx
+	qemu-img check -q -r all -f vhdx q.vhdx >/dev/null 2>&1 || true
+	qemu-img convert -f vhdx -O raw q.vhdx q.raw ||
+		fail "cut $n: qemu cannot open the image"
+	same q.raw ours.raw "cut after write $n: qemu vs vhd cat"
+	n=$((n + 1))
+	[ $n -lt 200 ] || fail "the write sequence never completed"
+done
+[ $replayed -gt 0 ] || fail "no cut left a log to replay ($n cuts)"
+echo "cut sweep: $n cuts, $replayed with a log replayed"
 echo "PASS: VHDX we write reads equal in qemu, libvhdi and our reader"

@@ -136,6 +136,33 @@ static void test_refusals(void **state)
 	free(vhdx);
 }
 
+/* The image operations that do not know VHDX yet refuse it unchanged. */
+static void test_ops_refused(void **state)
+{
+	struct vhd_create_params p = {.type = VHD_TYPE_DYNAMIC,
+				      .size = 8 * MIB};
+	char *base = strdup(th_path(DIR_, "b.vhdx"));
+	char *child = strdup(th_path(DIR_, "c.avhdx"));
+	uint64_t hb, hc, reclaimed;
+
+	assert_int_equal(vhd_create(base, &p), 0);
+	assert_int_equal(vhd_create_diff(child, base), 0);
+	hb = th_file_hash(base);
+	hc = th_file_hash(child);
+	assert_int_equal(vhd_compact(base, &reclaimed, NULL, NULL),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(vhd_errmsg(), "compaction of VHDX"));
+	assert_int_equal(vhd_expand(base, 16 * MIB, NULL, NULL), -EOPNOTSUPP);
+	assert_int_equal(vhd_merge(child, NULL, NULL, NULL), -EOPNOTSUPP);
+	assert_int_equal(vhd_reparent(child, base, 0), -EOPNOTSUPP);
+	assert_int_equal(vhd_repair(child, 0, NULL, NULL), -EOPNOTSUPP);
+	assert_true(th_file_hash(base) == hb);
+	assert_true(th_file_hash(child) == hc);
+	assert_int_equal(th_count_entries(DIR_), 2);
+	free(base);
+	free(child);
+}
+
 /* A write failing at any point of creation leaves no file. */
 static void test_write_faults(void **state)
 {
@@ -164,7 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_dynamic),  T(test_fixed),	T(test_differencing),
-		T(test_refusals), T(test_write_faults),
+		T(test_refusals), T(test_write_faults), T(test_ops_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
