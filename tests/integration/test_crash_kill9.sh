@@ -4,6 +4,8 @@
 # remounting, every byte dd reported written reads back, each sector of the
 # write in flight is either old or new, everything after it is still the
 # parent's, the image passes `vhd check`, and the parent is unchanged.
+# Run on a VHD chain and on a VHDX chain (.avhdx over a qemu-made .vhdx,
+# whose metadata goes through the log).
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd qemu-img qemu-io fusermount3
@@ -12,50 +14,55 @@ require_bins "$VHD"
 MiB=$((1024 * 1024))
 BS=16384
 COUNT=3072 # 48 MiB of O_DSYNC writes: far more than are done at the kill
-B=$T/backing
-M=$T/mnt
-mkdir -p "$B"
-make_base "$B/base.vhd" 64M 0x5a 64M 0
-base_sha=$(sha "$B/base.vhd")
-qemu_flat "$B/base.vhd" "$T/base.flat"
-head -c $((BS * COUNT)) /dev/urandom >"$T/pattern"
+# crash_run BASE LEAF: the whole scenario on BASE (made) and child LEAF
+crash_run() {
+	local base=$1 leaf=$2 B=$T/backing-$2 M=$T/mnt
+	mkdir -p "$B"
+	if [ "${base##*.}" = vhdx ]; then
+		qemu-img create -q -f vhdx -o block_size=8M "$B/$base" 64M
+		qemu-io -f vhdx -c "write -P 0x5a 0 64M" "$B/$base" >/dev/null
+	else
+		make_base "$B/$base" 64M 0x5a 64M 0
+	fi
+	base_sha=$(sha "$B/$base")
+	qemu-img convert -O raw "$B/$base" "$T/base.flat"
 
-vhdfs_mount "$B" "$M"
-ctl "$M" "leaf.vhd base.vhd"
-size0=$(stat -c %s "$B/leaf.vhd")
+	vhdfs_mount "$B" "$M"
+	ctl "$M" "$leaf $base"
+	size0=$(stat -c %s "$B/$leaf")
 
-dd if="$T/pattern" of="$M/leaf.vhd" bs=$BS count=$COUNT oflag=dsync \
-	conv=notrunc 2>"$T/dd.err" &
-ddpid=$!
-# Wait until a few blocks have been allocated in the backing file (bounded).
-for ((i = 0; i < 1200; i++)); do
-	[ "$(stat -c %s "$B/leaf.vhd")" -gt $((size0 + 3 * 2 * MiB)) ] && break
-	kill -0 "$ddpid" 2>/dev/null || break
-	sleep 0.05
-done
-kill -0 "$ddpid" 2>/dev/null ||
-	fail "dd ended before the kill: $(cat "$T/dd.err")"
-vhdfs_kill9 "$M"
-ddrc=0
-wait "$ddpid" || ddrc=$?
-cat "$T/dd.err" >&2
-[ "$ddrc" -ne 0 ] || fail "dd completed all writes; nothing was in flight"
-done_bytes=$(sed -n 's/^\([0-9]*\) bytes.*copied.*/\1/p' "$T/dd.err")
-[ -n "$done_bytes" ] || fail "cannot parse dd's byte count"
-[ "$done_bytes" -gt 0 ] || fail "dd wrote nothing before the kill"
-log "dd reported $done_bytes bytes written before the kill"
+	dd if="$T/pattern" of="$M/$leaf" bs=$BS count=$COUNT oflag=dsync \
+		conv=notrunc 2>"$T/dd.err" &
+	ddpid=$!
+	# Wait until a few blocks have been allocated in the backing file (bounded).
+	for ((i = 0; i < 1200; i++)); do
+		[ "$(stat -c %s "$B/$leaf")" -gt $((size0 + 3 * 2 * MiB)) ] && break
+		kill -0 "$ddpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$ddpid" 2>/dev/null ||
+		fail "dd ended before the kill: $(cat "$T/dd.err")"
+	vhdfs_kill9 "$M"
+	ddrc=0
+	wait "$ddpid" || ddrc=$?
+	cat "$T/dd.err" >&2
+	[ "$ddrc" -ne 0 ] || fail "dd completed all writes; nothing was in flight"
+	done_bytes=$(sed -n 's/^\([0-9]*\) bytes.*copied.*/\1/p' "$T/dd.err")
+	[ -n "$done_bytes" ] || fail "cannot parse dd's byte count"
+	[ "$done_bytes" -gt 0 ] || fail "dd wrote nothing before the kill"
+	log "dd reported $done_bytes bytes written before the kill"
 
-"$VHD" check "$B/leaf.vhd" >&2 || fail "vhd check leaf.vhd after the crash"
-assert_eq "$base_sha" "$(sha "$B/base.vhd")" "parent sha256 after crash"
+	"$VHD" check "$B/$leaf" >&2 || fail "vhd check $leaf after the crash"
+	assert_eq "$base_sha" "$(sha "$B/$base")" "parent sha256 after crash"
 
-vhdfs_mount "$B" "$M"
-# 1) Every acknowledged byte reads back.
-cmp -n "$done_bytes" "$T/pattern" "$M/leaf.vhd" ||
-	fail "acknowledged O_DSYNC writes lost or corrupted"
-# 2) The write in flight: each sector is old (parent) or new (pattern).
-# 3) Everything after it: the parent's content.
-"$PY" - "$M/leaf.vhd" "$T/pattern" "$T/base.flat" "$done_bytes" "$BS" \
-	<<'EOF' || fail "leaf content after the acknowledged writes"
+	vhdfs_mount "$B" "$M"
+	# 1) Every acknowledged byte reads back.
+	cmp -n "$done_bytes" "$T/pattern" "$M/$leaf" ||
+		fail "acknowledged O_DSYNC writes lost or corrupted"
+	# 2) The write in flight: each sector is old (parent) or new (pattern).
+	# 3) Everything after it: the parent's content.
+	"$PY" - "$M/$leaf" "$T/pattern" "$T/base.flat" "$done_bytes" "$BS" \
+		<<'EOF' || fail "leaf content after the acknowledged writes"
 import sys
 leaf, pat, base = (open(p, "rb") for p in sys.argv[1:4])
 done, bs = int(sys.argv[4]), int(sys.argv[5])
@@ -79,6 +86,11 @@ while True:
         break
     off += len(l)
 EOF
-vhdfs_umount "$M"
-assert_eq "$base_sha" "$(sha "$B/base.vhd")" "parent sha256 at the end"
+	vhdfs_umount "$M"
+	assert_eq "$base_sha" "$(sha "$B/$base")" "parent sha256 at the end"
+}
+
+head -c $((BS * COUNT)) /dev/urandom >"$T/pattern"
+crash_run base.vhd leaf.vhd
+crash_run base.vhdx leaf.avhdx
 exit 0
