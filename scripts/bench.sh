@@ -2,7 +2,8 @@
 # Speed of vhdfs against a floor: build/bench-floor (a minimal high-level
 # libfuse passthrough with libfuse defaults, `make bench-floor`) serving an
 # already-flat raw file of the same content, and native I/O on that file;
-# VHDX reads (a qemu-made base, a crafted child) next to VHD.
+# VHDX reads (a qemu-made base, a crafted child) and writes (a fresh
+# .avhdx child made through .control) next to VHD.
 # Every figure is the median of ROUNDS alternating rounds (floor, vhdfs and
 # native take turns going first) and is printed with its ratio to the
 # floor, all from this one run. Asserts nothing: speed is a figure.
@@ -157,6 +158,10 @@ fresh_child() { # a new leaf of base.vhd, for writing
 	rm -f mnt/w.vhd
 	echo "w.vhd base.vhd" >mnt/.control
 }
+fresh_childx() { # a new VHDX leaf of base.vhdx, for writing
+	rm -f mnt/wx.avhdx
+	echo "wx.avhdx base.vhdx" >mnt/.control
+}
 fresh_raw() { rm -f fresh.raw && truncate -s "${size_mib}M" fresh.raw; }
 
 round() {
@@ -188,6 +193,11 @@ round() {
 		fresh_child
 		add loop "$who" "$(loop_write mnt/w.vhd)"
 		rm -f mnt/w.vhd
+		fresh_childx
+		add wseqx "$who" "$(seq_write mnt/wx.avhdx)"
+		fresh_childx
+		add wrandx "$who" "$(rand_write mnt/wx.avhdx)"
+		rm -f mnt/wx.avhdx
 		add cat "$who" "$(wall_rate "$vhd" cat back/d2.vhd)"
 		add catxb "$who" "$(wall_rate "$vhd" cat back/base.vhdx)"
 		add catx "$who" "$(wall_rate "$vhd" cat back/child.avhdx)"
@@ -263,9 +273,11 @@ row "vhdfs: repeat seq reads of a leaf, -o ro mount" repeat-ro vhdfs repeat
 row "floor: seq 1 MiB writes + fsync" wseq floor
 row "native: seq 1 MiB writes + fsync" wseq native
 row "vhdfs: seq 1 MiB writes + fsync, fresh child" wseq vhdfs
+row "vhdfs: seq 1 MiB writes + fsync, fresh VHDX child" wseqx vhdfs wseq
 row "floor: random 4 KiB writes + fsync" wrand floor
 row "native: random 4 KiB writes + fsync" wrand native
 row "vhdfs: random 4 KiB writes + fsync, fresh child" wrand vhdfs
+row "vhdfs: random 4 KiB writes + fsync, VHDX child" wrandx vhdfs wrand
 row "floor: loop dio=on, 4 KiB random writes, qd16" loop floor
 row "vhdfs: loop dio=on, 4 KiB random writes, qd16" loop vhdfs
 row "cat of the flat raw file" cat floor

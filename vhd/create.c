@@ -587,14 +587,16 @@ int vhd_create_diff_ex(const char *child, const char *parent,
 	if (r < 0)
 		return r;
 	if (!p->vhdx != !vhdx_is_vhdx_name(child)) {
+		bool px = p->vhdx;
+
 		vhd_close_chain(p);
 		return vhd_set_error(
 			-EINVAL,
 			"%s: parent %s is a %s but the child's name says %s: "
 			"a chain does not mix VHD and VHDX",
-			child, parent, p->vhdx ? "VHDX" : "VHD",
-			p->vhdx ? "VHD (use .vhdx or .avhdx)"
-				: "VHDX (use .vhd or .avhd)");
+			child, parent, px ? "VHDX" : "VHD",
+			px ? "VHD (use .vhdx or .avhdx)"
+			   : "VHDX (use .vhd or .avhd)");
 	}
 	n = 1;
 	for (struct vhd_disk *q = p; q; q = q->parent)
