@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libvhd: the vhdfs core library. Reads, writes and creates VHD 1.0 images
- * (fixed, dynamic, differencing) and resolves differencing chains; reads
- * VHDX images and chains (MS-VHDX), which it cannot write or create yet.
+ * (fixed, dynamic, differencing) and resolves differencing chains; does
+ * the same for VHDX images and chains (MS-VHDX), except the image
+ * operations (merge, compact, expand, reparent, repair, convert to VHDX).
  *
  * Conventions, for every function below unless it says otherwise:
  * - Returns 0 (or a byte count) on success and -errno on failure. On
@@ -42,7 +43,7 @@ enum vhd_type {
 	VHD_TYPE_DIFF = 4,
 };
 
-/* On-disk format of an image: VHD 1.0, or VHDX (read-only for now). */
+/* On-disk format of an image: VHD 1.0, or VHDX. */
 enum vhd_format {
 	VHD_FORMAT_VHD = 0,
 	VHD_FORMAT_VHDX = 1,
@@ -93,13 +94,16 @@ struct vhd_disk;
  * vhd_check lists every overlap. The check sorts the BAT once at open.
  * On success *@out owns the open files until vhd_close().
  *
- * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX,
- * read-only: VHD_OPEN_RDWR fails -EROFS ("VHDX writing not supported
- * yet"). Its parent is found through the parent locator (relative_path,
+ * A file starting with the VHDX identifier "vhdxfile" is opened as VHDX.
+ * VHD_OPEN_RDWR on a VHDX first replays a pending log into the file; its
+ * writes update the headers' write GUIDs at the first vhd_pwrite and put
+ * BAT and sector bitmap changes through the log at each flush; vhd_close
+ * leaves the log empty. Its parent is found through the parent locator (relative_path,
  * then absolute_win32_path and volume_path, then their file names beside
  * the child) and must be a VHDX whose DataWriteGuid equals parent_linkage
  * (or parent_linkage2); else -EINVAL. A log left by a crashed writer is
- * replayed in memory; the file is never written. A chain never mixes VHD
+ * replayed in memory by a read-only open, which never writes the file
+ * (nor any parent). A chain never mixes VHD
  * and VHDX (-EINVAL). A file of neither format fails -EINVAL naming both.
  */
 int vhd_open(const char *path, int flags, struct vhd_disk **out);
