@@ -249,8 +249,11 @@ static int cmd_create(char **tok, int n, struct result *r)
 		return start_job(&args, r);
 	}
 	ret = vhd_create_ex(args.path, &args.params, &args.opts);
+	/* Before the close: the message names the file through dirfd. */
+	if (ret)
+		lib_fail(r, ret);
 	close(args.dirfd);
-	return ret ? lib_fail(r, ret) : 0;
+	return ret;
 }
 
 static int cmd_validate(const char *path, struct result *r)
