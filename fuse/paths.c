@@ -374,8 +374,16 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 	n = vhd_realpath(tmp, out, len);
 	if (n == 0 && stat(out, &st))
 		n = -errno;
-	if (n) {
+	if (n == -ENOTDIR) /* a component is a file: no such path either */
+		n = -ENOENT;
+	if (n == -ENOENT) {
 		snprintf(msg, msglen, "not found: %s", arg);
+		return n;
+	}
+	if (n) {
+		snprintf(msg, msglen, "%s: %s", arg,
+			 n == -EXDEV ? "a path through this mount"
+				     : strerror(-n));
 		return n == -EXDEV ? -EACCES : n;
 	}
 	if (!S_ISREG(st.st_mode)) {

@@ -37,3 +37,17 @@ assert_eq "$B/my dir/c 1.vhd" "$(getfattr --only-values -n user.vhd.parent \
 	"$M/my dir/c 2.vhd")" "parent of 'my dir/c 2.vhd'"
 grep -qxF "ReturnValue=0 Command=\"diff \\\"my dir/c 2.vhd\\\" \\\"my dir/c 1.vhd\\\"\"" \
 	"$M/.control" || fail "result line of the quoted command: $(tail -n 1 "$M/.control")"
+
+# A path that cannot name a file says why: no such file (also under a
+# file, ENOTDIR) is 32779 ENOENT; a symlink loop is not "not found".
+expect_errno ENOENT ctl "$M" "x1.vhd base.vhd/p.vhd"
+ln -s loop.vhd "$B/loop.vhd"
+set +e
+ctl "$M" "x2.vhd loop.vhd" 2>/dev/null
+set -e
+line=$(tail -n 1 "$M/.control")
+case "$line" in
+*"Error=\"loop.vhd: Too many levels of symbolic links\""*) ;;
+*) fail "symlink loop: $line" ;;
+esac
+[ ! -e "$B/x1.vhd" ] && [ ! -e "$B/x2.vhd" ] || fail "a failed command left a file"
