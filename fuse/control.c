@@ -69,6 +69,16 @@ int vhdfs_return_value(int err)
 	}
 }
 
+/*
+ * What write(2) on .control returns for a failed command: the errno of its
+ * ReturnValue in the table, so 32768 (Failed) is EIO; the Error text keeps
+ * the cause (e.g. "No space left on device").
+ */
+static int write_errno(int err)
+{
+	return vhdfs_return_value(err) == 32768 && err != EROFS ? EIO : err;
+}
+
 /* Append @line to a bounded array, dropping the oldest when full. */
 static void push(char **arr, unsigned *n, unsigned max, char *line)
 {
@@ -693,7 +703,7 @@ static int run_line(struct vhdfs_control *ctl, const char *line, size_t len)
 	}
 	ret = record(ctl, r);
 	if (r->err)
-		ret = -r->err;
+		ret = -write_errno(r->err);
 	free(text);
 	free(r);
 	return ret;

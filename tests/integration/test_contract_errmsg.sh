@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Messages name the file: a command or job that fails while the daemon
+# Messages name the file: a command (ReturnValue 32768, write(2) EIO as
+# the table says) or job that fails while the daemon
 # holds the target's directory open (ENOSPC on a full BACKING_DIR) reports
 # the path under BACKING_DIR in `.control`'s Error and the job's
 # ErrorDescription, never a /proc/self/fd/N name; nothing is left behind.
@@ -18,12 +19,13 @@ head -c 1M /dev/urandom | dd of="$M/src.vhd" bs=64K conv=notrunc status=none
 dd if=/dev/zero of="$B/filler" bs=64K status=none 2>/dev/null || true
 state=$(dir_state "$B")
 
-expect_errno ENOSPC ctl "$M" "create new.vhd 1000G"
+# 32768 (Failed): write(2) returns EIO as the table says; Error says why.
+expect_errno EIO ctl "$M" "create new.vhd 1000G"
 line=$(tail -n 1 "$M/.control")
 case "$line" in
 *"/proc/self/fd"*) fail "Error names an fd, not the file: $line" ;;
-*"Error=\"$B/new.vhd: "*) ;;
-*) fail "Error does not name $B/new.vhd: $line" ;;
+"ReturnValue=32768 Error=\"$B/new.vhd: "*"No space left on device"*) ;;
+*) fail "Error does not name $B/new.vhd and ENOSPC: $line" ;;
 esac
 assert_eq "$state" "$(dir_state "$B")" "backing dir after failed create"
 
