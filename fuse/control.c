@@ -543,9 +543,13 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
 	else if (vhdfs_image_writers(parent) > 0)
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", tok[2]);
-	else if ((ret = vhd_reparent(child, parent, flags)) != 0)
+	else if ((ret = vhd_reparent(child, parent, flags)) != 0) {
 		lib_fail(r, ret);
-	else
+		/* A parent that would close a cycle (or chain too deep) is
+		 * a bad parameter, not a failure: 32773. */
+		if (ret == -ELOOP)
+			ret = -EINVAL;
+	} else
 		vhdfs_image_forget(child, NULL); /* cached chain metadata */
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;

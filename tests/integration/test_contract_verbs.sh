@@ -5,8 +5,9 @@
 # writing EBUSY (32774), an operation the image type cannot take
 # EOPNOTSUPP (32770), a parent EPERM (32775); the `.control` line carries
 # the same ReturnValue. A running job's status file cannot be removed
-# (EBUSY) or written; a finished one can be removed. Nothing is left
-# behind by any failure.
+# (EBUSY) or written; a finished one can be removed. Malformed lines and
+# unsuitable parameters (a parent that would close a cycle) are EINVAL
+# (32773). Nothing is left behind by any failure.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd fusermount3
@@ -23,6 +24,8 @@ mkdir -p "$B" "$O"
 "$VHD" create "$O/out.vhd" 8M >/dev/null
 "$VHD" diff "$O/outc.vhd" "$O/out.vhd" >/dev/null
 "$VHD" create "$B/busy.vhd" 8M >/dev/null
+"$VHD" diff "$B/r1.vhd" "$B/base.vhd" >/dev/null
+"$VHD" diff "$B/r2.vhd" "$B/r1.vhd" >/dev/null
 VHDFS_JOB_THROTTLE_MS=200 vhdfs_mount "$B" "$M"
 head -c 8M /dev/urandom | dd of="$M/busy.vhd" bs=1M conv=notrunc status=none
 
@@ -54,6 +57,12 @@ done
 for line in "leaf.vhd base.vhd" "create leaf.vhd 1M" \
 	"convert base.vhd leaf.vhd dynamic"; do
 	expect EEXIST 32773 "$line"
+done
+# A parent that would make a cycle is an invalid parameter too.
+for line in "reparent r1.vhd r1.vhd ignore-id-mismatch" \
+	"reparent r1.vhd r2.vhd ignore-id-mismatch" "reparent leaf.vhd base.vhd" \
+	"expand leaf.vhd 4M" "create x.vhd 0" "frob x.vhd"; do
+	expect EINVAL 32773 "$line"
 done
 for line in "compact fix.vhd" "expand child.vhd 16M"; do
 	expect EOPNOTSUPP 32770 "$line"
