@@ -188,6 +188,7 @@ static int diff_in(const char *cpath, const char *parent, struct result *r)
 	ret = chain_room(ppath, parent, r);
 	if (ret)
 		return ret;
+	vhdfs_image_settle(ppath, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	/*
 	 * A writer may still change the parent under its new child: refuse,
@@ -375,6 +376,7 @@ static int cmd_merge(char **tok, int n, struct result *r)
 		if (ret)
 			return ret;
 	}
+	vhdfs_image_settle(args.path, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = merge_levels(&args, tok[1], n > 2 ? tok[2] : NULL, args.path2, r);
 	if (!ret && vhdfs_find_dependent(args.claims, args.nclaims,
@@ -497,6 +499,7 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 	ret = vhdfs_stat(args.path, &st);
 	if (ret)
 		return fail(r, ret, "%s: %s", tok[1], strerror(-ret));
+	vhdfs_image_settle(args.path, false);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_find_child(&st, child, sizeof(child)) > 0)
 		ret = fail(r, -EPERM, "%s is the parent of %s", tok[1],
@@ -534,6 +537,7 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 				     sizeof(r->msg));
 	if (ret)
 		return ret;
+	vhdfs_image_settle(child, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
 		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
