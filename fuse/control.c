@@ -69,6 +69,16 @@ int vhdfs_return_value(int err)
 	}
 }
 
+/*
+ * What write(2) on .control returns for a failed command: the errno of its
+ * ReturnValue in the table, so 32768 (Failed) is EIO; the Error text keeps
+ * the cause (e.g. "No space left on device").
+ */
+static int write_errno(int err)
+{
+	return vhdfs_return_value(err) == 32768 && err != EROFS ? EIO : err;
+}
+
 /* Append @line to a bounded array, dropping the oldest when full. */
 static void push(char **arr, unsigned *n, unsigned max, char *line)
 {
@@ -178,6 +188,7 @@ static int diff_in(const char *cpath, const char *parent, struct result *r)
 	ret = chain_room(ppath, parent, r);
 	if (ret)
 		return ret;
+	vhdfs_image_settle(ppath, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	/*
 	 * A writer may still change the parent under its new child: refuse,
@@ -249,8 +260,11 @@ static int cmd_create(char **tok, int n, struct result *r)
 		return start_job(&args, r);
 	}
 	ret = vhd_create_ex(args.path, &args.params, &args.opts);
+	/* Before the close: the message names the file through dirfd. */
+	if (ret)
+		lib_fail(r, ret);
 	close(args.dirfd);
-	return ret ? lib_fail(r, ret) : 0;
+	return ret;
 }
 
 static int cmd_validate(const char *path, struct result *r)
@@ -362,6 +376,7 @@ static int cmd_merge(char **tok, int n, struct result *r)
 		if (ret)
 			return ret;
 	}
+	vhdfs_image_settle(args.path, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = merge_levels(&args, tok[1], n > 2 ? tok[2] : NULL, args.path2, r);
 	if (!ret && vhdfs_find_dependent(args.claims, args.nclaims,
@@ -484,6 +499,7 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 	ret = vhdfs_stat(args.path, &st);
 	if (ret)
 		return fail(r, ret, "%s: %s", tok[1], strerror(-ret));
+	vhdfs_image_settle(args.path, false);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_find_child(&st, child, sizeof(child)) > 0)
 		ret = fail(r, -EPERM, "%s is the parent of %s", tok[1],
@@ -521,6 +537,7 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 				     sizeof(r->msg));
 	if (ret)
 		return ret;
+	vhdfs_image_settle(child, true);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
 		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
@@ -530,9 +547,13 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
 	else if (vhdfs_image_writers(parent) > 0)
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", tok[2]);
-	else if ((ret = vhd_reparent(child, parent, flags)) != 0)
+	else if ((ret = vhd_reparent(child, parent, flags)) != 0) {
 		lib_fail(r, ret);
-	else
+		/* A parent that would close a cycle (or chain too deep) is
+		 * a bad parameter, not a failure: 32773. */
+		if (ret == -ELOOP)
+			ret = -EINVAL;
+	} else
 		vhdfs_image_forget(child, NULL); /* cached chain metadata */
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
@@ -690,7 +711,7 @@ static int run_line(struct vhdfs_control *ctl, const char *line, size_t len)
 	}
 	ret = record(ctl, r);
 	if (r->err)
-		ret = -r->err;
+		ret = -write_errno(r->err);
 	free(text);
 	free(r);
 	return ret;

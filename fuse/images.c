@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vhdfs.h"
@@ -320,6 +321,21 @@ again:
 int vhdfs_image_writers(const char *real)
 {
 	return count_open(real, true);
+}
+
+/* Long enough for a release in flight, short next to a user's patience. */
+#define SETTLE_MS 2000
+#define SETTLE_STEP_MS 10
+
+void vhdfs_image_settle(const char *path, bool writers)
+{
+	const struct timespec step = {0, SETTLE_STEP_MS * 1000000L};
+
+	for (int waited = 0; waited < SETTLE_MS; waited += SETTLE_STEP_MS) {
+		if (count_open(path, writers) == 0)
+			return;
+		nanosleep(&step, NULL);
+	}
 }
 
 int vhdfs_image_users(const char *path)

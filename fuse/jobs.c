@@ -68,10 +68,8 @@ static void finish(struct job *j, int err, const char *msg)
 	} else {
 		j->state = err ? JOB_EXCEPTION : JOB_COMPLETED;
 		j->error_code = vhdfs_return_value(-err);
-		if (err && msg) {
+		if (err && msg)
 			snprintf(j->error, sizeof(j->error), "%s", msg);
-			vhdfs_unfd(j->error, sizeof(j->error));
-		}
 		if (!err)
 			j->percent = 100;
 	}
@@ -222,13 +220,15 @@ static void *worker(void *arg)
 		return NULL;
 	}
 	ret = j->run(&j->args, job_progress, j, msg, sizeof(msg));
-	if (dirfd >= 0)
-		close(dirfd);
 	if (ret && ret != -ECANCELED && !msg[0]) {
 		const char *m = vhd_errmsg();
 
 		snprintf(msg, sizeof(msg), "%s", m && *m ? m : strerror(-ret));
 	}
+	/* While dirfd is open: the message names the file through it. */
+	vhdfs_unfd(msg, sizeof(msg));
+	if (dirfd >= 0)
+		close(dirfd);
 	if (ret && ret != -ECANCELED)
 		vhdfs_log("job %lu (%s) failed: %s", j->id, j->command, msg);
 	finish(j, ret, msg);

@@ -232,6 +232,9 @@ static int open_image(const char *path, const char *bpath, bool write,
 	return ret;
 }
 
+static int vhdfs_truncate(const char *path, off_t size,
+			  struct fuse_file_info *fi);
+
 static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct vhdfs_fh *fh = calloc(1, sizeof(*fh));
@@ -302,6 +305,16 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 				  vhd_errmsg());
 		if (ret)
 			break;
+		/* O_TRUNC (`: > img`, cp, dd without notrunc) truncates to
+		 * 0: refused like any other size change (a parent: EPERM). */
+		if (write && (fi->flags & O_TRUNC)) {
+			ret = vhdfs_truncate(path, 0, NULL);
+			if (ret) {
+				vhdfs_image_put(fh->img, write);
+				fh->img = NULL;
+				break;
+			}
+		}
 		if (write) {
 			/*
 			 * Direct I/O: requests as large as the caller's

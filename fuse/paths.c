@@ -139,16 +139,28 @@ static const char *strip_prefix(const char *arg, const char *prefix,
 	return NULL;
 }
 
-static const char *relative_part(const char *arg)
+/*
+ * The part of @arg below MOUNTPOINT or BACKING_DIR (@arg itself when
+ * relative), else NULL. Repeated slashes are collapsed into @buf first:
+ * "//mnt//x.vhd" names the same file as "/mnt/x.vhd".
+ */
+static const char *relative_part(const char *arg, char *buf, size_t len)
 {
 	const char *rel;
+	size_t o = 0;
 
 	if (arg[0] != '/')
 		return arg;
-	rel = strip_prefix(arg, vhdfs_cfg.mountpoint, vhdfs_cfg.mountpoint_len);
+	if (strlen(arg) >= len)
+		return NULL; /* too long for any path: callers say so */
+	for (const char *c = arg; *c; c++)
+		if (*c != '/' || o == 0 || buf[o - 1] != '/')
+			buf[o++] = *c;
+	buf[o] = '\0';
+	rel = strip_prefix(buf, vhdfs_cfg.mountpoint, vhdfs_cfg.mountpoint_len);
 	if (rel)
 		return rel;
-	return strip_prefix(arg, vhdfs_cfg.backing, vhdfs_cfg.backing_len);
+	return strip_prefix(buf, vhdfs_cfg.backing, vhdfs_cfg.backing_len);
 }
 
 /*
@@ -231,13 +243,17 @@ static int open_beneath(const char *rel)
 int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		      char *msg, size_t msglen)
 {
-	char norm[PATH_MAX], dir[PATH_MAX];
-	const char *rel = relative_part(arg);
+	char norm[PATH_MAX], dir[PATH_MAX], abs[PATH_MAX];
+	const char *rel = relative_part(arg, abs, sizeof(abs));
 	const char *base;
 	struct stat st;
 	int ret, fd;
 
 	*dirfd = -1;
+	if (strlen(arg) >= sizeof(abs)) {
+		ret = -ENAMETOOLONG;
+		goto fail;
+	}
 	if (!rel) {
 		snprintf(msg, msglen, "outside the backing directory: %s", arg);
 		return -EACCES;
@@ -340,8 +356,8 @@ void vhdfs_unfd(char *msg, size_t len)
 int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 			   size_t msglen)
 {
-	char tmp[PATH_MAX];
-	const char *rel = relative_part(arg);
+	char tmp[PATH_MAX], abs[PATH_MAX];
+	const char *rel = relative_part(arg, abs, sizeof(abs));
 	struct stat st;
 	int n;
 
@@ -358,8 +374,16 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 	n = vhd_realpath(tmp, out, len);
 	if (n == 0 && stat(out, &st))
 		n = -errno;
-	if (n) {
+	if (n == -ENOTDIR) /* a component is a file: no such path either */
+		n = -ENOENT;
+	if (n == -ENOENT) {
 		snprintf(msg, msglen, "not found: %s", arg);
+		return n;
+	}
+	if (n) {
+		snprintf(msg, msglen, "%s: %s", arg,
+			 n == -EXDEV ? "a path through this mount"
+				     : strerror(-n));
 		return n == -EXDEV ? -EACCES : n;
 	}
 	if (!S_ISREG(st.st_mode)) {

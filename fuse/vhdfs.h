@@ -152,6 +152,14 @@ int vhdfs_image_writers(const char *real);
 /* Open handles (readers and writers) of the file at @path, by inode. */
 int vhdfs_image_users(const char *path);
 /*
+ * Wait (at most 2 s, no lock held) until the file at @path has no open
+ * writer (@writers) or no open handle at all. The kernel sends RELEASE
+ * after close(2) has returned, so a command that follows a writer's close
+ * would otherwise see it still open and fail with EBUSY. The caller then
+ * checks again under vhdfs_topo_lock: this only spares a false EBUSY.
+ */
+void vhdfs_image_settle(const char *path, bool writers);
+/*
  * Flush the open handle of the file at realpath @real (by inode), so its
  * file holds every acknowledged write, e.g. before a child is made of it.
  * Takes the images list lock, never across the flush. 0 or -errno.
