@@ -98,13 +98,13 @@ struct vhd_disk;
  * VHD_OPEN_RDWR on a VHDX first replays a pending log into the file; its
  * writes update the headers' write GUIDs at the first vhd_pwrite and put
  * BAT and sector bitmap changes through the log at each flush; vhd_close
- * leaves the log empty. Its parent is found through the parent locator (relative_path,
- * then absolute_win32_path and volume_path, then their file names beside
- * the child) and must be a VHDX whose DataWriteGuid equals parent_linkage
- * (or parent_linkage2); else -EINVAL. A log left by a crashed writer is
- * replayed in memory by a read-only open, which never writes the file
- * (nor any parent). A chain never mixes VHD
- * and VHDX (-EINVAL). A file of neither format fails -EINVAL naming both.
+ * leaves the log empty. Its parent is found through the parent locator
+ * (relative_path, then absolute_win32_path and volume_path, then their file
+ * names beside the child) and must be a VHDX whose DataWriteGuid equals
+ * parent_linkage (or parent_linkage2); else -EINVAL. A log left by a
+ * crashed writer is replayed in memory by a read-only open, which never
+ * writes the file (nor any parent). A chain never mixes VHD and VHDX
+ * (-EINVAL). A file of neither format fails -EINVAL naming both.
  */
 int vhd_open(const char *path, int flags, struct vhd_disk **out);
 
