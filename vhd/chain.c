@@ -540,7 +540,8 @@ uint64_t vhd_chain_version(struct vhd_disk *disk)
 	struct stat st;
 
 	for (struct vhd_disk *d = disk; d; d = d->parent) {
-		if (fstat(d->fd, &st))
+		/* A VHDX member's file is held by its struct vhdx. */
+		if (fstat(d->vhdx ? d->vhdx->fd : d->fd, &st))
 			return 0;
 		h = mix(h, (uint64_t)st.st_dev);
 		h = mix(h, (uint64_t)st.st_ino);
