@@ -292,10 +292,15 @@ int vhdx_bitmap_get(struct vhdx *x, uint64_t b, uint8_t **out);
 
 /* vhdx_open.c: one file, no parent; and freeing it. */
 int vhdx_open_file(const char *path, int flags, struct vhdx **out);
+/* The same for a file open at @fd (stays the caller's; @x keeps a dup). */
+int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out);
 void vhdx_free(struct vhdx *x);
 
 /* vhdx_chain.c: the vhd_disk wrappers of a VHDX chain. */
 int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out);
+/* One VHDX (no parent) from @fd, as vhd_open_one_fd() for a VHD. */
+int vhdx_open_one_fd(int fd, const char *name, int flags,
+		     struct vhd_disk **out);
 int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len);
 int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info);
 
