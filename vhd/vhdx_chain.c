@@ -63,8 +63,7 @@ static int wrap_opened(int r, struct vhdx *x, int flags, struct vhd_disk **out)
 	return r;
 }
 
-/* One file (no parent) as a vhd_disk. */
-static int open_one(const char *path, int flags, struct vhd_disk **out)
+int vhdx_open_one(const char *path, int flags, struct vhd_disk **out)
 {
 	struct vhdx *x = NULL;
 	int r = vhdx_open_file(path, flags, &x);
@@ -268,7 +267,7 @@ int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out)
 
 	if (!parent_path)
 		return vhd_set_error(-ENOMEM, "out of memory");
-	r = open_one(path, flags, &leaf);
+	r = vhdx_open_one(path, flags, &leaf);
 	if (r < 0)
 		goto out;
 	for (cur = leaf;
@@ -283,7 +282,7 @@ int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out)
 					  path, VHD_MAX_CHAIN_DEPTH);
 			goto fail;
 		}
-		r = open_one(parent_path, VHD_OPEN_RDONLY, &p);
+		r = vhdx_open_one(parent_path, VHD_OPEN_RDONLY, &p);
 		if (r < 0)
 			goto fail;
 		/* as for VHD: no writer may change a parent under a child */

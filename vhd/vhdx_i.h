@@ -141,7 +141,10 @@ struct vhdx {
 	/* Writing (VHD_OPEN_RDWR leaf only; under the vhd_disk's write
 	 * lock). See vhdx_write.c. */
 	bool rw;
-	bool session;		  /* headers carry this session's write GUIDs */
+	bool session; /* headers carry this session's write GUIDs */
+	/* A merge writes only what the levels above shadow: they keep
+	 * their parent (DataWriteGuid) until removed; see merge.c. */
+	bool keep_data_guid;
 	bool log_active;	  /* the header's LogGuid is set */
 	uint64_t log_seq;	  /* number of the last entry written */
 	uint32_t log_head;	  /* ring offset of the next entry */
@@ -298,6 +301,11 @@ void vhdx_free(struct vhdx *x);
 
 /* vhdx_chain.c: the vhd_disk wrappers of a VHDX chain. */
 int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out);
+/* One VHDX file (no parent) as a vhd_disk. */
+int vhdx_open_one(const char *path, int flags, struct vhd_disk **out);
+/* New FileWriteGuid and DataWriteGuid in the headers of a writable @x
+ * (its children no longer match it). */
+int vhdx_renew_data_guid(struct vhdx *x);
 /* One VHDX (no parent) from @fd, as vhd_open_one_fd() for a VHD. */
 int vhdx_open_one_fd(int fd, const char *name, int flags,
 		     struct vhd_disk **out);
@@ -307,6 +315,14 @@ int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info);
 /* vhdx_io.c: reads of a VHDX chain member (parents through the chain). */
 int vhdx_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		       uint64_t off);
+/* What @d's own file says of [@off, *@end) (@end <= @limit): */
+enum vhdx_own {
+	VHDX_OWN_BELOW, /* nothing: the parent's data shows */
+	VHDX_OWN_DATA,	/* data stored in the file */
+	VHDX_OWN_ZERO,	/* zeros (a zero block state, or past the end) */
+};
+int vhdx_own_extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
+		    enum vhdx_own *own, uint64_t *end);
 int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 		uint64_t *end);
 

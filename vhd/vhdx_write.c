@@ -28,11 +28,18 @@ static int begin_session(struct vhdx *x)
 	if (x->session)
 		return 0;
 	vhdx_guid_new(x->header.file_write_guid);
-	vhdx_guid_new(x->header.data_write_guid);
+	if (!x->keep_data_guid)
+		vhdx_guid_new(x->header.data_write_guid);
 	r = vhdx_header_update(x);
 	if (r == 0)
 		x->session = true;
 	return r;
+}
+
+int vhdx_renew_data_guid(struct vhdx *x)
+{
+	x->session = x->keep_data_guid = false;
+	return begin_session(x);
 }
 
 static int mark_dirty(struct vhdx *x, uint64_t off, uint64_t chunk)

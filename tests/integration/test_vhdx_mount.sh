@@ -8,7 +8,8 @@
 # `.control` refuses to make a VHD child of a VHDX or a VHDX child of a VHD
 # (a chain does not mix formats) and makes VHDX children and dynamic and
 # fixed VHDX images that qemu-img and `vhd check` accept; converts a VHDX
-# chain into VHDX and VHD and a VHD into VHDX, equal in qemu. ext4 on a .vhdx
+# chain into VHDX and VHD and a VHD into VHDX, equal in qemu; merges a
+# grandchild into its VHDX parent. ext4 on a .vhdx
 # chain made by .control (losetup, mkfs.ext4, files, a dsync write, a
 # grandchild over the written child) reads back after a remount, through
 # the loop device, `vhd cat` and libvhdi; the base never changes.
@@ -177,6 +178,16 @@ mount_fs "$dev" "$T/fs" -o ro
 	fail "files differ after remount"
 umount "$T/fs"
 loop_detach "$dev"
+
+# merge through .control: the grandchild into its parent (a VHDX child)
+ctl "$M" "merge top.vhdx"
+id=$(last_job "$M")
+[ -n "$id" ] || fail "merge did not start a job"
+job_wait "$M" "$id"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "merge top.vhdx"
+[ ! -e "$B/top.vhdx" ] || fail "top.vhdx left after the merge"
+assert_cmp "$T/top.flat" "$M/new.avhdx" "new.avhdx after the merge"
+"$VHD" check "$B/new.avhdx" >/dev/null || fail "vhd check after the merge"
 
 vhdfs_umount "$M"
 rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx" \
