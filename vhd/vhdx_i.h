@@ -323,6 +323,9 @@ enum vhdx_own {
 };
 int vhdx_own_extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
 		    enum vhdx_own *own, uint64_t *end);
+/* vhd_locate() of a VHDX chain member (map.c's contract). */
+int vhdx_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+		struct vhd_where *w);
 int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 		uint64_t *end);
 

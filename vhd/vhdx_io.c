@@ -199,3 +199,29 @@ int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 	*data = own == VHDX_OWN_DATA;
 	return 0;
 }
+
+int vhdx_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+		struct vhd_where *w)
+{
+	struct vhdx *x = d->vhdx;
+	enum vhdx_own own;
+	int r = vhdx_own_extent(d, off, limit, &own, &w->end);
+
+	w->depth = depth;
+	w->disk = NULL;
+	if (r < 0)
+		return r;
+	if (own == VHDX_OWN_DATA) {
+		uint32_t bs = x->meta.block_size;
+		uint64_t e = x->bat[vhdx_payload_index(x, off / bs)];
+
+		w->disk = d;
+		w->file_off = VHDX_BAT_OFFSET(e) + off % bs;
+	} else if (own == VHDX_OWN_BELOW && x->meta.has_parent) {
+		if (!d->parent)
+			return vhd_set_error(-ENOENT, "%s: parent not opened",
+					     d->path);
+		return vhd_locate(d->parent, off, w->end, depth + 1, w);
+	}
+	return 0;
+}
