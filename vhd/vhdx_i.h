@@ -306,6 +306,14 @@ int vhdx_open_one(const char *path, int flags, struct vhd_disk **out);
 /* New FileWriteGuid and DataWriteGuid in the headers of a writable @x
  * (its children no longer match it). */
 int vhdx_renew_data_guid(struct vhdx *x);
+/* vhdx_write.c, under the write lock: the headers of this session (new
+ * FileWriteGuid; a new DataWriteGuid unless keep_data_guid), once; and a
+ * BAT entry changed in memory, queued for the next flush (the log). */
+int vhdx_begin_session(struct vhdx *x);
+int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e);
+/* vhdx_compact.c: vhd_compact() of a dynamic VHDX open read-write. */
+int vhdx_compact(struct vhd_disk *d, uint64_t *reclaimed,
+		 vhd_progress_fn progress, void *ctx);
 /* One VHDX (no parent) from @fd, as vhd_open_one_fd() for a VHD. */
 int vhdx_open_one_fd(int fd, const char *name, int flags,
 		     struct vhd_disk **out);
