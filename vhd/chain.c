@@ -97,10 +97,16 @@ fail:
 
 int vhd_open_one_fd(int fd, const char *name, int flags, struct vhd_disk **out)
 {
-	struct vhd_disk *d = calloc(1, sizeof(*d));
+	struct vhd_disk *d;
 	struct stat st;
 	int r;
 
+	r = vhdx_probe_fd(fd);
+	if (r < 0)
+		return vhd_set_error(r, "%s: %s", name, strerror(-r));
+	if (r == 1)
+		return vhdx_open_one_fd(fd, name, flags, out);
+	d = calloc(1, sizeof(*d));
 	if (!d)
 		return vhd_set_error(-ENOMEM, "out of memory");
 	d->flags = flags;

@@ -320,11 +320,12 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (reclaimed)
 		*reclaimed = 0;
-	r = vhdx_refuse_op(path, "compaction");
-	if (r == 0)
-		r = vhd_open(path, VHD_OPEN_RDWR, &d);
+	r = vhd_open(path, VHD_OPEN_RDWR, &d);
 	if (r < 0)
 		return r;
+	if (d->vhdx)
+		return vhd_close_keep(
+			d, vhdx_compact(d, reclaimed, progress, ctx));
 	c.d = d;
 	r = refuse(d);
 	if (r < 0)

@@ -185,17 +185,13 @@ int vhd_convert_ex(const char *src, const char *dst,
 	r = vhd_create_unlinked(dst, &p, opts, s, &u);
 	if (r < 0)
 		goto out;
-	if (p.type == VHD_TYPE_DYNAMIC) {
-		struct out out = {.map = NULL};
+	r = vhd_open_one_fd(u.fd, dst, VHD_OPEN_RDWR, &o);
+	if (r == 0 && p.type == VHD_TYPE_DYNAMIC && !o->vhdx) {
+		struct out out = {.d = o, .pos = o->footer_off};
 
-		r = vhd_open_one_fd(u.fd, dst, VHD_OPEN_RDWR, &o);
-		if (r == 0) {
-			out.d = o;
-			out.pos = o->footer_off;
-			out.map = malloc(o->bitmap_size);
-			if (!out.map)
-				r = vhd_set_error(-ENOMEM, "out of memory");
-		}
+		out.map = malloc(o->bitmap_size);
+		if (!out.map)
+			r = vhd_set_error(-ENOMEM, "out of memory");
 		if (r == 0) {
 			memset(out.map, 0xFF, o->bitmap_size);
 			r = copy(s, o, &out, o->block_size, progress, ctx);
@@ -204,21 +200,25 @@ int vhd_convert_ex(const char *src, const char *dst,
 			r = finish_out(&out);
 		free(out.map);
 		vhd_close_one(o); /* nothing pending: no flush */
-	} else {
-		/* A fixed image has no chain: one image is all of it. */
-		r = vhd_open_one_fd(u.fd, dst, VHD_OPEN_RDWR, &o);
-		if (r == 0)
-			r = copy(s, o, NULL, FIXED_CHUNK, progress, ctx);
-		if (o) {
-			char *msg = r ? strdup(vhd_errmsg()) : NULL;
-			int rc = vhd_close(o); /* clears the message */
+	} else if (r == 0) {
+		/*
+		 * A fixed image has no chain: one image is all of it. A VHDX
+		 * is written through its own write path (block by block, so
+		 * a dynamic one gets only the blocks holding data).
+		 */
+		uint32_t chunk = p.type == VHD_TYPE_DYNAMIC ? o->block_size
+							    : FIXED_CHUNK;
+		char *msg;
+		int rc;
 
-			if (r == 0)
-				r = rc;
-			else
-				vhd_set_error(r, "%s", msg ? msg : "");
-			free(msg);
-		}
+		r = copy(s, o, NULL, chunk, progress, ctx);
+		msg = r ? strdup(vhd_errmsg()) : NULL;
+		rc = vhd_close(o); /* clears the message */
+		if (r == 0)
+			r = rc;
+		else
+			vhd_set_error(r, "%s", msg ? msg : "");
+		free(msg);
 	}
 	if (r == 0 && progress && progress(ctx, s->size, s->size))
 		r = vhd_set_error(-ECANCELED, "%s: conversion cancelled", src);

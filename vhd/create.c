@@ -363,11 +363,11 @@ static int build_vhdx(const char *path, const struct vhd_create_params *p,
 	};
 	int r;
 
-	if (source)
-		return vhd_set_error(-EOPNOTSUPP,
-				     "%s: converting to VHDX is not supported "
-				     "yet (use a .vhd name)",
-				     path);
+	/* A VHDX source keeps its sector sizes (its size is a multiple). */
+	if (source && source->vhdx) {
+		n.logical_sector = source->vhdx->meta.logical_sector;
+		n.physical_sector = source->vhdx->meta.physical_sector;
+	}
 	if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC)
 		return vhd_set_error(-EINVAL,
 				     "%s: can only create fixed or "

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 static int below(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
 		 struct vhd_where *w)
@@ -27,6 +27,8 @@ int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
 	bool set;
 	int r;
 
+	if (d->vhdx)
+		return vhdx_locate(d, off, limit, depth, w);
 	w->depth = depth;
 	w->disk = NULL;
 	if (off >= d->size) {
@@ -89,10 +91,6 @@ int vhd_map(struct vhd_disk *d, vhd_extent_fn fn, void *ctx)
 	int r = 0;
 
 	vhd_clear_error();
-	if (d->vhdx)
-		return vhd_set_error(-EOPNOTSUPP,
-				     "%s: map of a VHDX is not supported yet",
-				     d->path);
 	if (d->flags & VHD_OPEN_RDWR)
 		pthread_rwlock_rdlock(&d->lock);
 	while (off < d->size) {

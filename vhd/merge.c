@@ -105,15 +105,34 @@ static bool same_disk(const struct vhd_disk *d, const struct stat *st)
 	return d->dev == st->st_dev && d->ino == st->st_ino;
 }
 
+/* One level of either format, read-only, without its parent. */
+static int open_level(const char *path, struct vhd_disk **d)
+{
+	int flags = VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT;
+
+	if (vhdx_probe(path) == 1)
+		return vhdx_open_one(path, flags, d);
+	return vhd_open_one(path, flags, d);
+}
+
+/*
+ * What tells one file from another: a VHD's unique id; a VHDX's
+ * DataWriteGuid (a VHDX child shares its parent's disk id).
+ */
+static const uint8_t *ident(const struct vhd_disk *d)
+{
+	return d->vhdx ? d->vhdx->header.data_write_guid : d->footer.uuid;
+}
+
 /* Unique id of the image at @path; -errno when it does not open. */
 static int uuid_of(const char *path, uint8_t uuid[16])
 {
 	struct vhd_disk *d;
-	int r = vhd_open_one(path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
+	int r = open_level(path, &d);
 
 	if (r < 0)
 		return r;
-	memcpy(uuid, d->footer.uuid, 16);
+	memcpy(uuid, ident(d), 16);
 	vhd_close_one(d);
 	return 0;
 }
@@ -293,7 +312,7 @@ static int open_levels(struct merge *m, const char *child, const char *ancestor)
 				  strerror(errno));
 		goto out;
 	}
-	r = vhd_open_one(child, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
+	r = open_level(child, &d);
 	if (r < 0)
 		goto out;
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
@@ -345,8 +364,7 @@ static int open_levels(struct merge *m, const char *child, const char *ancestor)
 					  child, VHD_MAX_CHAIN_DEPTH);
 			goto fail;
 		}
-		r = vhd_open_one(ppath, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT,
-				 &d);
+		r = open_level(ppath, &d);
 		if (r < 0)
 			goto fail;
 		if (d->footer.disk_type != VHD_TYPE_DIFF) {
@@ -406,8 +424,7 @@ static int check_dependents(const struct merge *m, const char *child)
 		if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) < 0 ||
 		    !S_ISREG(st.st_mode) || is_level(m, &st))
 			continue;
-		if (vhd_open_one(path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT,
-				 &d) < 0)
+		if (open_level(path, &d) < 0)
 			continue;
 		if (d->footer.disk_type == VHD_TYPE_DIFF &&
 		    vhd_find_parent(d, ppath, 8192) == 0 &&
@@ -429,6 +446,39 @@ out:
 	return r;
 }
 
+/*
+ * The same for a VHDX level: its data and its zero block states (which
+ * shadow the parent with zeros) are held.
+ */
+static int mark_held_vhdx(struct vhd_disk *d, uint64_t off, uint64_t end,
+			  uint8_t *held, bool *any)
+{
+	uint64_t first = off / VHD_SECTOR_SIZE;
+
+	while (off < end) {
+		enum vhdx_own own;
+		uint64_t to;
+		int r = vhdx_own_extent(d, off, end, &own, &to);
+
+		if (r < 0)
+			return r;
+		if (to <= off)
+			return vhd_set_error(-EIO,
+					     "%s: no progress at %" PRIu64,
+					     d->path, off);
+		if (own != VHDX_OWN_BELOW) {
+			uint64_t s = off / VHD_SECTOR_SIZE;
+			uint64_t e =
+				(to + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE;
+
+			memset(held + (s - first), 1, (size_t)(e - s));
+			*any = true;
+		}
+		off = to;
+	}
+	return 0;
+}
+
 /* Mark in @held (one byte per sector from @off) the sectors @d holds. */
 static int mark_held(struct vhd_disk *d, uint64_t off, uint64_t end,
 		     uint8_t *held, bool *any)
@@ -436,6 +486,8 @@ static int mark_held(struct vhd_disk *d, uint64_t off, uint64_t end,
 	uint64_t first = off / VHD_SECTOR_SIZE;
 	uint64_t last = (end + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE;
 
+	if (d->vhdx)
+		return mark_held_vhdx(d, off, end, held, any);
 	for (uint64_t s = first; s < last;) {
 		uint32_t block = (uint32_t)(s / d->sectors_per_block);
 		uint64_t bstart = (uint64_t)block * d->sectors_per_block;
@@ -551,11 +603,35 @@ static int level_id(const char *path, const uint8_t uuid[16],
 	return 0;
 }
 
+/*
+ * A VHDX ancestor kept its DataWriteGuid while the merged levels pointed
+ * at it (their view did not change); with them gone it gets a new one,
+ * as any write gives it, so other children of it no longer match.
+ */
+static int renew_ancestor(const char *path)
+{
+	struct vhd_disk *d;
+	int r;
+
+	if (vhdx_probe(path) != 1)
+		return 0;
+	r = vhdx_open_one(path, VHD_OPEN_RDWR | VHD_OPEN_NOPARENT, &d);
+	if (r < 0)
+		return r;
+	r = vhdx_renew_data_guid(d->vhdx);
+	if (r < 0) {
+		vhd_close_chain(d);
+		return r;
+	}
+	return vhd_close(d);
+}
+
 /* Finish the removal an interrupted merge journalled in @marker. */
 static int resume(const char *marker, const struct plan *p,
 		  const char *ancestor, vhd_progress_fn progress, void *ctx)
 {
 	uint8_t u[16];
+	int r;
 
 	if (ancestor &&
 	    (uuid_of(ancestor, u) < 0 || memcmp(u, p->ancestor.uuid, 16) != 0))
@@ -567,7 +643,8 @@ static int resume(const char *marker, const struct plan *p,
 	vhd_clear_error();
 	if (progress && (progress(ctx, 0, 1) || progress(ctx, 1, 1)))
 		return vhd_set_error(-ECANCELED, "merge cancelled");
-	return remove_levels(marker, p);
+	r = remove_levels(marker, p);
+	return r < 0 ? r : renew_ancestor(p->ancestor.path);
 }
 
 int vhd_merge_pending(const char *child)
@@ -601,11 +678,6 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (!p)
 		return vhd_set_error(-ENOMEM, "out of memory");
-	r = vhdx_refuse_op(child, "merging");
-	if (r < 0) {
-		free(p);
-		return r;
-	}
 	r = marker_path(child, marker, sizeof(marker));
 	if (r < 0)
 		goto out;
@@ -631,6 +703,8 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	r = vhd_open(m.apath, VHD_OPEN_RDWR, &a);
 	if (r < 0)
 		goto out;
+	if (a->vhdx)
+		a->vhdx->keep_data_guid = true;
 	if (!same_disk(a, &m.ast)) {
 		r = vhd_set_error(-EAGAIN, "%s: replaced during the merge",
 				  m.apath);
@@ -644,9 +718,9 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 		goto out;
 	}
 	memset(p, 0, sizeof(*p));
-	r = level_id(m.apath, a->footer.uuid, &p->ancestor);
+	r = level_id(m.apath, ident(a), &p->ancestor);
 	for (int i = 0; r == 0 && i < m.n; i++)
-		r = level_id(m.lv[i]->path, m.lv[i]->footer.uuid, &p->rm[i]);
+		r = level_id(m.lv[i]->path, ident(m.lv[i]), &p->rm[i]);
 	if (r < 0)
 		goto out;
 	p->nrm = m.n;
@@ -673,6 +747,8 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	r = write_marker(marker, p);
 	if (r == 0)
 		r = remove_levels(marker, p);
+	if (r == 0)
+		r = renew_ancestor(m.apath);
 out:
 	if (a)
 		vhd_close_chain(a); /* opened, nothing written */

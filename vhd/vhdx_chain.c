@@ -48,22 +48,35 @@ static int wrap(struct vhdx *x, int flags, const struct stat *st,
 	return 0;
 }
 
-/* One file (no parent) as a vhd_disk. */
-static int open_one(const char *path, int flags, struct vhd_disk **out)
+/* @x (opened, or -errno in @r) as a vhd_disk; frees @x on failure. */
+static int wrap_opened(int r, struct vhdx *x, int flags, struct vhd_disk **out)
 {
-	struct vhdx *x;
 	struct stat st;
-	int r;
 
-	r = vhdx_open_file(path, flags, &x);
 	if (r < 0)
 		return r;
 	r = fstat(x->fd, &st) < 0
-		    ? vhd_set_error(-errno, "%s: %s", path, strerror(errno))
+		    ? vhd_set_error(-errno, "%s: %s", x->path, strerror(errno))
 		    : wrap(x, flags, &st, out);
 	if (r < 0)
 		vhdx_free(x);
 	return r;
+}
+
+int vhdx_open_one(const char *path, int flags, struct vhd_disk **out)
+{
+	struct vhdx *x = NULL;
+	int r = vhdx_open_file(path, flags, &x);
+
+	return wrap_opened(r, x, flags, out);
+}
+
+int vhdx_open_one_fd(int fd, const char *name, int flags, struct vhd_disk **out)
+{
+	struct vhdx *x = NULL;
+	int r = vhdx_open_fd(fd, name, flags, &x);
+
+	return wrap_opened(r, x, flags, out);
 }
 
 struct search {
@@ -254,7 +267,7 @@ int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out)
 
 	if (!parent_path)
 		return vhd_set_error(-ENOMEM, "out of memory");
-	r = open_one(path, flags, &leaf);
+	r = vhdx_open_one(path, flags, &leaf);
 	if (r < 0)
 		goto out;
 	for (cur = leaf;
@@ -269,7 +282,7 @@ int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out)
 					  path, VHD_MAX_CHAIN_DEPTH);
 			goto fail;
 		}
-		r = open_one(parent_path, VHD_OPEN_RDONLY, &p);
+		r = vhdx_open_one(parent_path, VHD_OPEN_RDONLY, &p);
 		if (r < 0)
 			goto fail;
 		/* as for VHD: no writer may change a parent under a child */

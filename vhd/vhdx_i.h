@@ -141,7 +141,10 @@ struct vhdx {
 	/* Writing (VHD_OPEN_RDWR leaf only; under the vhd_disk's write
 	 * lock). See vhdx_write.c. */
 	bool rw;
-	bool session;		  /* headers carry this session's write GUIDs */
+	bool session; /* headers carry this session's write GUIDs */
+	/* A merge writes only what the levels above shadow: they keep
+	 * their parent (DataWriteGuid) until removed; see merge.c. */
+	bool keep_data_guid;
 	bool log_active;	  /* the header's LogGuid is set */
 	uint64_t log_seq;	  /* number of the last entry written */
 	uint32_t log_head;	  /* ring offset of the next entry */
@@ -292,16 +295,45 @@ int vhdx_bitmap_get(struct vhdx *x, uint64_t b, uint8_t **out);
 
 /* vhdx_open.c: one file, no parent; and freeing it. */
 int vhdx_open_file(const char *path, int flags, struct vhdx **out);
+/* The same for a file open at @fd (stays the caller's; @x keeps a dup). */
+int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out);
 void vhdx_free(struct vhdx *x);
 
 /* vhdx_chain.c: the vhd_disk wrappers of a VHDX chain. */
 int vhdx_open_chain(const char *path, int flags, struct vhd_disk **out);
+/* One VHDX file (no parent) as a vhd_disk. */
+int vhdx_open_one(const char *path, int flags, struct vhd_disk **out);
+/* New FileWriteGuid and DataWriteGuid in the headers of a writable @x
+ * (its children no longer match it). */
+int vhdx_renew_data_guid(struct vhdx *x);
+/* vhdx_write.c, under the write lock: the headers of this session (new
+ * FileWriteGuid; a new DataWriteGuid unless keep_data_guid), once; and a
+ * BAT entry changed in memory, queued for the next flush (the log). */
+int vhdx_begin_session(struct vhdx *x);
+int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e);
+/* vhdx_compact.c: vhd_compact() of a dynamic VHDX open read-write. */
+int vhdx_compact(struct vhd_disk *d, uint64_t *reclaimed,
+		 vhd_progress_fn progress, void *ctx);
+/* One VHDX (no parent) from @fd, as vhd_open_one_fd() for a VHD. */
+int vhdx_open_one_fd(int fd, const char *name, int flags,
+		     struct vhd_disk **out);
 int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len);
 int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info);
 
 /* vhdx_io.c: reads of a VHDX chain member (parents through the chain). */
 int vhdx_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		       uint64_t off);
+/* What @d's own file says of [@off, *@end) (@end <= @limit): */
+enum vhdx_own {
+	VHDX_OWN_BELOW, /* nothing: the parent's data shows */
+	VHDX_OWN_DATA,	/* data stored in the file */
+	VHDX_OWN_ZERO,	/* zeros (a zero block state, or past the end) */
+};
+int vhdx_own_extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
+		    enum vhdx_own *own, uint64_t *end);
+/* vhd_locate() of a VHDX chain member (map.c's contract). */
+int vhdx_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+		struct vhd_where *w);
 int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 		uint64_t *end);
 

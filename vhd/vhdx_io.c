@@ -140,8 +140,8 @@ static int extent_below(struct vhd_disk *d, uint64_t off, uint64_t limit,
 	return vhdx_extent(d->parent, off, limit, data, end);
 }
 
-int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
-		uint64_t *end)
+int vhdx_own_extent(struct vhd_disk *d, uint64_t off, uint64_t limit,
+		    enum vhdx_own *own, uint64_t *end)
 {
 	struct vhdx *x = d->vhdx;
 	uint32_t bs = x->meta.block_size, ss = x->meta.logical_sector;
@@ -152,7 +152,7 @@ int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 	int r;
 
 	if (off >= d->size) {
-		*data = false;
+		*own = VHDX_OWN_ZERO;
 		*end = limit;
 		return 0;
 	}
@@ -160,18 +160,18 @@ int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 		limit = d->size;
 	if (block_end > limit)
 		block_end = limit;
+	*end = block_end;
 	switch (VHDX_BAT_STATE(x->bat[vhdx_payload_index(x, b)])) {
 	case VHDX_PAYLOAD_NOT_PRESENT:
-		return extent_below(d, off, block_end, data, end);
+		*own = VHDX_OWN_BELOW;
+		return 0;
 	case VHDX_PAYLOAD_FULLY_PRESENT:
-		*data = true;
-		*end = block_end;
+		*own = VHDX_OWN_DATA;
 		return 0;
 	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
 		break;
 	default:
-		*data = false;
-		*end = block_end;
+		*own = VHDX_OWN_ZERO;
 		return 0;
 	}
 	r = vhdx_bitmap_get(x, b, &map);
@@ -181,12 +181,47 @@ int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
 	e = (uint32_t)((block_end - block_off + ss - 1) / ss);
 	run = bit_run(map, s, e, &set);
 	block_end = block_off + (uint64_t)(s + run) * ss;
-	if (block_end > limit)
-		block_end = limit;
-	if (set) {
-		*data = true;
-		*end = block_end;
-		return 0;
+	*end = block_end > limit ? limit : block_end;
+	*own = set ? VHDX_OWN_DATA : VHDX_OWN_BELOW;
+	return 0;
+}
+
+int vhdx_extent(struct vhd_disk *d, uint64_t off, uint64_t limit, bool *data,
+		uint64_t *end)
+{
+	enum vhdx_own own;
+	int r = vhdx_own_extent(d, off, limit, &own, end);
+
+	if (r < 0)
+		return r;
+	if (own == VHDX_OWN_BELOW)
+		return extent_below(d, off, *end, data, end);
+	*data = own == VHDX_OWN_DATA;
+	return 0;
+}
+
+int vhdx_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
+		struct vhd_where *w)
+{
+	struct vhdx *x = d->vhdx;
+	enum vhdx_own own;
+	int r = vhdx_own_extent(d, off, limit, &own, &w->end);
+
+	w->depth = depth;
+	w->disk = NULL;
+	if (r < 0)
+		return r;
+	if (own == VHDX_OWN_DATA) {
+		uint32_t bs = x->meta.block_size;
+		uint64_t e = x->bat[vhdx_payload_index(x, off / bs)];
+
+		w->disk = d;
+		w->file_off = VHDX_BAT_OFFSET(e) + off % bs;
+	} else if (own == VHDX_OWN_BELOW && x->meta.has_parent) {
+		if (!d->parent)
+			return vhd_set_error(-ENOENT, "%s: parent not opened",
+					     d->path);
+		return vhd_locate(d->parent, off, w->end, depth + 1, w);
 	}
-	return extent_below(d, off, block_end, data, end);
+	return 0;
 }

@@ -52,34 +52,24 @@ static int check_writable(struct vhdx *x)
 	return 0;
 }
 
-int vhdx_open_file(const char *path, int flags, struct vhdx **out)
+/* The rest of an open once x->fd is set: takes @x, frees it on failure. */
+static int load(struct vhdx *x, int flags, struct vhdx **out)
 {
-	struct vhdx *x;
 	struct stat st;
 	int r;
 
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return vhd_set_error(-ENOMEM, "out of memory");
-	x->fd = -1;
-	x->path = strdup(path);
-	if (!x->path) {
-		r = vhd_set_error(-ENOMEM, "out of memory");
-		goto fail;
-	}
 	x->rw = flags & VHD_OPEN_RDWR;
-	x->fd = vhd_file_open(path, x->rw ? O_RDWR : O_RDONLY, &st, NULL);
-	if (x->fd < 0) {
-		r = x->fd;
+	if (fstat(x->fd, &st) < 0) {
+		r = vhd_set_error(-errno, "%s: %s", x->path, strerror(errno));
 		goto fail;
 	}
 	if (x->rw) {
-		r = vhd_lock_writer(x->fd, path);
+		r = vhd_lock_writer(x->fd, x->path);
 		if (r < 0)
 			goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = vhd_set_error(-EINVAL, "%s: not a regular file", path);
+		r = vhd_set_error(-EINVAL, "%s: not a regular file", x->path);
 		goto fail;
 	}
 	x->real_size = x->file_size = (uint64_t)st.st_size;
@@ -104,4 +94,55 @@ int vhdx_open_file(const char *path, int flags, struct vhdx **out)
 fail:
 	vhdx_free(x);
 	return r;
+}
+
+static struct vhdx *alloc_named(const char *path)
+{
+	struct vhdx *x = calloc(1, sizeof(*x));
+
+	if (x) {
+		x->fd = -1;
+		x->path = strdup(path);
+	}
+	if (x && !x->path) {
+		free(x);
+		x = NULL;
+	}
+	if (!x)
+		vhd_set_error(-ENOMEM, "out of memory");
+	return x;
+}
+
+int vhdx_open_file(const char *path, int flags, struct vhdx **out)
+{
+	struct vhdx *x = alloc_named(path);
+	struct stat st;
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	x->fd = vhd_file_open(path, (flags & VHD_OPEN_RDWR) ? O_RDWR : O_RDONLY,
+			      &st, NULL);
+	if (x->fd < 0) {
+		r = x->fd;
+		vhdx_free(x);
+		return r;
+	}
+	return load(x, flags, out);
+}
+
+int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out)
+{
+	struct vhdx *x = alloc_named(name);
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	x->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (x->fd < 0) {
+		r = vhd_set_error(-errno, "%s: %s", name, strerror(errno));
+		vhdx_free(x);
+		return r;
+	}
+	return load(x, flags, out);
 }

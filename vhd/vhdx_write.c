@@ -21,18 +21,25 @@
 
 #define SECTOR VHDX_LOG_SECTOR
 
-static int begin_session(struct vhdx *x)
+int vhdx_begin_session(struct vhdx *x)
 {
 	int r;
 
 	if (x->session)
 		return 0;
 	vhdx_guid_new(x->header.file_write_guid);
-	vhdx_guid_new(x->header.data_write_guid);
+	if (!x->keep_data_guid)
+		vhdx_guid_new(x->header.data_write_guid);
 	r = vhdx_header_update(x);
 	if (r == 0)
 		x->session = true;
 	return r;
+}
+
+int vhdx_renew_data_guid(struct vhdx *x)
+{
+	x->session = x->keep_data_guid = false;
+	return vhdx_begin_session(x);
 }
 
 static int mark_dirty(struct vhdx *x, uint64_t off, uint64_t chunk)
@@ -56,7 +63,7 @@ static int mark_dirty(struct vhdx *x, uint64_t off, uint64_t chunk)
 	return 0;
 }
 
-static int set_bat(struct vhdx *x, uint64_t idx, uint64_t e)
+int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e)
 {
 	x->bat[idx] = e;
 	return mark_dirty(x, x->bat_region.offset + idx * 8, UINT64_MAX);
@@ -133,7 +140,7 @@ static int ensure_sb(struct vhdx *x, uint64_t c)
 		return 0;
 	r = alloc(x, VHDX_MIB, &off);
 	if (r == 0)
-		r = set_bat(x, idx, off | VHDX_SB_PRESENT);
+		r = vhdx_set_bat(x, idx, off | VHDX_SB_PRESENT);
 	return r;
 }
 
@@ -178,7 +185,7 @@ static int write_block(struct vhdx *x, uint64_t b, uint32_t in,
 	if (r < 0)
 		return r;
 	if (!x->meta.has_parent || st != VHDX_PAYLOAD_NOT_PRESENT || whole)
-		return set_bat(x, idx, off | VHDX_PAYLOAD_FULLY_PRESENT);
+		return vhdx_set_bat(x, idx, off | VHDX_PAYLOAD_FULLY_PRESENT);
 	r = ensure_sb(x, b / x->chunk_ratio);
 	if (r < 0)
 		return r;
@@ -200,7 +207,7 @@ static int write_block(struct vhdx *x, uint64_t b, uint32_t in,
 	}
 	r = set_bits(x, b, in / ss, (uint32_t)(len / ss));
 	if (r == 0)
-		r = set_bat(x, idx, off | VHDX_PAYLOAD_PARTIALLY_PRESENT);
+		r = vhdx_set_bat(x, idx, off | VHDX_PAYLOAD_PARTIALLY_PRESENT);
 	return r;
 }
 
@@ -246,7 +253,7 @@ int vhdx_write(struct vhd_disk *d, const uint8_t *buf, size_t len, uint64_t off)
 	uint32_t ss = x->meta.logical_sector;
 	uint64_t a = off / ss * ss, end = (off + len + ss - 1) / ss * ss;
 	uint8_t *tmp;
-	int r = begin_session(x);
+	int r = vhdx_begin_session(x);
 
 	if (r < 0)
 		return r;

@@ -7,7 +7,9 @@
 # parent cannot be opened for writing (EPERM);
 # `.control` refuses to make a VHD child of a VHDX or a VHDX child of a VHD
 # (a chain does not mix formats) and makes VHDX children and dynamic and
-# fixed VHDX images that qemu-img and `vhd check` accept. ext4 on a .vhdx
+# fixed VHDX images that qemu-img and `vhd check` accept; converts a VHDX
+# chain into VHDX and VHD and a VHD into VHDX, equal in qemu; merges a
+# grandchild into its VHDX parent. ext4 on a .vhdx
 # chain made by .control (losetup, mkfs.ext4, files, a dsync write, a
 # grandchild over the written child) reads back after a remount, through
 # the loop device, `vhd cat` and libvhdi; the base never changes.
@@ -89,6 +91,29 @@ for f in dyn.vhdx fix.vhdx; do
 	qemu-img check -q -f vhdx "$B/$f" || fail "qemu-img check $f"
 done
 
+# convert through .control: the crafted VHDX chain and a VHD into VHDX,
+# the VHDX chain into a VHD; each equal to its source's flat view
+make_flat() { cp "$M/$1" "$T/$1.flat"; }
+make_flat child.avhdx
+make_flat plain.vhd
+for c in "child.avhdx conv-c.vhdx dynamic" "plain.vhd conv-p.vhdx fixed" \
+	"child.avhdx conv-c.vhd dynamic"; do
+	set -- $c
+	ctl "$M" "convert $c"
+	id=$(last_job "$M")
+	[ -n "$id" ] || fail "convert $c did not start a job"
+	job_wait "$M" "$id"
+	assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "convert $c"
+	assert_cmp "$T/$1.flat" "$M/$2" "convert $c (mount)"
+	case $2 in
+	*.vhdx) fmt=vhdx && qemu-img check -q -f vhdx "$B/$2" ||
+		fail "qemu-img check $2" ;;
+	*) fmt=vpc ;;
+	esac
+	qemu-img compare -q -f $fmt -F raw "$B/$2" "$T/$1.flat" ||
+		fail "convert $c: qemu-img compare"
+done
+
 # ext4 on a VHDX chain: the new child over base.vhdx, then a grandchild
 # over that (the child is its parent now), through a loop device
 loop_attach "$M/new.avhdx"
@@ -154,6 +179,17 @@ mount_fs "$dev" "$T/fs" -o ro
 umount "$T/fs"
 loop_detach "$dev"
 
+# merge through .control: the grandchild into its parent (a VHDX child)
+ctl "$M" "merge top.vhdx"
+id=$(last_job "$M")
+[ -n "$id" ] || fail "merge did not start a job"
+job_wait "$M" "$id"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "merge top.vhdx"
+[ ! -e "$B/top.vhdx" ] || fail "top.vhdx left after the merge"
+assert_cmp "$T/top.flat" "$M/new.avhdx" "new.avhdx after the merge"
+"$VHD" check "$B/new.avhdx" >/dev/null || fail "vhd check after the merge"
+
 vhdfs_umount "$M"
-rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx"
+rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx" \
+	"$B/conv-c.vhdx" "$B/conv-p.vhdx" "$B/conv-c.vhd"
 assert_eq "$before" "$(dir_state "$B")" "backing directory unchanged"

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -54,35 +56,40 @@ static void expect_flat(const char *path, const uint8_t *flat, uint64_t size)
 }
 
 /*
- * 8 blocks: data in 0, 2, 5 and 7, zeros written into 1, 3 and 6 (they
- * are allocated but dead); 4 never written.
+ * 8 blocks of @bs bytes: data in 0, 2, 5 and 7, zeros written into 1, 3
+ * and 6 (they are allocated but dead); 4 never written.
  */
-static void make_dynamic(const char *path, uint8_t *flat)
+static void make_dynamic_bs(const char *path, uint8_t *flat, uint32_t bs)
 {
 	struct vhd_disk *d;
-	uint8_t *zero = calloc(1, BS);
+	uint8_t *zero = calloc(1, bs);
 
-	th_create(path, VHD_TYPE_DYNAMIC, 8ull * BS, BS);
-	memset(flat, 0, 8ull * BS);
+	th_create(path, VHD_TYPE_DYNAMIC, 8ull * bs, bs);
+	memset(flat, 0, 8ull * bs);
 	d = th_open(path, VHD_OPEN_RDWR);
 	for (uint32_t b = 0; b < 8; b++) {
-		uint64_t off = (uint64_t)b * BS;
+		uint64_t off = (uint64_t)b * bs;
 
 		if (b == 4)
 			continue;
 		if (b == 1 || b == 3 || b == 6) {
-			th_write(d, zero, BS, off);
+			th_write(d, zero, bs, off);
 			continue;
 		}
 		/* block 7 only partly: one sector in the middle */
 		th_fill_pattern(flat + off + (b == 7 ? 4096 : 0),
-				b == 7 ? 512 : BS, off + (b == 7 ? 4096 : 0),
+				b == 7 ? 512 : bs, off + (b == 7 ? 4096 : 0),
 				b + 1);
-		th_write(d, flat + off + (b == 7 ? 4096 : 0), b == 7 ? 512 : BS,
+		th_write(d, flat + off + (b == 7 ? 4096 : 0), b == 7 ? 512 : bs,
 			 off + (b == 7 ? 4096 : 0));
 	}
 	assert_int_equal(vhd_close(d), 0);
 	free(zero);
+}
+
+static void make_dynamic(const char *path, uint8_t *flat)
+{
+	make_dynamic_bs(path, flat, BS);
 }
 
 static void test_dynamic(void **state)
@@ -322,6 +329,74 @@ static void test_crash_differencing(void **state)
 	free(buf);
 }
 
+/* --- dynamic VHDX: all-zero blocks become NOT_PRESENT via the log ---- */
+#define XBS (1u << 20)
+
+static uint64_t disk_usage(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void test_vhdx_dynamic(void **state)
+{
+	const char *p = th_path(DIR_, "dyn.vhdx");
+	uint8_t *flat = malloc(8ull * XBS);
+	uint64_t size, used, reclaimed = 0;
+
+	make_dynamic_bs(p, flat, XBS);
+	size = th_file_size(p);
+	used = disk_usage(p);
+	assert_int_equal(allocated(p), 7);
+	assert_int_equal(vhd_compact(p, &reclaimed, NULL, NULL), 0);
+	assert_int_equal(allocated(p), 4);
+	/* the three dead blocks' space is given back, nothing moves */
+	assert_int_equal(reclaimed, 3ull * XBS);
+	assert_int_equal(disk_usage(p), used - 3ull * XBS);
+	assert_int_equal(th_file_size(p), size);
+	expect_flat(p, flat, 8ull * XBS);
+	assert_int_equal(vhd_check(p, NULL, NULL), 0);
+	/* a second run changes nothing */
+	assert_int_equal(vhd_compact(p, &reclaimed, NULL, NULL), 0);
+	assert_int_equal(reclaimed, 0);
+	assert_int_equal(allocated(p), 4);
+	free(flat);
+}
+
+/* Fixed and differencing VHDX are refused unchanged. */
+static void test_vhdx_refused(void **state)
+{
+	struct vhd_create_params fp = {.type = VHD_TYPE_FIXED, .size = 4 * XBS};
+	char *f = strdup(th_path(DIR_, "f.vhdx"));
+	char *c = strdup(th_path(DIR_, "c.avhdx"));
+	uint64_t h;
+
+	assert_int_equal(vhd_create(f, &fp), 0);
+	assert_int_equal(vhd_create_diff(c, f), 0);
+	h = th_file_hash(c);
+	assert_int_equal(vhd_compact(c, NULL, NULL, NULL), -EOPNOTSUPP);
+	assert_true(th_msg_has("differencing VHDX"));
+	assert_true(th_file_hash(c) == h);
+	unlink(c);
+	h = th_file_hash(f);
+	assert_int_equal(vhd_compact(f, NULL, NULL, NULL), -EOPNOTSUPP);
+	assert_true(th_file_hash(f) == h);
+	free(f);
+	free(c);
+}
+
+static void test_vhdx_crash(void **state)
+{
+	const char *orig = th_path(DIR_, "dyn.orig");
+	uint8_t *flat = malloc(8ull * XBS);
+
+	make_dynamic_bs(orig, flat, XBS);
+	sweep(orig, th_path(DIR_, "dyn.vhdx"), NULL);
+	free(flat);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +404,8 @@ int main(void)
 		T(test_dynamic),       T(test_differencing),
 		T(test_fixed_refused), T(test_progress_and_cancel),
 		T(test_crash_dynamic), T(test_crash_differencing),
+		T(test_vhdx_dynamic),  T(test_vhdx_refused),
+		T(test_vhdx_crash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

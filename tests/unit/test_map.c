@@ -4,7 +4,8 @@
  * blocks are data of level 0 at their file offsets, neighbours contiguous
  * in the file merged, the rest holes), a fixed image (one extent), and a
  * three-level chain whose extents name the level and file supplying each
- * range. Extents are in order and cover the disk; a callback's non-zero
+ * range (the same in VHDX, with the bytes at each mapped file offset
+ * checked). Extents are in order and cover the disk; a callback's non-zero
  * return stops the walk and is returned.
  */
 #include <stdarg.h>
@@ -180,6 +181,81 @@ static void test_chain(void **state)
 	free(buf);
 }
 
+/* Each extent's bytes at its file offset are the chain's bytes there. */
+static void expect_bytes(const char *dir, const struct got *g,
+			 const uint8_t *flat)
+{
+	for (int i = 0; i < g->n; i++) {
+		const struct ext *x = &g->e[i];
+		uint8_t *buf = malloc(x->len);
+		FILE *f;
+
+		if (x->depth < 0) {
+			for (uint64_t k = 0; k < x->len; k++)
+				assert_int_equal(flat[x->off + k], 0);
+			free(buf);
+			continue;
+		}
+		f = fopen(th_path(dir, x->file), "rb");
+		assert_non_null(f);
+		assert_int_equal(fseeko(f, (off_t)x->foff, SEEK_SET), 0);
+		assert_int_equal(fread(buf, 1, x->len, f), x->len);
+		fclose(f);
+		assert_memory_equal(buf, flat + x->off, x->len);
+		free(buf);
+	}
+}
+
+/* The same chain as test_chain in VHDX (1 MiB base blocks, 2 MiB child
+ * blocks): levels, files, and the bytes at each mapped offset. */
+static void test_vhdx_chain(void **state)
+{
+	const uint64_t MB = 1u << 20;
+	const char *base = th_path(DIR_, "base.vhdx");
+	const char *mid = th_path(DIR_, "mid.avhdx");
+	const char *top = th_path(DIR_, "top.vhdx");
+	uint8_t *buf = malloc(MB), *flat;
+	struct vhd_disk *d;
+	struct got g;
+
+	th_create(base, VHD_TYPE_DYNAMIC, 4 * MB, MB);
+	th_fill_pattern(buf, MB, 0, 1);
+	d = th_open(base, VHD_OPEN_RDWR);
+	th_write(d, buf, MB, 0);
+	assert_int_equal(vhd_close(d), 0);
+	th_create_diff(mid, base);
+	th_fill_pattern(buf, MB, 0, 2);
+	d = th_open(mid, VHD_OPEN_RDWR);
+	th_write(d, buf, 4096, 4096);
+	th_write(d, buf, MB, 2 * MB);
+	assert_int_equal(vhd_close(d), 0);
+	th_create_diff(top, mid);
+	th_fill_pattern(buf, MB, 0, 3);
+	d = th_open(top, VHD_OPEN_RDWR);
+	th_write(d, buf, 512, 0);
+	th_write(d, buf, 4096, 3 * MB);
+	assert_int_equal(vhd_close(d), 0);
+
+	map_of(top, &g);
+	assert_int_equal(g.n, 8);
+	expect(&g, 0, 0, 512, 0, "top.vhdx", g.e[0].foff);
+	expect(&g, 1, 512, 4096 - 512, 2, "base.vhdx", g.e[1].foff);
+	expect(&g, 2, 4096, 4096, 1, "mid.avhdx", g.e[2].foff);
+	expect(&g, 3, 8192, MB - 8192, 2, "base.vhdx", g.e[3].foff);
+	assert_int_equal(g.e[3].foff, g.e[1].foff + 8192 - 512);
+	expect(&g, 4, MB, MB, -1, "", 0);
+	expect(&g, 5, 2 * MB, MB, 1, "mid.avhdx", g.e[5].foff);
+	expect(&g, 6, 3 * MB, 4096, 0, "top.vhdx", g.e[6].foff);
+	expect(&g, 7, 3 * MB + 4096, MB - 4096, -1, "", 0);
+	assert_int_equal(g.e[1].foff % MB, 512); /* blocks 1 MiB-aligned */
+	d = th_open(top, VHD_OPEN_RDONLY);
+	flat = th_read_all(d);
+	vhd_close(d);
+	expect_bytes(DIR_, &g, flat);
+	free(flat);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +263,7 @@ int main(void)
 		T(test_dynamic),
 		T(test_fixed),
 		T(test_chain),
+		T(test_vhdx_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

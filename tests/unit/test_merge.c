@@ -26,8 +26,21 @@
 #define SIZE (4 * (uint64_t)BS)
 #define MAX_LEVELS 4
 
-static const char *const names[MAX_LEVELS] = {"base.vhd", "mid1.vhd",
-					      "mid2.vhd", "child.vhd"};
+static const char *const vhd_names[MAX_LEVELS] = {"base.vhd", "mid1.vhd",
+						  "mid2.vhd", "child.vhd"};
+static const char *const vhdx_names[MAX_LEVELS] = {"base.vhdx", "mid1.avhdx",
+						   "mid2.avhdx", "child.avhdx"};
+/* The chain the shared cases build: set by the setup of each test. */
+static const char *const *names = vhd_names;
+
+/* The journal an interrupted merge of names[3] leaves. */
+static const char *marker_of(const char *dir)
+{
+	char m[64];
+
+	snprintf(m, sizeof(m), ".%s.merging", names[3]);
+	return th_path(dir, m);
+}
 
 /* Write @len bytes of pattern @tag at @off into @path, and into @flat. */
 static void put(const char *path, uint64_t off, size_t len, uint32_t tag,
@@ -57,7 +70,11 @@ static uint8_t *build_chain(const char *dir, enum vhd_type type, int levels)
 	struct vhd_disk *d;
 	int n = 0;
 
-	th_create(base, type, SIZE, type == VHD_TYPE_FIXED ? 0 : BS);
+	/* (a VHDX block is at least 1 MiB) */
+	th_create(base, type, SIZE,
+		  type == VHD_TYPE_FIXED ? 0
+		  : names == vhdx_names	 ? 2 * BS
+					 : BS);
 	put(base, 0, 300 * 1024, 1, flat);
 	put(base, 2 * BS + 512, 4096, 2, flat);
 	const char *prev = base;
@@ -104,18 +121,18 @@ static void merged(const char *dir, const char *child, const uint8_t *flat,
 	expect_flat(into, flat);
 	assert_false(th_exists(child));
 	if (levels == 4) {
-		assert_false(th_exists(th_path(dir, "mid1.vhd")));
-		assert_false(th_exists(th_path(dir, "mid2.vhd")));
+		assert_false(th_exists(th_path(dir, names[1])));
+		assert_false(th_exists(th_path(dir, names[2])));
 	}
-	assert_false(th_exists(th_path(dir, ".child.vhd.merging")));
+	assert_false(th_exists(marker_of(dir)));
 	assert_int_equal(vhd_check(into, NULL, NULL), 0);
 }
 
 static void merge_case(const char *dir, enum vhd_type type, int levels,
 		       bool explicit_ancestor)
 {
-	const char *child = th_path(dir, "child.vhd");
-	const char *base = th_path(dir, "base.vhd");
+	const char *child = th_path(dir, names[3]);
+	const char *base = th_path(dir, names[0]);
 	uint8_t *flat = build_chain(dir, type, levels);
 	int calls = 0;
 
@@ -273,22 +290,20 @@ static void save_chain(const char *dir, int levels)
 
 		if (levels == 2 && i && i < 3)
 			continue;
-		snprintf(orig, sizeof(orig), "%.*s.orig",
-			 (int)strlen(names[i]) - 4, names[i]);
+		snprintf(orig, sizeof(orig), "%s.orig", names[i]);
 		th_copy_file(th_path(dir, names[i]), th_path(dir, orig));
 	}
 }
 
 static void restore_chain(const char *dir, int levels)
 {
-	unlink(th_path(dir, ".child.vhd.merging"));
+	unlink(marker_of(dir));
 	for (int i = 0; i < MAX_LEVELS; i++) {
 		char orig[64];
 
 		if (levels == 2 && i && i < 3)
 			continue;
-		snprintf(orig, sizeof(orig), "%.*s.orig",
-			 (int)strlen(names[i]) - 4, names[i]);
+		snprintf(orig, sizeof(orig), "%s.orig", names[i]);
 		th_copy_file(th_path(dir, orig), th_path(dir, names[i]));
 	}
 }
@@ -304,8 +319,8 @@ static void after_cut(const char *dir, const uint8_t *flat, int levels,
 	struct vhd_disk *d;
 	int r;
 
-	snprintf(child, sizeof(child), "%s", th_path(dir, "child.vhd"));
-	snprintf(base, sizeof(base), "%s", th_path(dir, "base.vhd"));
+	snprintf(child, sizeof(child), "%s", th_path(dir, names[3]));
+	snprintf(base, sizeof(base), "%s", th_path(dir, names[0]));
 	if (th_exists(child)) {
 		r = vhd_open(child, VHD_OPEN_RDONLY, &d);
 		if (r)
@@ -328,8 +343,8 @@ static void after_cut(const char *dir, const uint8_t *flat, int levels,
 static void write_sweep(const char *dir, enum vhd_type type, int levels)
 {
 	/* th_path buffers rotate: keep copies across the sweep. */
-	char *child = strdup(th_path(dir, "child.vhd"));
-	char *base = strdup(th_path(dir, "base.vhd"));
+	char *child = strdup(th_path(dir, names[3]));
+	char *base = strdup(th_path(dir, names[0]));
 	uint8_t *flat = build_chain(dir, type, levels);
 	char what[128];
 	long total;
@@ -470,16 +485,94 @@ static void test_sync_failures(void **state)
 	free(base);
 }
 
+/* --- the same on VHDX chains (.vhdx <- .avhdx levels) -------------------- */
+
+static void test_vhdx_one_level(void **state)
+{
+	merge_case(DIR_, VHD_TYPE_DYNAMIC, 2, false);
+}
+
+static void test_vhdx_three_levels(void **state)
+{
+	merge_case(DIR_, VHD_TYPE_DYNAMIC, 4, true);
+}
+
+static void test_vhdx_three_levels_fixed(void **state)
+{
+	merge_case(DIR_, VHD_TYPE_FIXED, 4, true);
+}
+
+static void test_vhdx_one_level_fixed(void **state)
+{
+	merge_case(DIR_, VHD_TYPE_FIXED, 2, false);
+}
+
+/* A second child of the base (its linkage would break) is refused. */
+static void test_vhdx_dependent(void **state)
+{
+	char *child = strdup(th_path(DIR_, names[3]));
+	char *base = strdup(th_path(DIR_, names[0]));
+	uint8_t *flat = build_chain(DIR_, VHD_TYPE_DYNAMIC, 2);
+	uint64_t h;
+
+	th_create_diff(th_path(DIR_, "other.avhdx"), base);
+	h = th_file_hash(base);
+	assert_int_equal(vhd_merge(child, NULL, NULL, NULL), -EPERM);
+	assert_true(th_msg_has("other.avhdx"));
+	assert_true(th_file_hash(base) == h);
+	expect_flat(child, flat);
+	free(flat);
+	free(child);
+	free(base);
+}
+
+static void test_vhdx_cuts_one_level(void **state)
+{
+	write_sweep(DIR_, VHD_TYPE_DYNAMIC, 2);
+}
+
+static void test_vhdx_cuts_three_levels(void **state)
+{
+	write_sweep(DIR_, VHD_TYPE_DYNAMIC, 4);
+}
+
+static int setup_vhd(void **state)
+{
+	names = vhd_names;
+	return th_setup_dir(state);
+}
+
+static int setup_vhdx(void **state)
+{
+	names = vhdx_names;
+	return th_setup_dir(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, th_setup_dir, th_teardown_dir)
-		T(test_one_level_dynamic),    T(test_one_level_fixed),
-		T(test_three_levels_dynamic), T(test_three_levels_fixed),
-		T(test_into_differencing),    T(test_refused_with_dependents),
-		T(test_bad_arguments),	      T(test_cancel),
-		T(test_cuts_one_level),	      T(test_cuts_three_levels),
-		T(test_cuts_fixed),	      T(test_sync_failures),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_vhd, th_teardown_dir)
+#define TX(f) cmocka_unit_test_setup_teardown(f, setup_vhdx, th_teardown_dir)
+		T(test_one_level_dynamic),
+		T(test_one_level_fixed),
+		T(test_three_levels_dynamic),
+		T(test_three_levels_fixed),
+		T(test_into_differencing),
+		T(test_refused_with_dependents),
+		T(test_bad_arguments),
+		T(test_cancel),
+		T(test_cuts_one_level),
+		T(test_cuts_three_levels),
+		T(test_cuts_fixed),
+		T(test_sync_failures),
+		TX(test_vhdx_one_level),
+		TX(test_vhdx_three_levels),
+		TX(test_vhdx_three_levels_fixed),
+		TX(test_vhdx_dependent),
+		TX(test_vhdx_one_level_fixed),
+		TX(test_vhdx_cuts_one_level),
+		TX(test_vhdx_cuts_three_levels),
+#undef TX
 #undef T
 	};
 
