@@ -25,9 +25,7 @@ static uint64_t block_data_off(const struct vhd_disk *d, uint32_t block)
 	return (uint64_t)d->bat[block] * VHD_SECTOR_SIZE + d->bitmap_size;
 }
 
-/* What a sector absent from @d reads as: the parent's, or zeros. */
-static int read_below(struct vhd_disk *d, uint8_t *buf, size_t len,
-		      uint64_t off)
+int vhd_read_below(struct vhd_disk *d, uint8_t *buf, size_t len, uint64_t off)
 {
 	if (d->footer.disk_type != VHD_TYPE_DIFF) {
 		memset(buf, 0, len);
@@ -51,7 +49,7 @@ static int read_block(struct vhd_disk *d, uint32_t block, uint32_t in,
 	int r;
 
 	if (d->bat[block] == VHD_BAT_UNUSED)
-		return read_below(d, buf, len, block_off + in);
+		return vhd_read_below(d, buf, len, block_off + in);
 	/* Dynamic disks keep zeros in never-written sectors, as qemu reads. */
 	if (d->footer.disk_type == VHD_TYPE_DYNAMIC)
 		return read_file(d, buf, len, block_data_off(d, block) + in);
@@ -73,8 +71,8 @@ static int read_block(struct vhd_disk *d, uint32_t block, uint32_t in,
 			r = read_file(d, buf + (from - in), to - from,
 				      block_data_off(d, block) + from);
 		else
-			r = read_below(d, buf + (from - in), to - from,
-				       block_off + from);
+			r = vhd_read_below(d, buf + (from - in), to - from,
+					   block_off + from);
 		if (r < 0)
 			return r;
 		s += run;

@@ -372,6 +372,11 @@ int vhd_flush_locked(struct vhd_disk *d);
 /* io.c: give back space reserved for new blocks; caller holds the write
  * lock and has flushed. */
 int vhd_trim_locked(struct vhd_disk *d);
+/*
+ * io.c: what sectors absent from @d read as: the parent's (resolved down
+ * its chain), or zeros when @d has no parent. Shared by VHD and VHDX.
+ */
+int vhd_read_below(struct vhd_disk *d, uint8_t *buf, size_t len, uint64_t off);
 /* io.c: internal read of a byte range; caller holds the lock if any. */
 int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		      uint64_t off);

@@ -10,22 +10,6 @@
 
 #include "vhdx_i.h"
 
-/* Sectors this layer does not hold and that fall through to the next. */
-static int read_below(struct vhd_disk *d, uint8_t *buf, size_t len,
-		      uint64_t off)
-{
-	if (!d->vhdx->meta.has_parent) {
-		memset(buf, 0, len);
-		return 0;
-	}
-	if (!d->parent)
-		return vhd_set_error(-ENOENT,
-				     "%s: parent not opened (needed to read "
-				     "offset %" PRIu64 ")",
-				     d->path, off);
-	return vhd_read_resolved(d->parent, buf, len, off);
-}
-
 /* Length of the run of sectors from @first (< @end) with the same bit;
  * VHDX bitmaps are least significant bit first. */
 static uint32_t bit_run(const uint8_t *map, uint32_t first, uint32_t end,
@@ -74,8 +58,8 @@ static int read_partial(struct vhd_disk *d, uint64_t b, uint32_t in,
 			r = vhdx_pread_file(x, buf + (from - in), to - from,
 					    data + from);
 		else
-			r = read_below(d, buf + (from - in), to - from,
-				       block_off + from);
+			r = vhd_read_below(d, buf + (from - in), to - from,
+					   block_off + from);
 		if (r < 0)
 			return r;
 		s += run;
@@ -92,7 +76,7 @@ static int read_block(struct vhd_disk *d, uint64_t b, uint32_t in, uint8_t *buf,
 
 	switch (VHDX_BAT_STATE(e)) {
 	case VHDX_PAYLOAD_NOT_PRESENT:
-		return read_below(d, buf, len, b * x->meta.block_size + in);
+		return vhd_read_below(d, buf, len, b * x->meta.block_size + in);
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		return vhdx_pread_file(x, buf, len, VHDX_BAT_OFFSET(e) + in);
 	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
