@@ -17,10 +17,13 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-$REPO/build}" && pwd)
-TESTDATA=$(cd "$REPO/.." && pwd)/shared/testdata/real-world
 C=$REPO/tests/fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+# The real-world samples, from the repository (tests/data), as tests see them.
+. "$REPO/tests/lib/testdata.sh"
+TESTDATA=$T/testdata
+testdata_unpack "$TESTDATA"
 
 # Inputs that once broke a promise (regress-*) are kept, so every smoke
 # run replays them.
