@@ -91,9 +91,8 @@ int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 		memset(buf + (d->size - off), 0, len - (d->size - off));
 		len = (size_t)(d->size - off);
 	}
-	if (d->vhdx)
-		return vhdx_read_resolved(d, buf, len, off);
-	if (d->footer.disk_type == VHD_TYPE_FIXED)
+	/* A fixed VHDX still maps its blocks through the BAT. */
+	if (d->footer.disk_type == VHD_TYPE_FIXED && !d->vhdx)
 		return read_file(d, buf, len, off);
 	while (len) {
 		uint32_t block = (uint32_t)(off / d->block_size);
@@ -103,7 +102,8 @@ int vhd_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
 
 		if (n > len)
 			n = len;
-		r = read_block(d, block, in, buf, n);
+		r = d->vhdx ? vhdx_read_block(d, block, in, buf, n)
+			    : read_block(d, block, in, buf, n);
 		if (r < 0)
 			return r;
 		buf += n;

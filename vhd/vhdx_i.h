@@ -320,9 +320,13 @@ int vhdx_open_one_fd(int fd, const char *name, int flags,
 int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len);
 int vhdx_get_info(const struct vhd_disk *d, struct vhd_info *info);
 
-/* vhdx_io.c: reads of a VHDX chain member (parents through the chain). */
-int vhdx_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
-		       uint64_t off);
+/*
+ * vhdx_io.c: [@in, @in + @len) of payload block @b of a VHDX chain member,
+ * by its BAT state, parents through the chain (vhd_read_resolved splits
+ * reads into blocks for both formats).
+ */
+int vhdx_read_block(struct vhd_disk *d, uint64_t b, uint32_t in, uint8_t *buf,
+		    size_t len);
 /* What @d's own file says of [@off, *@end) (@end <= @limit): */
 enum vhdx_own {
 	VHDX_OWN_BELOW, /* nothing: the parent's data shows */

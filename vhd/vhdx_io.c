@@ -67,9 +67,8 @@ static int read_partial(struct vhd_disk *d, uint64_t b, uint32_t in,
 	return 0;
 }
 
-/* [@in, @in + @len) of payload block @b. */
-static int read_block(struct vhd_disk *d, uint64_t b, uint32_t in, uint8_t *buf,
-		      size_t len)
+int vhdx_read_block(struct vhd_disk *d, uint64_t b, uint32_t in, uint8_t *buf,
+		    size_t len)
 {
 	struct vhdx *x = d->vhdx;
 	uint64_t e = x->bat[vhdx_payload_index(x, b)];
@@ -86,29 +85,6 @@ static int read_block(struct vhd_disk *d, uint64_t b, uint32_t in, uint8_t *buf,
 		memset(buf, 0, len);
 		return 0;
 	}
-}
-
-int vhdx_read_resolved(struct vhd_disk *d, uint8_t *buf, size_t len,
-		       uint64_t off)
-{
-	uint32_t bs = d->vhdx->meta.block_size;
-
-	while (len) {
-		uint64_t b = off / bs;
-		uint32_t in = (uint32_t)(off % bs);
-		size_t n = bs - in;
-		int r;
-
-		if (n > len)
-			n = len;
-		r = read_block(d, b, in, buf, n);
-		if (r < 0)
-			return r;
-		buf += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
 }
 
 static int extent_below(struct vhd_disk *d, uint64_t off, uint64_t limit,
