@@ -421,12 +421,14 @@ static int check_dependents(const struct merge *m, const char *child)
 		if (!vhd_is_image_name(de->d_name))
 			continue;
 		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) < 0 ||
-		    !S_ISREG(st.st_mode) || is_level(m, &st))
+		/* Opened as every image is (regular files only, never through
+		 * a vhdfs mount), then told from the levels by inode. */
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    open_level(path, &d) < 0)
 			continue;
-		if (open_level(path, &d) < 0)
-			continue;
-		if (d->footer.disk_type == VHD_TYPE_DIFF &&
+		st.st_dev = d->dev;
+		st.st_ino = d->ino;
+		if (!is_level(m, &st) && d->footer.disk_type == VHD_TYPE_DIFF &&
 		    vhd_find_parent(d, ppath, 8192) == 0 &&
 		    stat(ppath, &pst) == 0 &&
 		    (is_level(m, &pst) || same_file(&pst, &m->ast)))
