@@ -22,10 +22,8 @@ static bool in_chain(const struct vhd_disk *chain, const struct vhd_disk *child)
 	return false;
 }
 
-static int check_parent(struct vhd_disk *c, struct vhd_disk *p, unsigned flags)
+int vhd_reparent_check_chain(const struct vhd_disk *c, const struct vhd_disk *p)
 {
-	char want[37], have[37];
-
 	if (in_chain(p, c))
 		return vhd_set_error(-ELOOP,
 				     "%s: %s is the child itself or one of "
@@ -36,6 +34,16 @@ static int check_parent(struct vhd_disk *c, struct vhd_disk *p, unsigned flags)
 				     "%s: virtual size %" PRIu64
 				     " differs from %s's (%" PRIu64 ")",
 				     c->path, c->size, p->path, p->size);
+	return 0;
+}
+
+static int check_parent(struct vhd_disk *c, struct vhd_disk *p, unsigned flags)
+{
+	char want[37], have[37];
+	int r = vhd_reparent_check_chain(c, p);
+
+	if (r < 0)
+		return r;
 	if (!(flags & VHD_REPARENT_IGNORE_ID) &&
 	    memcmp(p->footer.uuid, c->header.parent_uuid, 16) != 0) {
 		vhd_uuid_str(c->header.parent_uuid, want);
@@ -97,9 +105,9 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags)
 	/* Looked at read-only first: the new parent's chain is opened (and
 	 * locked as a parent) before the child is locked for writing, so a
 	 * child inside that chain is a cycle, not a lock conflict. */
-	r = vhdx_refuse_op(child, "reparenting");
-	if (r < 0)
-		return r;
+	r = vhdx_probe(child);
+	if (r == 1)
+		return vhdx_reparent(child, parent, flags);
 	r = vhd_open_one(child, VHD_OPEN_RDONLY, &c);
 	if (r < 0)
 		return r;

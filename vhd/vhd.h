@@ -447,7 +447,12 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
  * synced, so the child refers either to its old or to its new parent.
  * -EINVAL: @child not differencing, unique id mismatch (without the
  * flag) or virtual sizes differ; -ELOOP: @parent's chain contains @child;
- * errors of opening @parent's chain as vhd_open.
+ * errors of opening @parent's chain as vhd_open. A VHDX @child gets a new
+ * parent locator item (parent_linkage = @parent's DataWriteGuid, which
+ * must equal the child's linkage without the flag), in place or in free
+ * space of its metadata region, through its log; it keeps its own
+ * DataWriteGuid. @parent must then be a VHDX (-EINVAL for a VHD, and for
+ * a VHD child of a VHDX) with the same logical sector size (-EINVAL).
  */
 int vhd_reparent(const char *child, const char *parent, unsigned flags);
 

@@ -99,8 +99,7 @@ static void meta_add(struct meta_builder *m, const uint8_t guid[16],
 	m->next += len;
 }
 
-/* Parent locator item: UTF-16LE keys and values, no NULs. */
-static uint32_t locator_item(uint8_t *it, const struct vhdx_new *n)
+uint32_t vhdx_locator_item(uint8_t *it, const struct vhdx_new *n)
 {
 	static const char *const keys[] = {"parent_linkage", "relative_path",
 					   "absolute_win32_path"};
@@ -172,10 +171,10 @@ static int meta_region(uint8_t *b, const struct vhdx_new *n,
 		uint32_t len;
 
 		/* keys + three values of at most 64 KiB each */
-		loc = calloc(1, 4 * 65536);
+		loc = calloc(1, VHDX_LOCATOR_ITEM_BUF);
 		if (!loc)
 			return -ENOMEM;
-		len = locator_item(loc, n);
+		len = vhdx_locator_item(loc, n);
 		if (len > VHDX_META_ITEM_MAX - VHDX_META_TABLE_SIZE) {
 			free(loc);
 			return -ENAMETOOLONG;

@@ -231,6 +231,14 @@ struct vhdx_new {
 	const uint8_t *relative_path, *absolute_path;
 	uint32_t relative_len, absolute_len; /* bytes */
 };
+/*
+ * The parent locator item of the differencing @n, as the v2 image service
+ * writes it (UTF-16LE keys and values without NULs: parent_linkage = the
+ * parent's DataWriteGuid in lower case braces, relative_path,
+ * absolute_win32_path), into @it of VHDX_LOCATOR_ITEM_BUF bytes; its length.
+ */
+#define VHDX_LOCATOR_ITEM_BUF (4 * 65536)
+uint32_t vhdx_locator_item(uint8_t *it, const struct vhdx_new *n);
 /* A random GUID in the on-disk layout. */
 void vhdx_guid_new(uint8_t g[16]);
 /* BAT entries of a disk of @size bytes in @bs blocks, @lss-byte sectors. */
@@ -337,6 +345,12 @@ int vhdx_renew_data_guid(struct vhdx *x);
  * BAT entry changed in memory, queued for the next flush (the log). */
 int vhdx_begin_session(struct vhdx *x);
 int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e);
+/* reparent.c: what reparenting checks for both formats: -ELOOP when @c is
+ * in @p's chain, -EINVAL when the virtual sizes differ. */
+int vhd_reparent_check_chain(const struct vhd_disk *c,
+			     const struct vhd_disk *p);
+/* vhdx_reparent.c: vhd_reparent() of a VHDX child (a VHDX @child). */
+int vhdx_reparent(const char *child, const char *parent, unsigned flags);
 /* vhdx_compact.c: vhd_compact() of a dynamic VHDX open read-write. */
 int vhdx_compact(struct vhd_disk *d, uint64_t *reclaimed,
 		 vhd_progress_fn progress, void *ctx);

@@ -9,7 +9,8 @@
 # (a chain does not mix formats) and makes VHDX children and dynamic and
 # fixed VHDX images that qemu-img and `vhd check` accept; converts a VHDX
 # chain into VHDX and VHD and a VHD into VHDX, equal in qemu; merges a
-# grandchild into its VHDX parent. ext4 on a .vhdx
+# grandchild into its VHDX parent; reparents a VHDX child (onto a copy of
+# its parent; another disk only with ignore-id-mismatch). ext4 on a .vhdx
 # chain made by .control (losetup, mkfs.ext4, files, a dsync write, a
 # grandchild over the written child) reads back after a remount, through
 # the loop device, `vhd cat` and libvhdi; the base never changes.
@@ -189,7 +190,33 @@ assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "merge top.vhdx"
 assert_cmp "$T/top.flat" "$M/new.avhdx" "new.avhdx after the merge"
 "$VHD" check "$B/new.avhdx" >/dev/null || fail "vhd check after the merge"
 
+# reparent through .control: the child onto a copy of its parent reads
+# the same; another disk needs ignore-id-mismatch, a VHD is refused
+cp "$B/base.vhdx" "$B/sub/base-copy.vhdx"
+ctl "$M" "reparent new.avhdx sub/base-copy.vhdx"
+grep -q 'ReturnValue=0 Command="reparent' "$M/.control" ||
+	fail "reparent: $(last_result)"
+assert_cmp "$T/top.flat" "$M/new.avhdx" "new.avhdx after reparent"
+chain=$(getfattr --only-values -n user.vhd.chain "$M/new.avhdx")
+assert_eq "$B/new.avhdx
+$B/sub/base-copy.vhdx" "$chain" "user.vhd.chain after reparent"
+qemu-img create -q -f vhdx "$B/stranger.vhdx" $((16 * MIB))
+expect_errno EINVAL ctl "$M" "reparent new.avhdx stranger.vhdx"
+grep -q 'linkage mismatch' "$M/.control" ||
+	fail "linkage mismatch not named: $(last_result)"
+expect_errno EINVAL ctl "$M" "reparent new.avhdx plain.vhd"
+grep -q 'does not mix' "$M/.control" ||
+	fail "VHD parent not refused: $(last_result)"
+assert_cmp "$T/top.flat" "$M/new.avhdx" "new.avhdx after refusals"
+ctl "$M" "reparent new.avhdx stranger.vhdx ignore-id-mismatch"
+"$VHD" cat "$B/new.avhdx" | cmp -s - "$M/new.avhdx" ||
+	fail "mount and vhd cat differ after ignore-id-mismatch"
+chain=$(getfattr --only-values -n user.vhd.chain "$M/new.avhdx")
+assert_eq "$B/new.avhdx
+$B/stranger.vhdx" "$chain" "chain after ignore-id-mismatch"
+
 vhdfs_umount "$M"
 rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx" \
-	"$B/conv-c.vhdx" "$B/conv-p.vhdx" "$B/conv-c.vhd"
+	"$B/conv-c.vhdx" "$B/conv-p.vhdx" "$B/conv-c.vhd" \
+	"$B/sub/base-copy.vhdx" "$B/stranger.vhdx"
 assert_eq "$before" "$(dir_state "$B")" "backing directory unchanged"

@@ -102,3 +102,29 @@ expect_fail() {
 		grep -qi -- "$wd" err.txt || fail "no '$wd' in: $(cat err.txt)"
 	done
 }
+
+# vhdx_locator FILE KEY: value of KEY in FILE's VHDX parent locator item
+vhdx_locator() {
+	$PY - "$1" "$2" <<'PY'
+import struct, sys, uuid
+f = open(sys.argv[1], 'rb')
+def rd(n, off):
+    f.seek(off)
+    return f.read(n)
+r = rd(65536, 196608)
+for i in range(struct.unpack_from('<I', r, 8)[0]):
+    e = r[16 + 32 * i:48 + 32 * i]
+    if str(uuid.UUID(bytes_le=e[:16])) == '8b7ca206-4790-4b9a-b8fe-575f050f886e':
+        moff = struct.unpack_from('<Q', e, 16)[0]
+t = rd(65536, moff)
+for i in range(struct.unpack_from('<H', t, 10)[0]):
+    e = t[32 + 32 * i:64 + 32 * i]
+    if str(uuid.UUID(bytes_le=e[:16])) == 'a8d35f2d-b30b-454d-abf7-d3d84834ab0c':
+        o, n = struct.unpack_from('<II', e, 16)
+        it = rd(n, moff + o)
+for k in range(struct.unpack_from('<H', it, 18)[0]):
+    ko, vo, kl, vl = struct.unpack_from('<IIHH', it, 20 + 12 * k)
+    if it[ko:ko + kl].decode('utf-16-le') == sys.argv[2]:
+        print(it[vo:vo + vl].decode('utf-16-le'))
+PY
+}

@@ -56,33 +56,6 @@ print(log_off, log_len, bat[0], bat[1], meta[0], lss, pss, bs, fp,
 PY
 }
 
-# locator FILE KEY: a parent locator value
-locator() {
-	$PY - "$1" "$2" <<'PY'
-import struct, sys, uuid
-f = open(sys.argv[1], 'rb')
-def rd(n, off):
-    f.seek(off)
-    return f.read(n)
-r = rd(65536, 196608)
-for i in range(struct.unpack_from('<I', r, 8)[0]):
-    e = r[16 + 32 * i:48 + 32 * i]
-    if str(uuid.UUID(bytes_le=e[:16])) == '8b7ca206-4790-4b9a-b8fe-575f050f886e':
-        moff = struct.unpack_from('<Q', e, 16)[0]
-t = rd(65536, moff)
-for i in range(struct.unpack_from('<H', t, 10)[0]):
-    e = t[32 + 32 * i:64 + 32 * i]
-    if str(uuid.UUID(bytes_le=e[:16])) == 'a8d35f2d-b30b-454d-abf7-d3d84834ab0c':
-        o, n = struct.unpack_from('<II', e, 16)
-        it = rd(n, moff + o)
-for k in range(struct.unpack_from('<H', it, 18)[0]):
-    ko, vo, kl, vl = struct.unpack_from('<IIHH', it, 20 + 12 * k)
-    if it[ko:ko + kl].decode('utf-16-le') == sys.argv[2]:
-        print(it[vo:vo + vl].decode('utf-16-le'))
-PY
-}
-
-
 head -c $((8 * MIB)) /dev/urandom >data.bin
 
 # --- dynamic -------------------------------------------------------------
@@ -140,15 +113,15 @@ dwg=$($CRAFT info d.vhdx | cut -d' ' -f1)
 l=$(layout c.avhdx)
 assert_layout child "$MIB $MIB $((3 * MIB)) $MIB $((2 * MIB)) 512 4096 \
 $((2 * MIB)) 2 1 1" "$l"
-assert_layout "child linkage" "{$dwg}" "$(locator c.avhdx parent_linkage)"
+assert_layout "child linkage" "{$dwg}" "$(vhdx_locator c.avhdx parent_linkage)"
 assert_layout "child relative_path" '.\d.vhdx' \
-	"$(locator c.avhdx relative_path)"
+	"$(vhdx_locator c.avhdx relative_path)"
 abs=$(realpath d.vhdx | tr / '\\')
 assert_layout "child absolute_win32_path" "$abs" \
-	"$(locator c.avhdx absolute_win32_path)"
+	"$(vhdx_locator c.avhdx absolute_win32_path)"
 cid=$($CRAFT info c.avhdx | cut -d' ' -f1)
 assert_layout "grandchild linkage" "{$cid}" \
-	"$(locator c2.vhdx parent_linkage)"
+	"$(vhdx_locator c2.vhdx parent_linkage)"
 # the child keeps the parent's disk id (Page 83) and size
 [ "$($CRAFT info c2.vhdx | cut -d' ' -f2-)" = \
 	"104857600 2097152 512 4096" ] || fail "child params: $($CRAFT info c2.vhdx)"
@@ -171,7 +144,7 @@ same d.raw ours.raw "our reader on our two-level chain"
 mkdir sub
 "$VHD" diff sub/s.avhdx d.vhdx >/dev/null || fail "diff sub/s.avhdx"
 assert_layout "subdir relative_path" '.\..\d.vhdx' \
-	"$(locator sub/s.avhdx relative_path)"
+	"$(vhdx_locator sub/s.avhdx relative_path)"
 "$VHD" cat sub/s.avhdx | cmp -s - d.raw || fail "sub/s.avhdx reads"
 
 # 4096-byte logical sectors come from the parent
