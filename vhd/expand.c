@@ -222,15 +222,44 @@ static int refuse(struct vhd_disk *d, uint64_t size)
 	if (size < d->size)
 		return vhd_set_error(-EINVAL,
 				     "%s: %" PRIu64 " bytes is smaller than "
-				     "the disk (%" PRIu64
-				     " bytes); VHDs cannot shrink",
-				     d->path, size, d->size);
-	if (size > VHD_MAX_SIZE)
+				     "the disk (%" PRIu64 " bytes); %s cannot "
+				     "shrink",
+				     d->path, size, d->size,
+				     d->vhdx ? "VHDX images" : "VHDs");
+	if (d->vhdx && size > VHDX_MAX_SIZE)
+		return vhd_set_error(-EFBIG,
+				     "%s: size %" PRIu64 " exceeds the 64 "
+				     "TiB VHDX limit",
+				     d->path, size);
+	if (!d->vhdx && size > VHD_MAX_SIZE)
 		return vhd_set_error(-EFBIG,
 				     "%s: size %" PRIu64 " exceeds the 2040 "
 				     "GiB VHD limit",
 				     d->path, size);
 	return 0;
+}
+
+/* A VHDX: its size is a multiple of its logical sector size. */
+static int expand_vhdx(struct expander *e, uint64_t new_size)
+{
+	struct vhd_disk *d = e->d;
+	uint32_t lss = d->vhdx->meta.logical_sector;
+	uint64_t size = new_size > VHDX_MAX_SIZE
+				? new_size /* no overflow in the rounding */
+				: vhd_align_up(new_size, lss);
+	int r = refuse(d, size);
+
+	if (r < 0 || size == d->size)
+		return r;
+	e->p.total = 1;
+	r = tick(e, 0);
+	if (r == 0)
+		r = vhdx_expand(d, size);
+	if (r == 0) {
+		d->size = size;
+		vhd_progress_end(&e->p);
+	}
+	return r;
 }
 
 int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
@@ -247,12 +276,14 @@ int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	vhd_clear_error();
 	if (new_size > VHD_MAX_SIZE)
 		size = new_size; /* no overflow in the rounding */
-	r = vhdx_refuse_op(path, "expansion");
-	if (r == 0)
-		r = vhd_open(path, VHD_OPEN_RDWR | VHD_OPEN_NOPARENT, &d);
+	r = vhd_open(path, VHD_OPEN_RDWR | VHD_OPEN_NOPARENT, &d);
 	if (r < 0)
 		return r;
 	e.d = d;
+	if (d->vhdx) {
+		r = expand_vhdx(&e, new_size);
+		goto out;
+	}
 	r = refuse(d, size);
 	if (r == 0 && size == d->size)
 		r = finish(d);

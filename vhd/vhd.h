@@ -2,8 +2,8 @@
 /*
  * libvhd: the vhdfs core library. Reads, writes and creates VHD 1.0 images
  * (fixed, dynamic, differencing) and resolves differencing chains; does
- * the same for VHDX images and chains (MS-VHDX), except the image
- * operations (merge, compact, expand, reparent, repair, convert to VHDX).
+ * the same for VHDX images and chains (MS-VHDX), image operations
+ * included except repair (and compaction of differencing VHDX).
  *
  * Conventions, for every function below unless it says otherwise:
  * - Returns 0 (or a byte count) on success and -errno on failure. On
@@ -430,6 +430,10 @@ int vhd_compact(const char *path, uint64_t *reclaimed, vhd_progress_fn progress,
  * with old content unchanged. -EINVAL when @new_size is below the current
  * size (an equal size changes nothing), -EFBIG past the VHD limit,
  * -EOPNOTSUPP for a differencing disk, -EPERM with the saved-state flag.
+ * A VHDX is rounded up to its logical sector size, limited to 64 TiB
+ * (-EFBIG); its new BAT entries (and BAT region, grown in place or moved
+ * to the end of the file) are written and synced before one log entry
+ * changes its size item and region tables; it gets a new DataWriteGuid.
  */
 int vhd_expand(const char *path, uint64_t new_size, vhd_progress_fn progress,
 	       void *ctx);

@@ -272,6 +272,9 @@ int vhdx_header_update(struct vhdx *x);
 int vhdx_write(struct vhd_disk *d, const uint8_t *buf, size_t len,
 	       uint64_t off);
 int vhdx_flush_locked(struct vhdx *x);
+/* pwrite @len bytes at @off of @x's file; the message names file and
+ * offset. 0 or -errno. */
+int vhdx_write_file(struct vhdx *x, const void *buf, size_t len, uint64_t off);
 /* The current in-memory contents of dirty metadata sector @dd. */
 int vhdx_dirty_sector(struct vhdx *x, const struct vhdx_dirty *dd,
 		      uint8_t *out);
@@ -351,6 +354,15 @@ int vhd_reparent_check_chain(const struct vhd_disk *c,
 			     const struct vhd_disk *p);
 /* vhdx_reparent.c: vhd_reparent() of a VHDX child (a VHDX @child). */
 int vhdx_reparent(const char *child, const char *parent, unsigned flags);
+/*
+ * vhdx_expand.c: grow the fixed or dynamic VHDX @d (open read-write, no
+ * parent) to @size (a multiple of its logical sector, above its size, at
+ * most VHDX_MAX_SIZE: the caller checked). New BAT entries, a BAT region
+ * moved to the end of the file (or grown in place when the space after
+ * it is free) and a fixed disk's new blocks are written and synced first;
+ * then one log entry changes the size item and the region tables.
+ */
+int vhdx_expand(struct vhd_disk *d, uint64_t size);
 /* vhdx_compact.c: vhd_compact() of a dynamic VHDX open read-write. */
 int vhdx_compact(struct vhd_disk *d, uint64_t *reclaimed,
 		 vhd_progress_fn progress, void *ctx);

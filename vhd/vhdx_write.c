@@ -187,8 +187,7 @@ static int ensure_sb(struct vhdx *x, uint64_t c)
 	return r;
 }
 
-static int write_file(struct vhdx *x, const uint8_t *buf, size_t len,
-		      uint64_t off)
+int vhdx_write_file(struct vhdx *x, const void *buf, size_t len, uint64_t off)
 {
 	int r = vhd_io_write(x->fd, buf, len, off);
 
@@ -210,9 +209,9 @@ static int write_block(struct vhdx *x, uint64_t b, uint32_t in,
 	int r;
 
 	if (st == VHDX_PAYLOAD_FULLY_PRESENT)
-		return write_file(x, buf, len, VHDX_BAT_OFFSET(e) + in);
+		return vhdx_write_file(x, buf, len, VHDX_BAT_OFFSET(e) + in);
 	if (st == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
-		r = write_file(x, buf, len, VHDX_BAT_OFFSET(e) + in);
+		r = vhdx_write_file(x, buf, len, VHDX_BAT_OFFSET(e) + in);
 		return r < 0 ? r
 			     : set_bits(x, b, in / ss, (uint32_t)(len / ss));
 	}
@@ -224,7 +223,7 @@ static int write_block(struct vhdx *x, uint64_t b, uint32_t in,
 	 */
 	r = alloc(x, x->meta.block_size, &off);
 	if (r == 0)
-		r = write_file(x, buf, len, off + in);
+		r = vhdx_write_file(x, buf, len, off + in);
 	if (r < 0)
 		return r;
 	if (!x->meta.has_parent || st != VHDX_PAYLOAD_NOT_PRESENT || whole)

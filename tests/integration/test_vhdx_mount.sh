@@ -10,7 +10,8 @@
 # fixed VHDX images that qemu-img and `vhd check` accept; converts a VHDX
 # chain into VHDX and VHD and a VHD into VHDX, equal in qemu; merges a
 # grandchild into its VHDX parent; reparents a VHDX child (onto a copy of
-# its parent; another disk only with ignore-id-mismatch). ext4 on a .vhdx
+# its parent; another disk only with ignore-id-mismatch) and expands a
+# dynamic VHDX (a differencing one and shrinking refused). ext4 on a .vhdx
 # chain made by .control (losetup, mkfs.ext4, files, a dsync write, a
 # grandchild over the written child) reads back after a remount, through
 # the loop device, `vhd cat` and libvhdi; the base never changes.
@@ -214,6 +215,20 @@ ctl "$M" "reparent new.avhdx stranger.vhdx ignore-id-mismatch"
 chain=$(getfattr --only-values -n user.vhd.chain "$M/new.avhdx")
 assert_eq "$B/new.avhdx
 $B/stranger.vhdx" "$chain" "chain after ignore-id-mismatch"
+
+# expand through .control: a job; the new tail reads zeros, qemu agrees
+head -c $((8 * MIB)) "$M/dyn.vhdx" >"$T/dyn.flat"
+ctl "$M" "expand dyn.vhdx 24M"
+id=$(last_job "$M")
+[ -n "$id" ] || fail "expand did not start a job"
+job_wait "$M" "$id"
+assert_eq 7 "$(job_field "$M/.jobs/$id" JobState)" "expand dyn.vhdx"
+assert_eq $((24 * MIB)) "$(stat -c %s "$M/dyn.vhdx")" "st_size after expand"
+truncate -s 24M "$T/dyn.flat"
+assert_cmp "$T/dyn.flat" "$M/dyn.vhdx" "dyn.vhdx after expand"
+qemu-img check -q -f vhdx "$B/dyn.vhdx" || fail "qemu-img check after expand"
+expect_errno EINVAL ctl "$M" "expand dyn.vhdx 8M"
+expect_errno EOPNOTSUPP ctl "$M" "expand new.avhdx 32M"
 
 vhdfs_umount "$M"
 rm -f "$B/new.avhdx" "$B/dyn.vhdx" "$B/fix.vhdx" "$B/top.vhdx" \
