@@ -466,7 +466,7 @@ static int resize_precheck(const char *verb, const char *arg,
 	if (expand && a->size < size)
 		return fail(r, -EINVAL,
 			    "%s: %" PRIu64 " bytes is smaller than the disk "
-			    "(%" PRIu64 " bytes); VHDs cannot shrink",
+			    "(%" PRIu64 " bytes); disks cannot shrink",
 			    arg, a->size, size);
 	return 0;
 }
