@@ -157,6 +157,7 @@ struct vhdx {
 struct vhdx_dirty {
 	uint64_t offset;
 	uint64_t chunk; /* sector bitmap of this chunk; UINT64_MAX: BAT */
+	uint8_t *data;	/* non-NULL: these new contents (vhdx_log_sectors) */
 };
 
 /* crc32c.c: CRC-32C (Castagnoli), init and final XOR 0xFFFFFFFF. */
@@ -268,6 +269,31 @@ int vhdx_dirty_sector(struct vhdx *x, const struct vhdx_dirty *dd,
 		      uint8_t *out);
 /* Flush, then clear the LogGuid: the log is empty when closed cleanly. */
 int vhdx_close_locked(struct vhdx *x);
+/* Queue the sector at 4 KiB-aligned @off with the new contents @data (4 KiB,
+ * copied) for the next log entry; a sector already queued is replaced. */
+int vhdx_queue_sector(struct vhdx *x, uint64_t off, const uint8_t *data);
+/* Forget every queued sector (after they were written in place). */
+void vhdx_dirty_clear(struct vhdx *x);
+
+/*
+ * vhdx_logged.c: change metadata-region, region-table (or other non-BAT
+ * metadata) sectors of a writable @x crash-safely. @n sectors (at most
+ * VHDX_LOG_MAX_DESC) at the 4 KiB-aligned, distinct file offsets @offs get
+ * the contents @data (@n x 4 KiB, not kept), in MS-VHDX's order: the
+ * session's headers first (new FileWriteGuid, and DataWriteGuid unless
+ * x->keep_data_guid: the change is visible), data written so far synced, a
+ * new LogGuid if this session has none, one log entry holding these
+ * sectors together with any queued BAT and bitmap sectors (those are
+ * flushed in an entry of their own first when both do not fit), sync, the
+ * sectors in place, sync. After a crash at any write, replay gives either
+ * all old or all new contents. The sectors must lie inside the file
+ * (grow it first), outside the headers, the log and the BAT (BAT entries
+ * change through vhdx_set_bat): else -EINVAL, nothing written. The caller
+ * holds the write lock (or the only handle) and updates what it keeps in
+ * memory of these sectors (x->meta, regions). 0 or -errno.
+ */
+int vhdx_log_sectors(struct vhdx *x, const uint64_t *offs, const uint8_t *data,
+		     size_t n);
 
 /* vhdx_region.c: region table (copy 2 when copy 1 is bad). */
 int vhdx_read_regions(struct vhdx *x);

@@ -412,10 +412,13 @@ static int ring_write(struct vhdx *x, const uint8_t *buf, uint64_t len,
 static int cmp_dirty(const void *a, const void *b)
 {
 	const struct vhdx_dirty *p = a, *q = b;
+	/* given sectors, then sector bitmaps, then the BAT entries that make
+	 * them used (the order of the in-place writes) */
+	int kp = p->data ? 0 : p->chunk == UINT64_MAX ? 2 : 1;
+	int kq = q->data ? 0 : q->chunk == UINT64_MAX ? 2 : 1;
 
-	/* sector bitmaps before the BAT entries that make them used */
-	if ((p->chunk == UINT64_MAX) != (q->chunk == UINT64_MAX))
-		return p->chunk == UINT64_MAX ? 1 : -1;
+	if (kp != kq)
+		return kp - kq;
 	return p->offset < q->offset ? -1 : p->offset > q->offset;
 }
 
@@ -492,6 +495,6 @@ int vhdx_log_write_dirty(struct vhdx *x)
 	if (r < 0)
 		return vhd_set_error(r, "%s: metadata update failed: %s",
 				     x->path, strerror(-r));
-	x->ndirty = 0;
+	vhdx_dirty_clear(x);
 	return 0;
 }

@@ -22,6 +22,7 @@ void vhdx_free(struct vhdx *x)
 			free(atomic_load(&x->bitmaps[b]));
 	free(x->bitmaps);
 	free(x->bat);
+	vhdx_dirty_clear(x);
 	free(x->dirty);
 	vhdx_log_free(x);
 	if (x->fd >= 0)

@@ -42,25 +42,68 @@ int vhdx_renew_data_guid(struct vhdx *x)
 	return vhdx_begin_session(x);
 }
 
-static int mark_dirty(struct vhdx *x, uint64_t off, uint64_t chunk)
+/* The queue slot of sector @off: an existing one, or a new one (at
+ * x->ndirty, not yet counted). NULL when out of memory. */
+static struct vhdx_dirty *dirty_slot(struct vhdx *x, uint64_t off)
 {
-	off &= ~(uint64_t)(SECTOR - 1);
 	for (size_t i = 0; i < x->ndirty; i++)
 		if (x->dirty[i].offset == off)
-			return 0;
+			return &x->dirty[i];
 	if (x->ndirty == x->dirty_cap) {
 		size_t cap = x->dirty_cap ? 2 * x->dirty_cap : 32;
 		struct vhdx_dirty *p = realloc(x->dirty, cap * sizeof(*p));
 
 		if (!p)
-			return vhd_set_error(-ENOMEM, "out of memory");
+			return NULL;
 		x->dirty = p;
 		x->dirty_cap = cap;
 	}
-	x->dirty[x->ndirty].offset = off;
-	x->dirty[x->ndirty].chunk = chunk;
-	x->ndirty++;
+	return &x->dirty[x->ndirty];
+}
+
+static int mark_dirty(struct vhdx *x, uint64_t off, uint64_t chunk)
+{
+	struct vhdx_dirty *dd;
+
+	off &= ~(uint64_t)(SECTOR - 1);
+	dd = dirty_slot(x, off);
+	if (!dd)
+		return vhd_set_error(-ENOMEM, "out of memory");
+	if (dd == &x->dirty[x->ndirty]) {
+		dd->offset = off;
+		dd->chunk = chunk;
+		dd->data = NULL;
+		x->ndirty++;
+	}
 	return 0;
+}
+
+int vhdx_queue_sector(struct vhdx *x, uint64_t off, const uint8_t *data)
+{
+	struct vhdx_dirty *dd = dirty_slot(x, off);
+	uint8_t *copy = malloc(SECTOR);
+
+	if (!dd || !copy) {
+		free(copy);
+		return vhd_set_error(-ENOMEM, "out of memory");
+	}
+	memcpy(copy, data, SECTOR);
+	if (dd == &x->dirty[x->ndirty]) {
+		dd->offset = off;
+		dd->chunk = UINT64_MAX;
+		x->ndirty++;
+	} else {
+		free(dd->data);
+	}
+	dd->data = copy;
+	return 0;
+}
+
+void vhdx_dirty_clear(struct vhdx *x)
+{
+	for (size_t i = 0; i < x->ndirty; i++)
+		free(x->dirty[i].data);
+	x->ndirty = 0;
 }
 
 int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e)
@@ -276,8 +319,13 @@ int vhdx_write(struct vhd_disk *d, const uint8_t *buf, size_t len, uint64_t off)
 
 int vhdx_dirty_sector(struct vhdx *x, const struct vhdx_dirty *dd, uint8_t *out)
 {
-	int r = vhdx_pread_file(x, out, SECTOR, dd->offset);
+	int r;
 
+	if (dd->data) {
+		memcpy(out, dd->data, SECTOR);
+		return 0;
+	}
+	r = vhdx_pread_file(x, out, SECTOR, dd->offset);
 	if (r < 0)
 		return r;
 	if (dd->chunk == UINT64_MAX) {
