@@ -359,9 +359,12 @@ int vhd_repair(const char *path, unsigned flags, vhd_report_fn report,
 	int r;
 
 	vhd_clear_error();
-	r = vhdx_refuse_op(path, "repair");
-	if (r < 0)
+	if (vhdx_probe(path) == 1) {
+		r = vhdx_repair_walk(path, flags, false, report, ctx, NULL);
+		if (r >= 0)
+			vhd_clear_error(); /* defects left went to @report */
 		return r;
+	}
 	return run(path, flags, false, report, ctx);
 }
 
