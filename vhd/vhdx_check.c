@@ -130,8 +130,7 @@ int vhdx_check_file(const char *path, vhd_report_fn report, void *ctx,
 	s.problems = r;
 	if (blocking)
 		return s.problems; /* nothing past it can be read */
-	/* Metadata: one defect stops its decoding. */
-	r = vhdx_open_meta(path, &x);
+	r = vhdx_open_regions(path, &x);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
@@ -148,6 +147,10 @@ int vhdx_check_file(const char *path, vhd_report_fn report, void *ctx,
 	if (vhd_merge_leftover(path, x->header.data_write_guid, msg,
 			       sizeof(msg)))
 		say(&s, "%s", msg);
+	/* the BAT's geometry comes from sound metadata only */
+	r = vhdx_check_metadata(x, unfixable, &s);
+	if (r != 0)
+		goto out;
 	r = vhdx_bat_read(x);
 	if (r == -ENOMEM)
 		goto out;

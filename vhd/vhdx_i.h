@@ -40,8 +40,8 @@
 #define VHDX_MAX_FILE_OFFSET (1ull << 56)
 /* Lines a check gives one kind of defect before counting the rest. */
 #define VHDX_CHECK_MAX_LINES 32
-/* Open flag (internal): stop before the BAT (vhdx_open_meta). */
-#define VHDX_OPEN_I_NOBAT 0x200
+/* Open flag (internal): stop after the region table (vhdx_open_regions). */
+#define VHDX_OPEN_I_REGIONS 0x200
 /* Longest log read into memory for replay. */
 #define VHDX_MAX_LOG (256 * VHDX_MIB)
 
@@ -329,6 +329,9 @@ int vhdx_check_file(const char *path, vhd_report_fn report, void *ctx,
 
 /* vhdx_metadata.c: metadata table and known items. */
 int vhdx_read_metadata(struct vhdx *x);
+/* The same, each defect given to @fn: returns how many (0: x->meta is
+ * decoded), or -errno other than a defect (-ENOMEM, I/O). */
+int vhdx_check_metadata(struct vhdx *x, vhd_report_fn fn, void *ctx);
 /* Decode a parent locator item of @len bytes. */
 int vhdx_locator_decode(const char *path, const uint8_t *item, uint32_t len,
 			struct vhdx_locator *loc);
@@ -364,9 +367,9 @@ int vhdx_bitmap_get(struct vhdx *x, uint64_t b, uint8_t **out);
 
 /* vhdx_open.c: one file, no parent; and freeing it. */
 int vhdx_open_file(const char *path, int flags, struct vhdx **out);
-/* Read-only, headers to metadata (log replayed in memory), no BAT: what
- * a check walks itself. */
-int vhdx_open_meta(const char *path, struct vhdx **out);
+/* Read-only, headers, log (replayed in memory) and region table only:
+ * the metadata and the BAT are what a check walks itself. */
+int vhdx_open_regions(const char *path, struct vhdx **out);
 /* The same for a file open at @fd (stays the caller's; @x keeps a dup). */
 int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out);
 void vhdx_free(struct vhdx *x);

@@ -438,6 +438,12 @@ static void unknown_required(uint8_t *b)
 	b[32 + 2 * 32 + 24] |= 4; /* IsRequired */
 }
 
+/* the virtual disk size's entry (the second) claims 4 bytes */
+static void short_size(uint8_t *b)
+{
+	le32(b + 32 + 32 + 20, 4);
+}
+
 static int logical_item(const uint8_t *t)
 {
 	static const uint8_t g[4] = {0x1d, 0xbf, 0x41, 0x81};
@@ -466,6 +472,12 @@ static void test_metadata(void **state)
 	th_pwrite_raw(p, v, 4, META_OFF + get32(t + 32 + 32 * i + 16));
 	check_lists(p, 1, "logical sector size 1000", UNFIXABLE, NULL);
 	repair_leaves(p, 0);
+	/* every defective entry, not only the first */
+	th_copy_file(th_path(DIR_, "orig.vhdx"), p);
+	edit(p, META_OFF, 4096, unknown_required, false);
+	edit(p, META_OFF, 4096, short_size, false);
+	check_lists(p, 2, "unknown required metadata item",
+		    "\"virtual disk size\" is 4 bytes", UNFIXABLE, NULL);
 	free(flat);
 }
 
