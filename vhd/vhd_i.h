@@ -342,6 +342,28 @@ int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
  */
 int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
 
+/* repair.c: what a repair walk of either format says. */
+struct vhd_fixer {
+	const char *path;
+	unsigned flags; /* VHD_REPAIR_* */
+	bool dry;	/* only report, as vhd_check does */
+	vhd_report_fn report;
+	void *ctx;
+	int changes, found;
+};
+void vhd_fixer_say(struct vhd_fixer *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * A defect @what: in a dry run, reported with what fixes it ("(fixable by
+ * vhd repair[ --checksums])"); else reported with @action, or as left
+ * alone when only --checksums (@checksum) may fix it. Returns whether to
+ * write the fix.
+ */
+bool vhd_fixer_defect(struct vhd_fixer *f, bool checksum, const char *what,
+		      const char *action);
+/* vhd_errmsg() without a leading "@path: ". */
+const char *vhd_errmsg_reason(const char *path);
+
 /* layout.c */
 /* One extent of a file's layout, [start, end): a structure @what (with
  * @index, UINT64_MAX for the only one), or block @index when @what is NULL. */

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,65 +20,23 @@
 enum state { GOOD, BAD_SUM, BAD };
 
 struct walk {
+	struct vhd_fixer f;
 	struct vhdx *x;
-	unsigned flags;
-	bool dry;
-	vhd_report_fn report;
-	void *ctx;
-	int changes, found;
 	bool blocking; /* a defect that stops every open */
 };
 
-static void __attribute__((format(printf, 2, 3)))
-say(struct walk *w, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (w->report)
-		w->report(w->ctx, msg);
-}
-
-/* As repair.c's: report a fixable defect or what is done about it;
- * returns whether to write the fix. */
 static bool defect(struct walk *w, bool checksum, const char *what,
 		   const char *action)
 {
-	w->found++;
-	if (w->dry) {
-		say(w, "%s: %s (fixable by vhd repair%s)", w->x->path, what,
-		    checksum ? " --checksums" : "");
-		return false;
-	}
-	if (checksum && !(w->flags & VHD_REPAIR_CHECKSUMS)) {
-		say(w, "%s: %s; not changed (run vhd repair --checksums)",
-		    w->x->path, what);
-		return false;
-	}
-	say(w, "%s: %s: %s", w->x->path, what, action);
-	w->changes++;
-	return true;
-}
-
-/* The library's message without the leading "PATH: ". */
-static const char *reason(const char *path)
-{
-	const char *m = vhd_errmsg();
-	size_t n = strlen(path);
-
-	if (!strncmp(m, path, n) && m[n] == ':' && m[n + 1] == ' ')
-		return m + n + 2;
-	return m;
+	return vhd_fixer_defect(&w->f, checksum, what, action);
 }
 
 static void unfixable(struct walk *w, bool blocking, const char *what)
 {
-	w->found++;
+	w->f.found++;
 	w->blocking |= blocking;
-	say(w, "%s: %s (not fixable by vhd repair)", w->x->path, what);
+	vhd_fixer_say(&w->f, "%s: %s (not fixable by vhd repair)", w->x->path,
+		      what);
 }
 
 static int put(struct walk *w, const void *buf, size_t len, uint64_t off)
@@ -225,7 +182,7 @@ static int replay(struct walk *w)
 		return r;
 	if (r < 0) {
 		snprintf(what, sizeof(what), "log cannot be replayed: %s",
-			 reason(x->path));
+			 vhd_errmsg_reason(x->path));
 		vhd_clear_error();
 		unfixable(w, true, what);
 		return 0;
@@ -304,8 +261,7 @@ out:
 int vhdx_repair_walk(const char *path, unsigned flags, bool dry,
 		     vhd_report_fn report, void *ctx, bool *blocking)
 {
-	struct walk w = {
-		.flags = flags, .dry = dry, .report = report, .ctx = ctx};
+	struct walk w = {{path, flags, dry, report, ctx, 0, 0}, NULL, false};
 	struct stat st;
 	uint8_t id[8];
 	int r;
@@ -344,7 +300,7 @@ int vhdx_repair_walk(const char *path, unsigned flags, bool dry,
 	if (r > 0)
 		r = regions(&w);
 	if (r >= 0)
-		r = dry ? w.found : w.changes;
+		r = dry ? w.f.found : w.f.changes;
 out:
 	if (blocking)
 		*blocking = w.blocking;

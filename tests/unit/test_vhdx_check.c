@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * vhd_check and vhd_repair of VHDX images, each defect planted by hand
- * (this file's own bitwise CRC-32C) in an image made and written by us:
+ * (the helpers' bitwise CRC-32C) in an image made and written by us:
  * check names the file and the defect and marks it fixable or not, never
  * changing the file (hash before and after); repair fixes what it says it
  * fixes, after which check is clean, `qemu-img check` passes, every
@@ -49,18 +49,6 @@ static void collect(void *ctx, const char *msg)
 	snprintf(l->all + used, sizeof(l->all) - used, "%s\n", msg);
 }
 
-static uint32_t crc32c(const uint8_t *p, size_t len)
-{
-	uint32_t c = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < len; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-	}
-	return ~c;
-}
-
 static void le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -90,7 +78,7 @@ static uint32_t get32(const uint8_t *p)
 static void fix_crc(uint8_t *b, size_t len)
 {
 	le32(b + 4, 0);
-	le32(b + 4, crc32c(b, len));
+	le32(b + 4, th_crc32c(b, len));
 }
 
 /* Read @len bytes at @off, let @fn change them, fix the CRC at +4. */
