@@ -316,11 +316,11 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft);
 int vhdx_repair_walk(const char *path, unsigned flags, bool dry,
 		     vhd_report_fn report, void *ctx, bool *blocking);
 /*
- * vhdx_region_fix.c: rewrite the other region table copy from copy @good
- * (1 or 2, whose 64 KiB are @table) through the log of @x (writable, log
- * empty, x->bat_region from @table), then clear the LogGuid. 0 or -errno.
+ * vhdx_region_fix.c: write the 64 KiB region table @table into copy 1
+ * (@copies bit 0) and/or copy 2 (bit 1) through the log of @x (writable,
+ * log empty, x->bat_region from @table), then clear the LogGuid.
  */
-int vhdx_region_restore(struct vhdx *x, int good, const uint8_t *table);
+int vhdx_region_write(struct vhdx *x, const uint8_t *table, unsigned copies);
 /* vhdx_check.c: vhd_check of one VHDX file (not its parents): the number
  * of problems reported, or -errno when it is not readable as a VHDX;
  * *@opens when the file opens read-only (its chain can be checked). */

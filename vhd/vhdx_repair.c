@@ -203,6 +203,36 @@ static int replay(struct walk *w)
 static const uint64_t region_at[2] = {VHDX_REGION1_OFF, VHDX_REGION2_OFF};
 
 /* Both region table copies: the first valid one is what readers use. */
+/*
+ * Neither copy valid. When one fails only its CRC (recomputed, it
+ * parses), --checksums makes it the table: copy 1's first, written to both
+ * copies through the log.
+ */
+static int regions_crc(struct walk *w, uint8_t *buf[2], const char *what)
+{
+	bool soft;
+
+	for (int i = 0; i < 2; i++) {
+		uint8_t *b = buf[i];
+
+		if (memcmp(b, "regi", 4) != 0)
+			continue;
+		vhdx_put32(b + 4, vhd_crc32c_skip(b, VHDX_REGION_SIZE, 4));
+		if (vhdx_region_parse(w->x, b, &soft) < 0)
+			continue;
+		vhd_clear_error();
+		w->blocking = !defect(w, true, what,
+				      i ? "CRC-32C of copy 2 recomputed, both "
+					  "copies written through the log"
+					: "CRC-32C of copy 1 recomputed, both "
+					  "copies written through the log");
+		return w->blocking ? 0 : vhdx_region_write(w->x, b, 3);
+	}
+	vhd_clear_error();
+	unfixable(w, true, what);
+	return 0;
+}
+
 static int regions(struct walk *w)
 {
 	uint8_t *buf[2] = {malloc(VHDX_REGION_SIZE), malloc(VHDX_REGION_SIZE)};
@@ -235,7 +265,10 @@ static int regions(struct walk *w)
 			 "bad region table: copy 1 (at 192 KiB): %s; copy 2 "
 			 "(at 256 KiB): %s",
 			 why[0], ok[1] ? "valid" : why[1]);
-		unfixable(w, true, what);
+		if (!ok[1])
+			r = regions_crc(w, buf, what);
+		else
+			unfixable(w, true, what);
 		goto out;
 	}
 	if (ok[!good])
@@ -251,7 +284,7 @@ static int regions(struct walk *w)
 	if (defect(w, false, what,
 		   good ? "restored from copy 2 through the log"
 			: "restored from copy 1 through the log"))
-		r = vhdx_region_restore(w->x, good + 1, buf[good]);
+		r = vhdx_region_write(w->x, buf[good], good ? 1 : 2);
 out:
 	free(buf[0]);
 	free(buf[1]);

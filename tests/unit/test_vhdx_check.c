@@ -324,6 +324,29 @@ static void test_region_damaged(void **state)
 	free(flat);
 }
 
+static void test_region_checksums(void **state)
+{
+	const char *p = th_path(DIR_, "a.vhdx");
+	uint8_t *flat = make_image(p), *f;
+	struct lines l = {0};
+	size_t n;
+	uint64_t h;
+
+	flip_byte(p, R1 + 4); /* the stored CRCs only */
+	flip_byte(p, R2 + 5);
+	check_lists(p, 1, "bad region table",
+		    "(fixable by vhd repair --checksums)", NULL);
+	h = th_file_hash(p);
+	assert_int_equal(vhd_repair(p, 0, collect, &l), 0);
+	assert_non_null(strstr(l.all, "run vhd repair --checksums"));
+	assert_true(th_file_hash(p) == h);
+	repair_fixes(p, VHD_REPAIR_CHECKSUMS, 1, "both copies written", flat);
+	f = th_read_file(p, &n);
+	assert_memory_equal(f + R1, f + R2, 64 * 1024);
+	free(f);
+	free(flat);
+}
+
 static void swap_entries(uint8_t *b)
 {
 	uint8_t t[32];
@@ -520,6 +543,7 @@ int main(void)
 		T(test_header_equal_sequence),
 		T(test_header_checksums),
 		T(test_region_damaged),
+		T(test_region_checksums),
 		T(test_region_copies_differ),
 		T(test_log_pending),
 		T(test_log_unreplayable),
