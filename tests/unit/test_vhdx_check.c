@@ -513,6 +513,37 @@ static void test_bat_entries(void **state)
 	free(flat);
 }
 
+/* A child: its chunk's sector bitmap over a block, then past the end of
+ * the file. */
+static void test_child_bat(void **state)
+{
+	char *base = strdup(th_path(DIR_, "base.vhdx"));
+	char *child = strdup(th_path(DIR_, "child.avhdx"));
+	uint8_t *flat = make_image(base), buf[4096] = {3};
+	struct vhd_disk *d;
+	uint64_t sb, end;
+
+	assert_int_equal(vhd_create_diff(child, base), 0);
+	d = th_open(child, VHD_OPEN_RDWR); /* block 0 partly: a bitmap */
+	th_write(d, buf, sizeof(buf), 4096);
+	assert_int_equal(vhd_close(d), 0);
+	check_lists(child, 0, NULL);
+	/* 2 MiB blocks, 512-byte sectors: 2048 blocks a chunk */
+	sb = bat_entry(child, 2048);
+	assert_int_equal(sb & 7, 6);
+	/* the bitmap moved onto block 0's data */
+	set_bat(child, 2048, (bat_entry(child, 0) & ~7ull) | 6);
+	check_lists(child, 1, "block 0 at offset",
+		    "overlaps sector bitmap of chunk 0", UNFIXABLE, NULL);
+	end = th_file_size(child);
+	set_bat(child, 2048, ((end + 8 * MIB) & ~(MIB - 1)) | 6);
+	check_lists(child, 1, "BAT entry 2048 (sector bitmap",
+		    "outside the file's data area", UNFIXABLE, NULL);
+	free(flat);
+	free(base);
+	free(child);
+}
+
 static void test_parent(void **state)
 {
 	char *base = strdup(th_path(DIR_, "base.vhdx"));
@@ -549,6 +580,7 @@ int main(void)
 		T(test_log_unreplayable),
 		T(test_metadata),
 		T(test_bat_entries),
+		T(test_child_bat),
 		T(test_parent),
 	};
 
