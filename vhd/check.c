@@ -47,6 +47,9 @@ static void check_chain(const char *path, struct checker *c)
 		say(c, true,
 		    "%s (if the parent moved: vhd reparent CHILD PARENT)",
 		    vhd_errmsg());
+	else if (r == -EINVAL &&
+		 strstr(vhd_errmsg(), "parent linkage mismatch"))
+		say(c, true, "%s (not fixable by vhd repair)", vhd_errmsg());
 	else if (r == -EINVAL && strstr(vhd_errmsg(), "unique id mismatch"))
 		say(c, true,
 		    "%s (vhd reparent --ignore-id-mismatch accepts that "
@@ -83,9 +86,16 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	int r;
 
 	vhd_clear_error();
-	/* VHDX: every structure is checked while the chain opens. */
 	if (vhdx_probe(path) == 1) {
-		check_chain(path, &c);
+		bool opens;
+
+		r = vhdx_check_file(path, report, ctx, &opens);
+		if (r < 0)
+			return r;
+		c.problems = r;
+		/* The parents, when the file itself opens. */
+		if (opens)
+			check_chain(path, &c);
 		vhd_clear_error();
 		return c.problems;
 	}

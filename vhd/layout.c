@@ -4,6 +4,7 @@
  * and every allocated block must not overlap. Shared by vhd_check (which
  * lists every overlap) and a read-write open (which refuses the first):
  * writing a block that overlaps metadata or another block would corrupt it.
+ * The sweep itself knows no format: VHDX's check uses it too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,17 +15,16 @@
 
 #define META_MAX (3 + VHD_LOCATOR_COUNT)
 
-struct extent {
-	uint64_t start, end;
-	const char *what; /* NULL: block @index */
-	uint32_t index;
-};
-
 static int by_key(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void vhd_layout_sort(uint64_t *keys, uint64_t n)
+{
+	qsort(keys, n, sizeof(*keys), by_key);
 }
 
 /* Bytes of block @b that can hold data: the last block may be partial. */
@@ -36,103 +36,69 @@ static uint64_t block_len(const struct vhd_disk *d, uint32_t b)
 	return d->bitmap_size + (data < d->block_size ? data : d->block_size);
 }
 
-static void describe(const struct extent *e, char *buf, size_t len)
+static void describe(const struct vhd_span *e, char *buf, size_t len)
 {
-	if (e->what && e->index != UINT32_MAX)
-		snprintf(buf, len, "%s %u at offset %" PRIu64, e->what,
+	if (e->what && e->index != UINT64_MAX)
+		snprintf(buf, len, "%s %" PRIu64 " at offset %" PRIu64, e->what,
 			 e->index, e->start);
 	else if (e->what)
 		snprintf(buf, len, "the %s at offset %" PRIu64, e->what,
 			 e->start);
 	else
-		snprintf(buf, len, "block %u at offset %" PRIu64, e->index,
-			 e->start);
+		snprintf(buf, len, "block %" PRIu64 " at offset %" PRIu64,
+			 e->index, e->start);
 }
 
-static void overlap(const struct vhd_disk *d, const struct extent *a,
-		    const struct extent *b, vhd_report_fn fn, void *ctx)
+static void overlap(const char *path, const struct vhd_span *a,
+		    const struct vhd_span *b, vhd_report_fn fn, void *ctx)
 {
 	char x[128], y[128], msg[512];
 
 	/* Name a block first: it is what a write would go through. */
 	if (a->what && !b->what) {
-		const struct extent *t = a;
+		const struct vhd_span *t = a;
 
 		a = b;
 		b = t;
 	}
 	describe(a, x, sizeof(x));
 	describe(b, y, sizeof(y));
-	snprintf(msg, sizeof(msg), "%s: %s overlaps %s", d->path, x, y);
+	snprintf(msg, sizeof(msg), "%s: %s overlaps %s", path, x, y);
 	fn(ctx, msg);
 }
 
-static int meta_extents(const struct vhd_disk *d, struct extent *m)
+int vhd_layout_sweep(const char *path, struct vhd_span *meta, int nmeta,
+		     const uint64_t *keys, uint64_t nkeys, vhd_span_fn span,
+		     const void *arg, int max, vhd_report_fn fn, void *ctx)
 {
-	int n = 0;
-
-	m[n++] = (struct extent){0, VHD_FOOTER_SIZE, "footer copy", UINT32_MAX};
-	m[n++] = (struct extent){d->footer.data_offset,
-				 d->footer.data_offset + VHD_HEADER_SIZE,
-				 "dynamic header", UINT32_MAX};
-	m[n++] = (struct extent){d->header.table_offset,
-				 d->header.table_offset +
-					 (uint64_t)d->header.max_table_entries *
-						 4,
-				 "block table", UINT32_MAX};
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
-		if (d->header.loc[i].code && d->header.loc[i].data_length)
-			m[n++] = (struct extent){
-				d->header.loc[i].data_offset,
-				d->header.loc[i].data_offset +
-					d->header.loc[i].data_length,
-				"parent locator", (uint32_t)i};
-	/* A handful: insertion sort by start. */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && m[j].start < m[j - 1].start; j--) {
-			struct extent t = m[j];
-
-			m[j] = m[j - 1];
-			m[j - 1] = t;
-		}
-	return n;
-}
-
-int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
-			void *ctx)
-{
-	struct extent meta[META_MAX], cur, reach = {0};
-	uint32_t nblocks = 0, bi = 0;
-	uint64_t *keys;
-	int nmeta, mi = 0, found = 0;
+	struct vhd_span cur, reach = {0}, blk = {0};
+	uint64_t bi = 0;
+	int mi = 0, found = 0;
 	bool first = true;
 
-	/* sector << 32 | block: sorting orders blocks by offset, O(n log n) */
-	keys = malloc((d->entries ? d->entries : 1) * sizeof(*keys));
-	if (!keys)
-		return vhd_set_error(-ENOMEM, "%s: out of memory", d->path);
-	for (uint32_t b = 0; b < d->entries; b++)
-		if (d->bat[b] != VHD_BAT_UNUSED)
-			keys[nblocks++] = (uint64_t)d->bat[b] << 32 | b;
-	qsort(keys, nblocks, sizeof(*keys), by_key);
-	nmeta = meta_extents(d, meta);
+	/* A handful: insertion sort by start. */
+	for (int i = 1; i < nmeta; i++)
+		for (int j = i; j > 0 && meta[j].start < meta[j - 1].start;
+		     j--) {
+			struct vhd_span t = meta[j];
 
-	while (mi < nmeta || bi < nblocks) {
-		uint64_t bstart = bi < nblocks
-					  ? (keys[bi] >> 32) * VHD_SECTOR_SIZE
-					  : UINT64_MAX;
-
-		if (mi < nmeta && meta[mi].start <= bstart) {
+			meta[j] = meta[j - 1];
+			meta[j - 1] = t;
+		}
+	if (nkeys)
+		span(arg, keys[0], &blk);
+	while (mi < nmeta || bi < nkeys) {
+		if (mi < nmeta &&
+		    (bi == nkeys || meta[mi].start <= blk.start)) {
 			cur = meta[mi++];
 		} else {
-			uint32_t b = (uint32_t)keys[bi++];
-
-			cur = (struct extent){bstart, bstart + block_len(d, b),
-					      NULL, b};
+			cur = blk;
+			if (++bi < nkeys)
+				span(arg, keys[bi], &blk);
 		}
 		/* Compare with the extent reaching furthest so far. */
 		if (!first && cur.start < reach.end) {
-			overlap(d, &cur, &reach, fn, ctx);
+			overlap(path, &cur, &reach, fn, ctx);
 			if (++found == max)
 				break;
 		}
@@ -140,6 +106,61 @@ int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
 			reach = cur;
 		first = false;
 	}
+	return found;
+}
+
+static int meta_extents(const struct vhd_disk *d, struct vhd_span *m)
+{
+	int n = 0;
+
+	m[n++] = (struct vhd_span){0, VHD_FOOTER_SIZE, "footer copy",
+				   UINT64_MAX};
+	m[n++] = (struct vhd_span){d->footer.data_offset,
+				   d->footer.data_offset + VHD_HEADER_SIZE,
+				   "dynamic header", UINT64_MAX};
+	m[n++] = (struct vhd_span){
+		d->header.table_offset,
+		d->header.table_offset +
+			(uint64_t)d->header.max_table_entries * 4,
+		"block table", UINT64_MAX};
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+		if (d->header.loc[i].code && d->header.loc[i].data_length)
+			m[n++] = (struct vhd_span){
+				d->header.loc[i].data_offset,
+				d->header.loc[i].data_offset +
+					d->header.loc[i].data_length,
+				"parent locator", (uint64_t)i};
+	return n;
+}
+
+/* key: sector << 32 | block, so that sorting orders blocks by offset */
+static void block_span(const void *arg, uint64_t key, struct vhd_span *s)
+{
+	const struct vhd_disk *d = arg;
+	uint32_t b = (uint32_t)key;
+	uint64_t start = (key >> 32) * VHD_SECTOR_SIZE;
+
+	*s = (struct vhd_span){start, start + block_len(d, b), NULL, b};
+}
+
+int vhd_layout_overlaps(const struct vhd_disk *d, int max, vhd_report_fn fn,
+			void *ctx)
+{
+	struct vhd_span meta[META_MAX];
+	uint32_t nblocks = 0;
+	uint64_t *keys;
+	int found;
+
+	/* O(n log n): the blocks sorted once by offset */
+	keys = malloc((d->entries ? d->entries : 1) * sizeof(*keys));
+	if (!keys)
+		return vhd_set_error(-ENOMEM, "%s: out of memory", d->path);
+	for (uint32_t b = 0; b < d->entries; b++)
+		if (d->bat[b] != VHD_BAT_UNUSED)
+			keys[nblocks++] = (uint64_t)d->bat[b] << 32 | b;
+	vhd_layout_sort(keys, nblocks);
+	found = vhd_layout_sweep(d->path, meta, meta_extents(d, meta), keys,
+				 nblocks, block_span, d, max, fn, ctx);
 	free(keys);
 	return found;
 }

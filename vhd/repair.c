@@ -21,18 +21,12 @@
 enum state { GOOD, BAD_SUM, BAD };
 
 struct repair {
-	const char *path;
+	struct vhd_fixer f;
 	int fd;
-	unsigned flags;
-	bool dry; /* only report, as vhd_check does */
-	vhd_report_fn report;
-	void *ctx;
-	int changes, found;
 	uint64_t size;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-say(struct repair *rp, const char *fmt, ...)
+void vhd_fixer_say(struct vhd_fixer *f, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -40,35 +34,32 @@ say(struct repair *rp, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (rp->report)
-		rp->report(rp->ctx, msg);
+	if (f->report)
+		f->report(f->ctx, msg);
 }
 
-/*
- * A defect: in a dry run, report it with what fixes it; else report what
- * is done about it. Returns whether to write the fix.
- */
-static bool defect(struct repair *rp, bool checksum, const char *what,
-		   const char *action)
+bool vhd_fixer_defect(struct vhd_fixer *f, bool checksum, const char *what,
+		      const char *action)
 {
-	rp->found++;
-	if (rp->dry) {
-		say(rp, "%s: %s (fixable by vhd repair%s)", rp->path, what,
-		    checksum ? " --checksums" : "");
+	f->found++;
+	if (f->dry) {
+		vhd_fixer_say(f, "%s: %s (fixable by vhd repair%s)", f->path,
+			      what, checksum ? " --checksums" : "");
 		return false;
 	}
-	if (checksum && !(rp->flags & VHD_REPAIR_CHECKSUMS)) {
-		say(rp, "%s: %s; not changed (run vhd repair --checksums)",
-		    rp->path, what);
+	if (checksum && !(f->flags & VHD_REPAIR_CHECKSUMS)) {
+		vhd_fixer_say(f,
+			      "%s: %s; not changed (run vhd repair "
+			      "--checksums)",
+			      f->path, what);
 		return false;
 	}
-	say(rp, "%s: %s: %s", rp->path, what, action);
-	rp->changes++;
+	vhd_fixer_say(f, "%s: %s: %s", f->path, what, action);
+	f->changes++;
 	return true;
 }
 
-/* The library's message without the leading "PATH: ". */
-static const char *reason(const char *path)
+const char *vhd_errmsg_reason(const char *path)
 {
 	const char *m = vhd_errmsg();
 	size_t n = strlen(path);
@@ -85,7 +76,7 @@ static enum state classify(const char *path, const uint8_t *buf, uint64_t at,
 
 	if (vhd_footer_validate(path, buf, at) == 0)
 		return GOOD;
-	snprintf(why, len, "%s", reason(path));
+	snprintf(why, len, "%s", vhd_errmsg_reason(path));
 	memcpy(fixed, buf, sizeof(fixed));
 	vhd_put32(fixed + 64, vhd_checksum(fixed, VHD_FOOTER_SIZE, 64));
 	return vhd_footer_validate(path, fixed, at) == 0 ? BAD_SUM : BAD;
@@ -103,7 +94,7 @@ static bool same_fields(const uint8_t *a, const uint8_t *b)
 
 static int io_fail(struct repair *rp, int r, const char *what)
 {
-	return vhd_set_error(r, "%s: cannot %s: %s", rp->path, what,
+	return vhd_set_error(r, "%s: cannot %s: %s", rp->f.path, what,
 			     strerror(-r));
 }
 
@@ -185,7 +176,7 @@ static int restore_trailing(struct repair *rp, const uint8_t *footer)
 				     "%s: cannot tell where the data ends "
 				     "(dynamic header or block table "
 				     "unreadable)",
-				     rp->path);
+				     rp->f.path);
 	at = rp->size % VHD_SECTOR_SIZE == 0 &&
 			     rp->size >= end + VHD_FOOTER_SIZE
 		     ? rp->size - VHD_FOOTER_SIZE
@@ -212,11 +203,11 @@ static int repair_header(struct repair *rp, const uint8_t *footer)
 	if (off > rp->size || rp->size - off < VHD_HEADER_SIZE ||
 	    vhd_io_read(rp->fd, h, sizeof(h), off) < 0 ||
 	    memcmp(h, "cxsparse", 8) != 0) {
-		rp->found++;
-		say(rp,
-		    "%s: no dynamic header at offset %" PRIu64
-		    " (not fixable by vhd repair)",
-		    rp->path, off);
+		rp->f.found++;
+		vhd_fixer_say(&rp->f,
+			      "%s: no dynamic header at offset %" PRIu64
+			      " (not fixable by vhd repair)",
+			      rp->f.path, off);
 		return 0;
 	}
 	stored = vhd_get32(h + 36);
@@ -227,7 +218,7 @@ static int repair_header(struct repair *rp, const uint8_t *footer)
 		 "dynamic header checksum mismatch (stored 0x%08x, computed "
 		 "0x%08x)",
 		 stored, computed);
-	if (!defect(rp, true, what, "checksum recomputed"))
+	if (!vhd_fixer_defect(&rp->f, true, what, "checksum recomputed"))
 		return 0;
 	vhd_put32(h + 36, computed);
 	return put(rp, h, sizeof(h), off);
@@ -248,16 +239,16 @@ static int repair_footers(struct repair *rp)
 		r = vhd_io_read(rp->fd, copy, VHD_FOOTER_SIZE, 0);
 	if (r < 0)
 		return io_fail(rp, r, "read the footers");
-	ts = classify(rp->path, tail, at, twhy, sizeof(twhy));
+	ts = classify(rp->f.path, tail, at, twhy, sizeof(twhy));
 	if (ts != GOOD && rp->size % VHD_SECTOR_SIZE == VHD_FOOTER_SIZE - 1) {
 		/* A legacy 511-byte footer is a good one. */
 		memset(tail, 0, sizeof(tail));
 		at = rp->size - (VHD_FOOTER_SIZE - 1);
 		if (vhd_io_read(rp->fd, tail, VHD_FOOTER_SIZE - 1, at) == 0 &&
-		    vhd_footer_validate(rp->path, tail, at) == 0)
+		    vhd_footer_validate(rp->f.path, tail, at) == 0)
 			ts = GOOD;
 	}
-	cs = classify(rp->path, copy, 0, cwhy, sizeof(cwhy));
+	cs = classify(rp->f.path, copy, 0, cwhy, sizeof(cwhy));
 	if (cs != BAD && vhd_get32(copy + 60) == VHD_TYPE_FIXED)
 		cs = BAD; /* offset 0 of a fixed disk is data */
 	vhd_clear_error();
@@ -267,9 +258,9 @@ static int repair_footers(struct repair *rp)
 	} else if (cs == GOOD) {
 		snprintf(what, sizeof(what), "trailing footer is damaged (%s)",
 			 twhy);
-		if (defect(rp, false, what,
-			   "restored from the copy at "
-			   "offset 0")) {
+		if (vhd_fixer_defect(&rp->f, false, what,
+				     "restored from the copy at "
+				     "offset 0")) {
 			r = restore_trailing(rp, copy);
 			if (r < 0)
 				return r;
@@ -278,7 +269,8 @@ static int repair_footers(struct repair *rp)
 	} else if (ts == BAD_SUM || cs == BAD_SUM) {
 		memcpy(good, ts == BAD_SUM ? tail : copy, sizeof(good));
 		snprintf(what, sizeof(what), "%s", ts == BAD_SUM ? twhy : cwhy);
-		if (!defect(rp, true, what, "checksum recomputed"))
+		if (!vhd_fixer_defect(&rp->f, true, what,
+				      "checksum recomputed"))
 			return 0;
 		vhd_put32(good + 64, vhd_checksum(good, VHD_FOOTER_SIZE, 64));
 		r = ts == BAD_SUM ? put(rp, good, VHD_FOOTER_SIZE, at)
@@ -289,7 +281,7 @@ static int repair_footers(struct repair *rp)
 		return vhd_set_error(-EINVAL,
 				     "%s: no usable footer (trailing: %s; "
 				     "copy at offset 0: %s)",
-				     rp->path, twhy, cwhy);
+				     rp->f.path, twhy, cwhy);
 	}
 	if (vhd_get32(good + 60) == VHD_TYPE_FIXED ||
 	    !memcmp(good, copy, VHD_FOOTER_SIZE) ||
@@ -302,7 +294,8 @@ static int repair_footers(struct repair *rp)
 	else
 		snprintf(what, sizeof(what),
 			 "footer copy at offset 0 is damaged (%s)", cwhy);
-	if (defect(rp, false, what, "rewritten from the trailing footer"))
+	if (vhd_fixer_defect(&rp->f, false, what,
+			     "rewritten from the trailing footer"))
 		return put(rp, good, VHD_FOOTER_SIZE, 0);
 	return 0;
 }
@@ -311,7 +304,7 @@ static int repair_footers(struct repair *rp)
 static int run(const char *path, unsigned flags, bool dry, vhd_report_fn report,
 	       void *ctx)
 {
-	struct repair rp = {path, -1, flags, dry, report, ctx, 0, 0, 0};
+	struct repair rp = {{path, flags, dry, report, ctx, 0, 0}, -1, 0};
 	uint8_t footer[VHD_FOOTER_SIZE];
 	char why[512];
 	struct stat st;
@@ -347,7 +340,7 @@ static int run(const char *path, unsigned flags, bool dry, vhd_report_fn report,
 	vhd_clear_error();
 	if (r < 0)
 		goto out;
-	r = dry ? rp.found : rp.changes;
+	r = dry ? rp.f.found : rp.f.changes;
 out:
 	close(rp.fd);
 	return r;
@@ -359,9 +352,12 @@ int vhd_repair(const char *path, unsigned flags, vhd_report_fn report,
 	int r;
 
 	vhd_clear_error();
-	r = vhdx_refuse_op(path, "repair");
-	if (r < 0)
+	if (vhdx_probe(path) == 1) {
+		r = vhdx_repair_walk(path, flags, false, report, ctx, NULL);
+		if (r >= 0)
+			vhd_clear_error(); /* defects left went to @report */
 		return r;
+	}
 	return run(path, flags, false, report, ctx);
 }
 

@@ -386,9 +386,12 @@ int vhd_merge_pending(const char *child);
 
 /*
  * Consistency check of one image (and that its chain opens). Each problem
- * found is passed to @report (may be NULL) as one message line. Returns the
- * number of problems (0 = clean), or -errno when the image cannot be read
- * at all (message in vhd_errmsg()).
+ * found is passed to @report (may be NULL) as one message line naming the
+ * file, ending in "(fixable by vhd repair...)" or "(not fixable by vhd
+ * repair)" where repair is concerned. Never writes the file (a VHDX's
+ * pending log is replayed in memory). Returns the number of problems
+ * (0 = clean), or -errno when the image cannot be read at all (message in
+ * vhd_errmsg()).
  */
 typedef void (*vhd_report_fn)(void *ctx, const char *msg);
 int vhd_check(const char *path, vhd_report_fn report, void *ctx);
@@ -467,9 +470,15 @@ int vhd_reparent(const char *child, const char *parent, unsigned flags);
  * Fix what is fixable in @path and pass one line per change to @report: a
  * damaged trailing footer is restored from the copy at offset 0 or the
  * copy from the trailing footer; with VHD_REPAIR_CHECKSUMS, footer and
- * dynamic header checksums are recomputed. A defect left alone is
- * reported with what would fix it. Returns the number of changes made, or
- * -errno when no usable footer is found (message in vhd_errmsg()).
+ * dynamic header checksums are recomputed. A VHDX: a damaged header is
+ * rewritten from the good one (next sequence number), a pending log is
+ * replayed and the LogGuid cleared, a damaged region table copy is
+ * restored from the other through the log; with VHD_REPAIR_CHECKSUMS a
+ * header or region table CRC is recomputed when no copy is valid
+ * otherwise. Takes the writer lock; writes nothing when nothing is wrong.
+ * A defect left alone is reported with what would fix it. Returns the
+ * number of changes made, or -errno when no usable footer is found or the
+ * file is no VHDX (message in vhd_errmsg()).
  */
 int vhd_repair(const char *path, unsigned flags, vhd_report_fn report,
 	       void *ctx);

@@ -342,7 +342,50 @@ int vhd_locate(struct vhd_disk *d, uint64_t off, uint64_t limit, int depth,
  */
 int vhd_repair_scan(const char *path, vhd_report_fn report, void *ctx);
 
+/* repair.c: what a repair walk of either format says. */
+struct vhd_fixer {
+	const char *path;
+	unsigned flags; /* VHD_REPAIR_* */
+	bool dry;	/* only report, as vhd_check does */
+	vhd_report_fn report;
+	void *ctx;
+	int changes, found;
+};
+void vhd_fixer_say(struct vhd_fixer *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * A defect @what: in a dry run, reported with what fixes it ("(fixable by
+ * vhd repair[ --checksums])"); else reported with @action, or as left
+ * alone when only --checksums (@checksum) may fix it. Returns whether to
+ * write the fix.
+ */
+bool vhd_fixer_defect(struct vhd_fixer *f, bool checksum, const char *what,
+		      const char *action);
+/* vhd_errmsg() without a leading "@path: ". */
+const char *vhd_errmsg_reason(const char *path);
+
 /* layout.c */
+/* One extent of a file's layout, [start, end): a structure @what (with
+ * @index, UINT64_MAX for the only one), or block @index when @what is NULL. */
+struct vhd_span {
+	uint64_t start, end;
+	const char *what;
+	uint64_t index;
+};
+/* The extent one sort key of vhd_layout_sweep stands for. */
+typedef void (*vhd_span_fn)(const void *arg, uint64_t key,
+			    struct vhd_span *out);
+/* Sort keys ascending (O(n log n)). */
+void vhd_layout_sort(uint64_t *keys, uint64_t n);
+/*
+ * Every overlap among @meta (@nmeta structures, any order; sorted in
+ * place) and the blocks @keys stand for (through @span; sorted so that
+ * their starts ascend) goes to @fn as "PATH: X overlaps Y", stopping after
+ * @max (0: all). Returns the number found; no I/O, no allocation.
+ */
+int vhd_layout_sweep(const char *path, struct vhd_span *meta, int nmeta,
+		     const uint64_t *keys, uint64_t nkeys, vhd_span_fn span,
+		     const void *arg, int max, vhd_report_fn fn, void *ctx);
 /*
  * Overlaps between the footer copy, header, BAT, locator payloads and
  * allocated blocks of a dynamic/differencing image (BAT loaded): @fn gets

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,13 +22,30 @@ static const char *state_name(unsigned s)
 	return names[s & 7];
 }
 
+bool vhdx_bat_extent_ok(const struct vhdx *x, uint64_t e, uint64_t len)
+{
+	uint64_t off = VHDX_BAT_OFFSET(e);
+
+	return off >= VHDX_MIB && off <= x->file_size &&
+	       len <= x->file_size - off;
+}
+
+uint64_t vhdx_block_len(const struct vhdx *x, uint64_t b)
+{
+	uint64_t start = b * x->meta.block_size;
+
+	return x->meta.disk_size - start < x->meta.block_size
+		       ? x->meta.disk_size - start
+		       : x->meta.block_size;
+}
+
 /* A present block or bitmap must lie inside the file, past the headers. */
 static int check_extent(struct vhdx *x, const char *what, uint64_t i,
 			uint64_t e, uint64_t len)
 {
 	uint64_t off = VHDX_BAT_OFFSET(e);
 
-	if (off < VHDX_MIB || off > x->file_size || len > x->file_size - off)
+	if (!vhdx_bat_extent_ok(x, e, len))
 		return vhd_set_error(
 			-EINVAL,
 			"%s: BAT entry %" PRIu64 " (%s, %s) points "
@@ -42,7 +60,6 @@ static int check_payload(struct vhdx *x, uint64_t b)
 {
 	uint64_t i = vhdx_payload_index(x, b), e = x->bat[i];
 	unsigned s = VHDX_BAT_STATE(e);
-	uint64_t len = x->meta.block_size, start = b * x->meta.block_size;
 
 	switch (s) {
 	case VHDX_PAYLOAD_NOT_PRESENT:
@@ -70,9 +87,7 @@ static int check_payload(struct vhdx *x, uint64_t b)
 		/* fall through */
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		/* The file need not hold the part past the virtual end. */
-		if (len > x->meta.disk_size - start)
-			len = x->meta.disk_size - start;
-		return check_extent(x, "payload", i, e, len);
+		return check_extent(x, "payload", i, e, vhdx_block_len(x, b));
 	}
 	return vhd_set_error(-EINVAL,
 			     "%s: BAT entry %" PRIu64 " of block %" PRIu64
@@ -99,7 +114,7 @@ static int check_sb(struct vhdx *x, uint64_t chunk)
 	return check_extent(x, "sector bitmap", i, e, VHDX_MIB);
 }
 
-int vhdx_bat_load(struct vhdx *x)
+int vhdx_bat_read(struct vhdx *x)
 {
 	const struct vhdx_meta *m = &x->meta;
 	uint64_t chunks, bytes;
@@ -142,17 +157,50 @@ int vhdx_bat_load(struct vhdx *x)
 		return r;
 	for (uint64_t i = 0; i < x->bat_entries; i++)
 		x->bat[i] = vhdx_le64(raw + 8 * i);
-	for (uint64_t c = 0; c < chunks; c++) {
-		r = check_sb(x, c);
-		if (r < 0)
-			return r;
-	}
-	for (uint64_t b = 0; b < x->payload_blocks; b++) {
-		r = check_payload(x, b);
-		if (r < 0)
-			return r;
-	}
 	return 0;
+}
+
+/* A defect: the first one ends a load; a check lists them all. */
+static int defect(int r, vhd_report_fn fn, void *ctx, uint64_t *bad)
+{
+	if (!fn || r != -EINVAL)
+		return r;
+	if ((*bad)++ < VHDX_CHECK_MAX_LINES)
+		fn(ctx, vhd_errmsg());
+	vhd_clear_error();
+	return 0;
+}
+
+int vhdx_bat_check(struct vhdx *x, vhd_report_fn fn, void *ctx)
+{
+	uint64_t chunks = (x->payload_blocks + x->chunk_ratio - 1) /
+			  x->chunk_ratio,
+		 bad = 0;
+	int r = 0;
+
+	for (uint64_t c = 0; r == 0 && c < chunks; c++)
+		r = defect(check_sb(x, c), fn, ctx, &bad);
+	for (uint64_t b = 0; r == 0 && b < x->payload_blocks; b++)
+		r = defect(check_payload(x, b), fn, ctx, &bad);
+	if (r < 0)
+		return r;
+	if (bad > VHDX_CHECK_MAX_LINES) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+			 "%s: and %" PRIu64 " more defective BAT entries",
+			 x->path, bad - VHDX_CHECK_MAX_LINES);
+		fn(ctx, msg);
+		return VHDX_CHECK_MAX_LINES + 1;
+	}
+	return (int)bad;
+}
+
+int vhdx_bat_load(struct vhdx *x)
+{
+	int r = vhdx_bat_read(x);
+
+	return r < 0 ? r : vhdx_bat_check(x, NULL, NULL);
 }
 
 uint64_t vhdx_bat_allocated(const struct vhdx *x)

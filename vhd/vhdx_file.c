@@ -102,16 +102,6 @@ int vhdx_probe(const char *path)
 	return r;
 }
 
-int vhdx_refuse_op(const char *path, const char *what)
-{
-	if (vhdx_probe(path) != 1)
-		return 0;
-	return vhd_set_error(-EOPNOTSUPP,
-			     "%s: is a VHDX: %s of VHDX images is not "
-			     "supported yet",
-			     path, what);
-}
-
 bool vhdx_is_vhdx_name(const char *path)
 {
 	size_t n = strlen(path);

@@ -38,6 +38,10 @@
 #define VHDX_MAX_BAT_ENTRIES (1ull << 22)
 /* Largest file offset a log entry may name (a sparse 2^56 is absurd). */
 #define VHDX_MAX_FILE_OFFSET (1ull << 56)
+/* Lines a check gives one kind of defect before counting the rest. */
+#define VHDX_CHECK_MAX_LINES 32
+/* Open flag (internal): stop after the region table (vhdx_open_regions). */
+#define VHDX_OPEN_I_REGIONS 0x200
 /* Longest log read into memory for replay. */
 #define VHDX_MAX_LOG (256 * VHDX_MIB)
 
@@ -213,8 +217,6 @@ int vhdx_pread_file(struct vhdx *x, void *buf, size_t len, uint64_t off);
 int vhdx_probe(const char *path);
 /* The same for a file already open. */
 int vhdx_probe_fd(int fd);
-/* -EOPNOTSUPP naming @what when @path is a VHDX, else 0. */
-int vhdx_refuse_op(const char *path, const char *what);
 /* Does the name end in .vhdx or .avhdx (any case)? */
 bool vhdx_is_vhdx_name(const char *path);
 
@@ -308,15 +310,57 @@ int vhdx_log_sectors(struct vhdx *x, const uint64_t *offs, const uint8_t *data,
 
 /* vhdx_region.c: region table (copy 2 when copy 1 is bad). */
 int vhdx_read_regions(struct vhdx *x);
+/* Parse one 64 KiB copy into x->bat_region and x->meta_region; -EINVAL
+ * with a reason (no path) when it is bad, *@soft set when the copy is
+ * merely damaged (signature or CRC: worth trying the other one). */
+int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft);
+
+/*
+ * vhdx_repair.c: the walk of vhd_repair over headers, log and region
+ * tables; @dry only reports (what vhd_check does), each defect marked
+ * fixable or not. Returns the defects found (@dry) or the changes made,
+ * -errno when the file is no VHDX or I/O fails; *@blocking (may be NULL)
+ * tells whether a defect found stops every open.
+ */
+int vhdx_repair_walk(const char *path, unsigned flags, bool dry,
+		     vhd_report_fn report, void *ctx, bool *blocking);
+/*
+ * vhdx_region_fix.c: write the 64 KiB region table @table into copy 1
+ * (@copies bit 0) and/or copy 2 (bit 1) through the log of @x (writable,
+ * log empty, x->bat_region from @table), then clear the LogGuid.
+ */
+int vhdx_region_write(struct vhdx *x, const uint8_t *table, unsigned copies);
+/* vhdx_check.c: vhd_check of one VHDX file (not its parents): the number
+ * of problems reported, or -errno when it is not readable as a VHDX;
+ * *@opens when the file opens read-only (its chain can be checked). */
+int vhdx_check_file(const char *path, vhd_report_fn report, void *ctx,
+		    bool *opens);
 
 /* vhdx_metadata.c: metadata table and known items. */
 int vhdx_read_metadata(struct vhdx *x);
+/* The same, each defect given to @fn: returns how many (0: x->meta is
+ * decoded), or -errno other than a defect (-ENOMEM, I/O). */
+int vhdx_check_metadata(struct vhdx *x, vhd_report_fn fn, void *ctx);
 /* Decode a parent locator item of @len bytes. */
 int vhdx_locator_decode(const char *path, const uint8_t *item, uint32_t len,
 			struct vhdx_locator *loc);
 
-/* vhdx_bat.c: load and check the BAT. */
+/* vhdx_bat.c: load and check the BAT (vhdx_bat_read, vhdx_bat_check). */
 int vhdx_bat_load(struct vhdx *x);
+/* Geometry from the metadata and the raw table into x->bat, unchecked. */
+int vhdx_bat_read(struct vhdx *x);
+/*
+ * Check every entry. Without @fn: 0 or the first defect's -EINVAL. With
+ * @fn: each defect's message goes to @fn (a long list ends in one line
+ * counting the rest); returns the lines given to @fn.
+ */
+int vhdx_bat_check(struct vhdx *x, vhd_report_fn fn, void *ctx);
+/* Does BAT entry @e (state 6 or 7, or a present sector bitmap) of @len
+ * bytes lie inside the file, past the first 1 MiB? */
+bool vhdx_bat_extent_ok(const struct vhdx *x, uint64_t e, uint64_t len);
+/* Bytes of payload block @b the file must hold (the last one may end at
+ * the virtual end). */
+uint64_t vhdx_block_len(const struct vhdx *x, uint64_t b);
 static inline uint64_t vhdx_payload_index(const struct vhdx *x, uint64_t b)
 {
 	return b + b / x->chunk_ratio;
@@ -332,6 +376,9 @@ int vhdx_bitmap_get(struct vhdx *x, uint64_t b, uint8_t **out);
 
 /* vhdx_open.c: one file, no parent; and freeing it. */
 int vhdx_open_file(const char *path, int flags, struct vhdx **out);
+/* Read-only, headers, log (replayed in memory) and region table only:
+ * the metadata and the BAT are what a check walks itself. */
+int vhdx_open_regions(const char *path, struct vhdx **out);
 /* The same for a file open at @fd (stays the caller's; @x keeps a dup). */
 int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out);
 void vhdx_free(struct vhdx *x);

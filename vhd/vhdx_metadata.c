@@ -195,18 +195,36 @@ static int decode_items(struct vhdx *x, const uint8_t *region,
 				   f[LOCATOR].length, &m->loc);
 }
 
-int vhdx_read_metadata(struct vhdx *x)
+/* A defective table entry: a check reports it and goes on. */
+static bool entry_defect(vhd_report_fn fn, void *ctx, int *bad)
+{
+	if (!fn)
+		return false;
+	fn(ctx, vhd_errmsg());
+	(*bad)++;
+	return true;
+}
+
+/*
+ * The table and every item. Without @fn the first defect ends it (-EINVAL);
+ * with @fn every defective entry is reported and counted (the items are
+ * decoded only when all entries are sound).
+ */
+static int read_metadata(struct vhdx *x, vhd_report_fn fn, void *ctx)
 {
 	uint32_t rlen = x->meta_region.length;
 	struct found f[NITEMS] = {0};
 	uint8_t *region;
 	uint16_t count;
-	int r;
+	int r, bad = 0;
 
 	/* The region's length was bounded by the file; cap the allocation. */
-	if (rlen < VHDX_META_TABLE_SIZE || rlen > 64 * VHDX_MIB)
-		return vhd_set_error(-EINVAL, "%s: metadata region of %u bytes",
-				     x->path, rlen);
+	if (rlen < VHDX_META_TABLE_SIZE || rlen > 64 * VHDX_MIB) {
+		region = NULL;
+		r = vhd_set_error(-EINVAL, "%s: metadata region of %u bytes",
+				  x->path, rlen);
+		goto out;
+	}
 	region = malloc(rlen);
 	if (!region)
 		return vhd_set_error(-ENOMEM, "out of memory");
@@ -245,7 +263,9 @@ int vhdx_read_metadata(struct vhdx *x)
 				      "length %u) outside the %u-byte "
 				      "region",
 				      x->path, g, off, len, rlen);
-			goto out;
+			if (!entry_defect(fn, ctx, &bad))
+				goto out;
+			continue;
 		}
 		for (k = 0; k < NITEMS; k++)
 			if (memcmp(e, items[k].guid, 16) == 0)
@@ -256,7 +276,8 @@ int vhdx_read_metadata(struct vhdx *x)
 					      "%s: unknown required "
 					      "metadata item %s",
 					      x->path, g);
-				goto out;
+				if (!entry_defect(fn, ctx, &bad))
+					goto out;
 			}
 			continue;
 		}
@@ -265,7 +286,9 @@ int vhdx_read_metadata(struct vhdx *x)
 				      "%s: metadata item \"%s\" appears "
 				      "twice",
 				      x->path, items[k].name);
-			goto out;
+			if (!entry_defect(fn, ctx, &bad))
+				goto out;
+			continue;
 		}
 		if (len < items[k].min_len) {
 			vhd_set_error(r,
@@ -273,14 +296,41 @@ int vhdx_read_metadata(struct vhdx *x)
 				      "(at least %u expected)",
 				      x->path, items[k].name, len,
 				      items[k].min_len);
-			goto out;
+			if (!entry_defect(fn, ctx, &bad))
+				goto out;
+			continue;
 		}
 		f[k].seen = true;
 		f[k].offset = off;
 		f[k].length = len;
 	}
+	if (bad) {
+		r = bad;
+		goto out;
+	}
 	r = decode_items(x, region, f);
+	if (r == -EINVAL && fn) {
+		fn(ctx, vhd_errmsg());
+		r = 1;
+	}
 out:
+	/* a table that cannot be read at all is one defect */
+	if (r == -EINVAL && fn) {
+		fn(ctx, vhd_errmsg());
+		r = 1;
+	}
+	if (r > 0)
+		vhd_clear_error();
 	free(region);
 	return r;
+}
+
+int vhdx_read_metadata(struct vhdx *x)
+{
+	return read_metadata(x, NULL, NULL);
+}
+
+int vhdx_check_metadata(struct vhdx *x, vhd_report_fn fn, void *ctx)
+{
+	return read_metadata(x, fn, ctx);
 }

@@ -79,9 +79,9 @@ static int load(struct vhdx *x, int flags, struct vhdx **out)
 		r = vhdx_log_replay(x);
 	if (r == 0)
 		r = vhdx_read_regions(x);
-	if (r == 0)
+	if (r == 0 && !(flags & VHDX_OPEN_I_REGIONS))
 		r = vhdx_read_metadata(x);
-	if (r == 0)
+	if (r == 0 && !(flags & VHDX_OPEN_I_REGIONS))
 		r = vhdx_bat_load(x);
 	if (r == 0 && x->rw)
 		r = check_writable(x);
@@ -146,4 +146,9 @@ int vhdx_open_fd(int fd, const char *name, int flags, struct vhdx **out)
 		return r;
 	}
 	return load(x, flags, out);
+}
+
+int vhdx_open_regions(const char *path, struct vhdx **out)
+{
+	return vhdx_open_file(path, VHD_OPEN_RDONLY | VHDX_OPEN_I_REGIONS, out);
 }

@@ -16,9 +16,7 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
-/* Parse one copy; -EINVAL with a reason (no path) when it is bad. @soft is
- * set when the copy is merely damaged (worth trying the other one). */
-static int parse(struct vhdx *x, const uint8_t *b, bool *soft)
+int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 {
 	struct vhdx_region *found[2] = {NULL, NULL};
 	struct vhdx_region bat = {0}, meta = {0};
@@ -107,7 +105,7 @@ int vhdx_read_regions(struct vhdx *x)
 		r = vhdx_pread_file(x, buf, VHDX_REGION_SIZE, where[i]);
 		if (r < 0)
 			goto out;
-		r = parse(x, buf, &soft);
+		r = vhdx_region_parse(x, buf, &soft);
 		if (r == 0) {
 			x->region_from_copy = i == 1;
 			goto out;

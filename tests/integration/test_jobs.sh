@@ -115,6 +115,26 @@ else
 	esac
 fi
 
+# validate of a VHDX: clean, then a damaged header is named, fixable.
+ctl "$M" "create x.vhdx 8M"
+ctl "$M" "validate x.vhdx"
+id=$(job_of "$(last_result)")
+[ -n "$id" ] || fail "validate x.vhdx did not start a job: $(last_result)"
+wait_job "$id"
+assert_eq 0 "$(field "$M/.jobs/$id" ErrorCode)" "validate x.vhdx: ErrorCode"
+printf '\xff' | dd of="$B/x.vhdx" bs=1 seek=$((64 * 1024 + 40)) \
+	conv=notrunc status=none
+sum=$(sha256sum <"$B/x.vhdx")
+ctl "$M" "validate x.vhdx" || true
+id=$(job_of "$(last_result)")
+[ -n "$id" ] || fail "validate damaged x.vhdx: $(last_result)"
+wait_job "$id"
+cat "$M/.jobs/$id" >&2
+assert_eq 10 "$(field "$M/.jobs/$id" JobState)" "damaged x.vhdx: JobState"
+grep -q "^ErrorDescription=.*header 1 (at 64 KiB) is damaged.*(fixable by vhd repair)" \
+	"$M/.jobs/$id" || fail "validate did not name the damaged header"
+[ "$(sha256sum <"$B/x.vhdx")" = "$sum" ] || fail "validate changed x.vhdx"
+
 # cancel: either the job was still running (Terminated, no file left) or
 # it had already completed (cancel refused, image complete).
 ctl "$M" "create big.vhd 1G fixed"

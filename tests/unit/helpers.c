@@ -308,6 +308,18 @@ uint32_t th_checksum(const uint8_t *buf, size_t len, size_t cks_off)
 	return ~sum;
 }
 
+uint32_t th_crc32c(const uint8_t *p, size_t len)
+{
+	uint32_t c = 0xFFFFFFFFu;
+
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
 void th_fix_footer_cksum(uint8_t *footer)
 {
 	th_be32(footer + 64, th_checksum(footer, 512, 64));

@@ -65,6 +65,8 @@ uint32_t th_get_be32(const uint8_t *p);
 uint64_t th_get_be64(const uint8_t *p);
 /* Ones' complement byte sum with the 4 bytes at @cks_off taken as zero. */
 uint32_t th_checksum(const uint8_t *buf, size_t len, size_t cks_off);
+/* CRC-32C (VHDX), bitwise: an oracle independent of the library's table. */
+uint32_t th_crc32c(const uint8_t *p, size_t len);
 /* Recompute and store footer (512, at 64) / header (1024, at 36) sums. */
 void th_fix_footer_cksum(uint8_t *footer);
 void th_fix_header_cksum(uint8_t *header);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -352,10 +353,16 @@ static void test_vhdx_dynamic(void **state)
 	assert_int_equal(allocated(p), 7);
 	assert_int_equal(vhd_compact(p, &reclaimed, NULL, NULL), 0);
 	assert_int_equal(allocated(p), 4);
-	/* the three dead blocks' space is given back, nothing moves */
-	assert_int_equal(reclaimed, 3ull * XBS);
-	assert_int_equal(disk_usage(p), used - 3ull * XBS);
-	assert_int_equal(th_file_size(p), size);
+	/* the three dead blocks' space is given back; the live ones move
+	 * down and the file ends after the last (structures: 4 MiB) */
+	/* (less the log pages the moves first wrote into) */
+	assert_true(reclaimed <= 3ull * XBS &&
+		    reclaimed >= 3ull * XBS - 4 * 4096);
+	assert_int_equal(disk_usage(p), used - reclaimed);
+	print_message("  file length %" PRIu64 " -> %" PRIu64 "\n", size,
+		      th_file_size(p));
+	assert_int_equal(th_file_size(p), 4ull * XBS + 4ull * XBS);
+	assert_true(th_file_size(p) < size);
 	expect_flat(p, flat, 8ull * XBS);
 	assert_int_equal(vhd_check(p, NULL, NULL), 0);
 	/* a second run changes nothing */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * VHDX read side, through the public API on images built here by hand
- * (with this file's own bitwise CRC-32C, so the library's table is not
+ * (with the helpers' bitwise CRC-32C, so the library's table is not
  * trusted to check itself): header selection by sequence number and CRC,
  * region table copy fallback, metadata items, BAT states and their reads,
  * log replay in memory (file unchanged), read-only refusal of writes,
@@ -32,18 +32,6 @@
 
 /* --- a hand-made VHDX ------------------------------------------------- */
 
-static uint32_t crc32c_bitwise(const uint8_t *p, size_t len)
-{
-	uint32_t c = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < len; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-	}
-	return ~c;
-}
-
 static void le16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -63,7 +51,7 @@ static void le64(uint8_t *p, uint64_t v)
 static void fix_crc(uint8_t *p, size_t len)
 {
 	le32(p + 4, 0);
-	le32(p + 4, crc32c_bitwise(p, len));
+	le32(p + 4, th_crc32c(p, len));
 }
 
 /* GUIDs as stored */
@@ -355,7 +343,7 @@ static void expect_pattern(struct vhd_disk *d, uint64_t off, size_t len,
 static void test_crc32c_vector(void **state)
 {
 	(void)state;
-	assert_int_equal(crc32c_bitwise((const uint8_t *)"123456789", 9),
+	assert_int_equal(th_crc32c((const uint8_t *)"123456789", 9),
 			 0xE3069283u);
 }
 
