@@ -66,6 +66,9 @@ extern const uint8_t vhdx_guid_logical_sector[16];
 extern const uint8_t vhdx_guid_physical_sector[16];
 extern const uint8_t vhdx_guid_parent_locator[16];
 extern const uint8_t vhdx_guid_locator_type[16];
+extern const uint8_t vhdx_guid_chs[16];
+extern const uint8_t vhdx_guid_pmem_labels[16];
+extern const uint8_t vhdx_guid_incomplete[16];
 
 struct vhdx_header {
 	uint64_t seq;
