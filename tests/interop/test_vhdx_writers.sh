@@ -150,7 +150,7 @@ grep -q "req-region.vhdx.*unknown required region" <<<"$out" ||
 	fail "required region: unclear error: $out"
 
 parents=(hv-base.vhdx "$g1" k4-base.vhdx big.vhdx)
-sums=$(sha256sum "${parents[@]}")
+sums=$($CRAFT sum "${parents[@]}")
 while read -r n; do $CRAFT extras "$n" >"$n.extras"; done <extras
 sha256sum bad/* >"$T/bad.sum"
 
@@ -161,7 +161,7 @@ while IFS=$'\t' read -r n _ _ _ _ r; do
 	rcmp "$n through the mount" "$r" "$n.flat" "$M/$n"
 done <manifest
 assert_eq "$(printf '%s\n' "$g2" "$g1" hv-base.vhdx)" \
-	"$(getfattr --only-values -n user.vhd.chain "$M/$g2" |
+	"$(getfattr --absolute-names --only-values -n user.vhd.chain "$M/$g2" |
 		xargs -n1 basename)" "chain of $g2"
 
 # Writes into every leaf (as test_writers.sh): 4 KiB-aligned at 0, a
@@ -203,7 +203,7 @@ while IFS=$'\t' read -r n chain q p leaf r; do
 		qemu-img check -q -f vhdx "$n" || fail "qemu-img check $n"
 	fi
 done <manifest
-assert_eq "$sums" "$(sha256sum "${parents[@]}")" "parents after writes"
+assert_eq "$sums" "$($CRAFT sum "${parents[@]}")" "parents after writes"
 while read -r n; do
 	assert_eq "$(cat "$n.extras")" "$($CRAFT extras "$n")" \
 		"unknown items and regions of $n after writes"

@@ -177,6 +177,25 @@ def main(d):
                 ('absolute_win32_path', 'C:\\VMs\\' + base)])
     c.note(mv, [mv, base], 'no', 'yes', 'yes')
 
+    # Windows compares names without case: the locator says
+    # .\HV-BASE.VHDX for hv-base.vhdx.
+    cs = guid_name('case')
+    c.image(cs, 64 * M, 2 * M, [(30 * M, rnd(40, 64 * K))], parent=base,
+            layout=HYPERV, locator=[
+                ('parent_linkage', '{@LINK@}'),
+                ('relative_path', '.\\HV-BASE.VHDX'),
+                ('volume_path', vol + 'HV-BASE.VHDX'),
+                ('absolute_win32_path', 'C:\\VMs\\Hv-Base.VHDX')])
+    c.note(cs, [cs, base], 'no', 'yes', 'yes')
+
+    # A checkpoint larger than its parent (New-VHD -ParentPath
+    # -SizeBytes): past the parent's end it reads zeros.
+    gr = guid_name('grown')
+    c.image(gr, 80 * M, 2 * M, [(62 * M, rnd(41, 4 * M)),
+                                (78 * M, rnd(42, M))],
+            parent=base, layout=HYPERV)
+    c.note(gr, [gr, base], 'no', 'no', 'yes')  # libvhdi: read error
+
     # --- 4096-byte logical sectors: a base with 1 MiB blocks (chunk
     # ratio 32768) whose size is no block multiple, a child with 2 MiB
     # blocks and 4 KiB-granular sector bitmaps; logical 4096 over
@@ -202,7 +221,9 @@ def main(d):
     c.image('b256.vhdx', 300 * M, 256 * M, [(M, rnd(22, M)),
                                            (299 * M, rnd(23, M))],
             layout=HYPERV, pss=4096)
-    c.note('b256.vhdx', ['b256.vhdx'], 'yes', 'yes', 'yes')
+    c.note('b256.vhdx', ['b256.vhdx'], 'yes', 'yes', 'yes',
+           [(0, 4 * M), (148 * M, 4 * M), (254 * M, 4 * M),
+            (296 * M, 4 * M)])
 
     # --- Over 4 GiB: 1 MiB blocks, blocks on both sides of the first
     # chunk boundary (block 4096 is BAT entry 4097), payload past 4 GiB
