@@ -280,9 +280,16 @@ def main(d):
             layout=QEMU, creator='QEMU v7.2.22')
     c.note('q-fixed.vhdx', ['q-fixed.vhdx'], 'yes', 'yes', 'yes')
 
-    # --- A log left by a crashed Hyper-V (see crash()).
-    crash(c)
+    # --- A log left by a crashed Hyper-V (see crash()), and by one that
+    # crashed writing a checkpoint (see crash_child()).
+    crash(c, 'hv-crash.vhdx', 1)
     c.note('hv-crash.vhdx', ['hv-crash.vhdx'], 'log', 'no', 'yes')
+    # qemu 7.2 replays no entry of over 126 descriptors: its reads of
+    # several descriptor sectors land on one buffer (vhdx-log.c).
+    crash(c, 'hv-crash-256.vhdx', 256)
+    c.note('hv-crash-256.vhdx', ['hv-crash-256.vhdx'], 'no', 'no', 'yes')
+    cc = crash_child(c, base)
+    c.note(cc, [cc, base], 'no', 'no', 'yes')
 
     with open('manifest', 'w') as f:
         f.write('\n'.join(c.lines) + '\n')
@@ -290,20 +297,22 @@ def main(d):
         f.write('\n'.join(ext) + '\n')
 
 
-def crash(c):
-    """hv-crash.vhdx: a 64 MiB disk resized to 96 MiB, with new blocks,
-    where the host died after logging and before writing in place.
+def crash(c, name, nzero):
+    """NAME: a 64 MiB disk resized to 96 MiB, with new blocks, where
+    the host died after logging and before writing in place.
 
     Ring (1 MiB): entry S at 1 MiB - 8 KiB wrapping to 4 KiB (metadata
-    sector, an intermediate BAT sector); S+1 at 4 KiB: a zero descriptor
-    over the payload of block 20 (garbage in the file, mapped by the
-    final BAT); S+2: no descriptors; S+3 (head): the final BAT sector and
-    the metadata sector again; every Tail is S's offset. Stale entries
-    stay around it: S-10 right after the head and an older two-entry
-    sequence (S-3, S-2) at 64 KiB, both valid with the same LogGuid and
-    each mapping garbage; they must not be applied.
+    sector, an intermediate BAT sector); then from 4 KiB: S+1 with
+    @nzero zero descriptors (256: three descriptor sectors) over the
+    payload of block 20 (garbage in the file, mapped by the final BAT);
+    S+2 without descriptors; S+3 (head): the final BAT sector and the
+    metadata sector again; every Tail is S's offset. Stale entries stay
+    around it: S-10 right after the head and an older two-entry sequence
+    (S-3, S-2) at 128 KiB, both valid with the same LogGuid and each
+    mapping garbage, and at 256 KiB an entry S+100 of an earlier session
+    (another LogGuid); none may be applied.
     """
-    name, bs, size, old = 'hv-crash.vhdx', M, 96 * M, 64 * M
+    bs, size, old = M, 96 * M, 64 * M
     w = [(b * M, rnd(100 + b, M)) for b in (0, 1, 2, 5, 40, 90)]
     w.append((20 * M, bytes([0xee]) * M))
     c.image(name, size, bs, w, layout=HYPERV, pss=4096)
@@ -353,25 +362,70 @@ def crash(c):
         badb = struct.pack('<512Q', *bad)
         tail = L - 8 * K
         E = vx.log_entry
-        for pos, e in (
-                (64 * K, E(S - 3, 64 * K, lg, [('desc', bat_off, badb)],
-                           end, end)),
-                (64 * K + 8 * K, E(S - 2, 64 * K, lg,
-                                   [('desc', meta_off + 64 * K, badm)],
-                                   end, end)),
-                (tail, E(S, tail, lg, [('desc', meta_off + 64 * K, msec),
-                                       ('desc', bat_off, midb)], end,
-                         end)),
-                (4 * K, E(S + 1, tail, lg, [('zero', blk20, M)], end,
-                          end)),
-                (8 * K, E(S + 2, tail, lg, [], end, end)),
-                (12 * K, E(S + 3, tail, lg,
-                           [('desc', bat_off, finb),
-                            ('desc', meta_off + 64 * K, msec)], end,
-                           end)),
-                (24 * K, E(S - 10, 24 * K, lg, [('desc', bat_off, badb)],
-                           end, end))):
+        # the sequence: S wraps around the end, S+1.. follow from 4 KiB
+        seq = [(tail, E(S, tail, lg, [('desc', meta_off + 64 * K, msec),
+                                      ('desc', bat_off, midb)], end, end)),
+               (None, E(S + 1, tail, lg,
+                        [('zero', blk20 + k, M // nzero)
+                         for k in range(0, M, M // nzero)], end, end)),
+               (None, E(S + 2, tail, lg, [], end, end)),
+               (None, E(S + 3, tail, lg,
+                        [('desc', bat_off, finb),
+                         ('desc', meta_off + 64 * K, msec)], end, end))]
+        pos = 4 * K
+        for i, (p, e) in enumerate(seq):
+            if p is None:
+                seq[i] = (pos, e)
+                pos += len(e)
+        stale = [
+            # right after the head: an older entry of this session
+            (pos, E(S - 10, pos, lg, [('desc', bat_off, badb)], end, end)),
+            # an older two-entry sequence
+            (128 * K, E(S - 3, 128 * K, lg, [('desc', bat_off, badb)],
+                        end, end)),
+            (136 * K, E(S - 2, 128 * K, lg,
+                        [('desc', meta_off + 64 * K, badm)], end, end)),
+            # an earlier session's entry: higher number, other GUID
+            (256 * K, E(S + 100, 256 * K, uuid.uuid4().bytes_le,
+                        [('desc', bat_off, badb)], end, end))]
+        for pos, e in stale + seq:
             vx.ring_put(f, h, pos, e)
+
+
+def crash_child(c, base):
+    """A checkpoint whose host died after logging its new blocks: the
+    payload is in the file, the BAT sectors (payload entries in sector 0,
+    the sector bitmap entry 2048 in sector 4) and the new sector bitmap
+    block are only in one log entry (a zero descriptor over the bitmap
+    block, then its non-zero sectors), and the bitmap block lies past the end
+    of the file: FlushedFileOffset is the file size, LastFileOffset the
+    size with the bitmap block, so the replay grows the file."""
+    name = guid_name('crashed')
+    w = [(2 * M + 4 * K, rnd(50, 8 * K)), (12 * M, rnd(51, 2 * M)),
+         (31 * M, rnd(52, 64 * K))]
+    c.image(name, 64 * M, 2 * M, w, parent=base, layout=HYPERV)
+    with open(name, 'r+b') as f:
+        bat_off, _ = vx.regions(f)[vx.G_BAT]
+        end = f.seek(0, os.SEEK_END)
+        sb = struct.unpack('<Q', vx.pread(f, 8, bat_off + 2048 * 8))[0]
+        sb &= ~0xFFFFF
+        assert sb == end - M
+        s0 = vx.pread(f, 4096, bat_off)
+        s4 = vx.pread(f, 4096, bat_off + 4 * 4096)
+        sbd = [('desc', sb + k, vx.pread(f, 4096, sb + k))
+               for k in range(0, M, 4096)]
+        sbd = [d for d in sbd if d[2].count(0) != 4096]
+        for off in (bat_off, bat_off + 4 * 4096):
+            f.seek(off)
+            f.write(bytes(4096))
+        f.truncate(sb)
+        lg = uuid.uuid4().bytes_le
+        h = vx.set_log_guid(f, lg)
+        vx.ring_put(f, h, 0, vx.log_entry(
+            7, 0, lg, [('zero', sb, M)] + sbd +
+            [('desc', bat_off, s0), ('desc', bat_off + 4 * 4096, s4)],
+            sb, end))
+    return name
 
 
 if __name__ == '__main__':
