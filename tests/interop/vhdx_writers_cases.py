@@ -221,9 +221,17 @@ def main(d):
     c.image('b256.vhdx', 300 * M, 256 * M, [(M, rnd(22, M)),
                                            (299 * M, rnd(23, M))],
             layout=HYPERV, pss=4096)
-    c.note('b256.vhdx', ['b256.vhdx'], 'yes', 'yes', 'yes',
-           [(0, 4 * M), (148 * M, 4 * M), (254 * M, 4 * M),
-            (296 * M, 4 * M)])
+    r256 = [(0, 4 * M), (148 * M, 4 * M), (254 * M, 4 * M),
+            (296 * M, 4 * M)]
+    c.note('b256.vhdx', ['b256.vhdx'], 'yes', 'yes', 'no', r256)
+    # a child with 256 MiB blocks (chunk ratio 16): sector bitmap bits
+    # at 524288 per block
+    b2 = guid_name('b256')
+    c.image(b2, 300 * M, 256 * M, [(4 * K, rnd(43, 8 * K)),
+                                   (255 * M, rnd(44, 2 * M)),
+                                   (299 * M + 512 * K, rnd(45, 4 * K))],
+            parent='b256.vhdx', layout=HYPERV)
+    c.note(b2, [b2, 'b256.vhdx'], 'no', 'yes', 'yes', r256)
 
     # --- Over 4 GiB: 1 MiB blocks, blocks on both sides of the first
     # chunk boundary (block 4096 is BAT entry 4097), payload past 4 GiB
@@ -256,12 +264,13 @@ def main(d):
     c.note('d2v.vhdx', ['d2v.vhdx'], 'yes', 'yes', 'yes')
 
     # --- Block states of other writers: UNDEFINED and UNMAPPED keeping
-    # an offset (of garbage), ZERO, UNMAPPED without one, in a base and
-    # in a child over data (never the parent's).
+    # an offset (of garbage), ZERO, UNMAPPED without one, the v0.95
+    # draft's UNMAPPED (5, Windows 8 previews), in a base and in a child
+    # over data (never the parent's).
     c.image('states.vhdx', 24 * M, 2 * M, [(0, rnd(35, 2 * M)),
                                            (10 * M, rnd(36, M))],
-            states={1: (1, True), 2: 2, 3: (3, True), 4: 3},
-            zero=(1, 2, 3, 4), layout=HYPERV)
+            states={1: (1, True), 2: 2, 3: (3, True), 4: 3, 6: (5, True)},
+            zero=(1, 2, 3, 4, 6), layout=HYPERV)
     c.note('states.vhdx', ['states.vhdx'], 'yes', 'yes', 'yes')
     stc = guid_name('states')
     c.image(stc, 64 * M, 2 * M, [(6 * M, rnd(37, 4 * K))], parent=base,
