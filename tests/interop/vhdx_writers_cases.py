@@ -118,6 +118,15 @@ def main(d):
     c.note('hv-chsreq.vhdx', ['hv-chsreq.vhdx'], 'no', 'yes', 'yes')
     ext.append('hv-chsreq.vhdx')
 
+    # The incomplete marker as openvmm writes it (offset 0, length 0)
+    # but not required: opens. libvhdi 20210425 refuses any item at
+    # offset 0 ("item offset value out of bounds"), although the spec
+    # has an empty item's offset zero.
+    c.image('hv-incopt.vhdx', 40 * M, 32 * M, [(M, rnd(46, 64 * K))],
+            pss=4096, layout=HYPERV, extra_items=[(G_INCOMPLETE, 0, b'')])
+    c.note('hv-incopt.vhdx', ['hv-incopt.vhdx'], 'yes', 'no', 'yes')
+    ext.append('hv-incopt.vhdx')
+
     # A half-made file (incomplete marker, required, empty): refused.
     os.makedirs('bad', exist_ok=True)
     vx.build('bad/hv-incomplete.vhdx', 40 * M, 32 * M, pss=4096,
