@@ -129,6 +129,7 @@ struct vhdx {
 	size_t noverlay;
 	struct vhdx_region bat_region;
 	struct vhdx_region meta_region;
+	uint64_t regions_end;  /* end of the furthest region, known or not */
 	bool region_from_copy; /* region table 1 bad, copy 2 used */
 	struct vhdx_meta meta;
 	uint32_t chunk_ratio;

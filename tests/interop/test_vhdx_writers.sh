@@ -202,6 +202,8 @@ while IFS=$'\t' read -r n chain q p leaf r; do
 	if [ "$q" = yes ] && [ "$leaf" = yes ]; then
 		qemu-img check -q -f vhdx "$n" || fail "qemu-img check $n"
 	fi
+	# no block over another structure or region, no ZERO with an offset
+	$CRAFT layout "$n" || fail "layout of $n after writes"
 done <manifest
 assert_eq "$sums" "$($CRAFT sum "${parents[@]}")" "parents after writes"
 while read -r n; do

@@ -34,6 +34,7 @@ G_CHS = uuid.UUID('DA02D7BC-3D3A-423C-AC88-2A36AB21479B').bytes_le
 G_INCOMPLETE = uuid.UUID('71CC85F0-1B69-4E28-9558-C3BF83AE75D3').bytes_le
 G_USER = uuid.UUID('6B4F2C4E-0C55-4A3B-9A0E-5E1B7D8C9F01').bytes_le
 G_REGION = uuid.UUID('F2C1B0A9-8E7D-4C6B-A5F4-E3D2C1B0A998').bytes_le
+G_FAR = uuid.UUID('3E1D5C7B-9A2F-4E60-8B14-C7D6E5F40312').bytes_le
 REQ_REGION = uuid.UUID('0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9').bytes_le
 
 # Hyper-V (openvmm order): log at 1 MiB, metadata at 2, BAT at 3.
@@ -121,9 +122,12 @@ def main(d):
     # The incomplete marker as openvmm writes it (offset 0, length 0)
     # but not required: opens. libvhdi 20210425 refuses any item at
     # offset 0 ("item offset value out of bounds"), although the spec
-    # has an empty item's offset zero.
+    # has an empty item's offset zero. An optional region right past the
+    # end of the file (the spec bounds regions by alignment only; qemu
+    # and openvmm accept it): new blocks must go after it.
     c.image('hv-incopt.vhdx', 40 * M, 32 * M, [(M, rnd(46, 64 * K))],
-            pss=4096, layout=HYPERV, extra_items=[(G_INCOMPLETE, 0, b'')])
+            pss=4096, layout=HYPERV + (('far', G_FAR, 36, 2),),
+            extra_items=[(G_INCOMPLETE, 0, b'')])
     c.note('hv-incopt.vhdx', ['hv-incopt.vhdx'], 'yes', 'no', 'yes')
     ext.append('hv-incopt.vhdx')
 
@@ -288,14 +292,16 @@ def main(d):
     c.note(stc, [stc, base], 'no', 'no', 'yes')
 
     # --- Fixed: Windows (every block state 6, LeaveBlockAllocated) and
-    # qemu's "fixed" (ZERO entries keeping their offsets, here over
-    # garbage that must never be read).
+    # qemu 7.2's "fixed": ZERO entries without offsets over 32 MiB
+    # preallocated after the metadata, a block written by qemu-io
+    # appended after that (as `qemu-img create -o subformat=fixed` and
+    # qemu-io leave it).
     c.image('win-fixed.vhdx', 64 * M, 32 * M, [(5 * M, rnd(38, M))],
             fixed=True, layout=HYPERV, pss=4096)
     c.note('win-fixed.vhdx', ['win-fixed.vhdx'], 'yes', 'yes', 'yes')
     c.image('q-fixed.vhdx', 32 * M, 8 * M, [(0, rnd(39, 8 * M))],
-            fixed=True, states={1: (2, True), 2: (2, True), 3: (2, True)},
-            layout=QEMU, creator='QEMU v7.2.22')
+            fixed=True, states={1: 2, 2: 2, 3: 2},
+            layout=QEMU + (('gap', 32),), creator='QEMU v7.2.22')
     c.note('q-fixed.vhdx', ['q-fixed.vhdx'], 'yes', 'yes', 'yes')
 
     # --- A log left by a crashed Hyper-V (see crash()), and by one that

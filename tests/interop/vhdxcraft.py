@@ -18,6 +18,8 @@ replay. Usage:
   vhdxcraft.py info IMAGE                  (DataWriteGuid, size, sectors)
   vhdxcraft.py extras IMAGE                (unknown items and regions,
                hashed: what a writer must keep)
+  vhdxcraft.py layout IMAGE                (fails when structures overlap
+               or NOT_PRESENT/ZERO entries keep an offset)
   vhdxcraft.py sum FILE...                 (sha256 of the non-zero data,
                with offsets: equal iff the contents are equal)
 build() lays out whole images as other writers do (region order, block
@@ -206,7 +208,9 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
     """Write a VHDX laid out as a given writer lays it out.
 
     layout: regions from 1 MiB on, in order: 'log', 'meta', 'bat',
-      ('gap', MiB) or ('region', GUID bytes, MiB, required, fill byte).
+      ('gap', MiB) or ('region', GUID bytes, MiB, required, fill byte);
+      ('far', GUID bytes, at MiB, MiB): an optional region listed in the
+      table only (it may lie past the end of the file).
     writes: [(offset, bytes)]; whole blocks become FULLY_PRESENT, others
       PARTIALLY_PRESENT with a sector bitmap (children only).
     parent: path of the parent (its page 83 id and sector sizes are
@@ -247,6 +251,9 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
             pos += bat_len
         elif r[0] == 'gap':
             pos += r[1] * MIB
+        elif r[0] == 'far':  # listed only: past the end of the file
+            _, g, at, mib = r
+            extra_regions.append((g, at * MIB, mib * MIB, 0, None))
         else:
             _, g, mib, req, fill = r
             extra_regions.append((g, pos, mib * MIB, req, fill))
@@ -328,8 +335,9 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
     c = utf16(creator)
     ident[8:8 + len(c)] = c
     dw = data_write or uuid.uuid4().bytes_le
-    h1 = header(seqs[0], dw, log_off=where['log'], log_len=log_size)
-    h2 = h1 if identical else header(seqs[1], dw, log_off=where['log'],
+    log_off = where.get('log', 0)  # no 'log': a file without one
+    h1 = header(seqs[0], dw, log_off=log_off, log_len=log_size)
+    h2 = h1 if identical else header(seqs[1], dw, log_off=log_off,
                                      log_len=log_size)
     with open(path, 'xb') as f:
         f.write(ident)
@@ -344,8 +352,9 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
         f.seek(where['bat'])
         f.write(b''.join(struct.pack('<Q', e) for e in bat))
         for g, o, n, req, fill in extra_regions:
-            f.seek(o)
-            f.write(bytes([fill]) * n)
+            if fill is not None:
+                f.seek(o)
+                f.write(bytes([fill]) * n)
         for off, data in body:  # sparse: zero MiBs stay holes
             for k in range(0, len(data), MIB):
                 piece = data[k:k + MIB]
@@ -494,10 +503,11 @@ def extras(path):
     out = []
     with open(path, 'rb') as f:
         for g, (off, n) in sorted(regions(f).items()):
-            if g not in (G_BAT, G_META):
+            if g not in (G_BAT, G_META):  # past the end: zeros
+                data = pread(f, n, off).ljust(n, b'\0')
                 out.append('region %s %d %d %s' % (
                     uuid.UUID(bytes_le=g), off, n,
-                    hashlib.sha256(pread(f, n, off)).hexdigest()))
+                    hashlib.sha256(data).hexdigest()))
         moff, _ = regions(f)[G_META]
         t = pread(f, 65536, moff)
         for i in range(struct.unpack_from('<H', t, 10)[0]):
@@ -507,6 +517,42 @@ def extras(path):
                 out.append('item %s %d %s' % (
                     uuid.UUID(bytes_le=bytes(e[:16])), flags,
                     hashlib.sha256(pread(f, n, moff + ioff)).hexdigest()))
+    return out
+
+
+def layout_problems(path):
+    """What breaks the spec's layout rules: structures overlapping (the
+    header area, every region listed, the log, blocks and sector bitmaps
+    the BAT points at, offsets kept by UNDEFINED/UNMAPPED entries), below
+    1 MiB, or NOT_PRESENT/ZERO entries with an offset."""
+    with open(path, 'rb') as f:
+        _, h = current_header(f)
+        m = metadata(f)
+        used = [(0, MIB, 'header area')]
+        log_len, log_off = struct.unpack_from('<IQ', h, 68)
+        if log_len:
+            used.append((log_off, log_len, 'log'))
+        for g, (off, n) in regions(f).items():
+            used.append((off, n, 'region %s' % uuid.UUID(bytes_le=g)))
+        bs = m['block_size']
+        ratio = chunk_ratio(m['lss'], bs)
+        nblocks = (m['size'] + bs - 1) // bs
+        n = bat_count(nblocks, ratio, m['has_parent'])
+        bat_off, _ = regions(f)[G_BAT]
+        bat = struct.unpack('<%dQ' % n, pread(f, 8 * n, bat_off))
+    out = []
+    for i, e in enumerate(bat):
+        st, off = e & 7, e & ~0xFFFFF
+        sb = i % (ratio + 1) == ratio
+        if st in (0, 2) and not sb and off:
+            out.append('BAT entry %d: state %d with offset %d' % (i, st, off))
+        elif off and (sb or st in (1, 3, 5, 6, 7)):
+            used.append((off, MIB if sb else bs, 'BAT entry %d' % i))
+    used.sort()
+    for (a, an, aw), (b, bn, bw) in zip(used, used[1:]):
+        if a + an > b:
+            out.append('%s [%d, %d) overlaps %s at %d' % (aw, a, a + an,
+                                                          bw, b))
     return out
 
 
@@ -569,6 +615,10 @@ def main(argv):
         add_logged_block(argv[1], int(argv[2]), data)
     elif len(argv) == 3 and argv[0] == 'sector':
         set_sector(argv[1], int(argv[2]))
+    elif len(argv) == 2 and argv[0] == 'layout':
+        bad = layout_problems(argv[1])
+        if bad:
+            sys.exit('%s: %s' % (argv[1], '; '.join(bad)))
     elif len(argv) >= 2 and argv[0] == 'sum':
         for p in argv[1:]:
             print(sparse_sum(p), p)
