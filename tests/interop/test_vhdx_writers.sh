@@ -6,14 +6,17 @@
 #    (openvmm's order), 32 MiB blocks, 512/4096 sectors, a partial last
 #    block, blocks allocated out of order, the Windows CHS item (optional,
 #    and required: openvmm knows it), an optional user item and an
-#    optional unknown region, both kept byte for byte by our writes;
-#    the incomplete-file item (required) and an unknown required region
-#    are refused with clear errors;
+#    optional unknown region, both kept byte for byte by our writes; an
+#    optional region right past the end of the file (new blocks go after
+#    it); the incomplete-file item as openvmm writes it, optional
+#    (opens) and required (refused with a clear error, as is an unknown
+#    required region);
 #  - Hyper-V checkpoints <disk>_<GUID>.avhdx, 2 MiB blocks, all five
-#    locator keys in varied orders, parent_linkage in upper-case braces,
-#    parent_linkage2 zero and a real (non-matching) GUID, paths with and
-#    without \\?\, two levels; a moved checkpoint found through
-#    absolute_win32_path's file name beside it;
+#    locator keys in varied orders, parent_linkage2 zero and a real
+#    (non-matching) GUID, paths with and without \\?\, two levels; a
+#    moved checkpoint found through absolute_win32_path's file name
+#    beside it; one naming its parent in another case, its linkage in
+#    upper-case braces; one larger than its parent;
 #  - 4096-byte logical sectors (base with 1 MiB blocks, chunk ratio
 #    32768, size no block multiple; child with 4 KiB bitmaps; logical 4096
 #    over physical 512); 256 MiB blocks; a 4 GiB + 8 MiB disk with blocks
@@ -30,7 +33,8 @@
 # says it must, as libvhdi and qemu-img (after its own log replay) read it
 # where they can; vhd check finds nothing. Writes through the mount into
 # every leaf land where they belong, parents do not change, qemu-img check
-# passes, and the unknown items and regions survive.
+# passes, the unknown items and regions survive, and no block overlaps
+# another structure (vhdxcraft.py layout).
 # Sources of the layouts: [MS-VHDX]; microsoft/openvmm vm/devices/storage/
 # vhdx (create.rs: region order, items, incomplete marker; known_meta.rs:
 # CHS and PMEM items known); qemu block/vhdx.c (identical headers "as

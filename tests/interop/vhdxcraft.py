@@ -214,7 +214,8 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
     writes: [(offset, bytes)]; whole blocks become FULLY_PRESENT, others
       PARTIALLY_PRESENT with a sector bitmap (children only).
     parent: path of the parent (its page 83 id and sector sizes are
-      taken; locator: [(key, value)], default the v2 service's keys).
+      taken; locator: [(key, value)], default the v2 service's keys;
+      @LINK@ and @LINKUPPER@ in a value: the parent's DataWriteGuid).
     fixed: LeaveBlockAllocated, every block not in states allocated
       (state 6).
     states: {block: state} or {block: (state, keep offset)}: blocks left
@@ -376,8 +377,8 @@ def _locator(parent, pairs):
              '100000000000}\\vms\\' + pname),
             ('absolute_win32_path', '\\\\?\\C:\\vms\\' + pname),
         ]
-    return locator([(k, v.replace('@LINK@', str(pguid)))
-                    for k, v in pairs])
+    return locator([(k, v.replace('@LINK@', str(pguid)).replace(
+        '@LINKUPPER@', str(pguid).upper())) for k, v in pairs])
 
 
 def make_diff(child, parent, block_size=2 * MIB, writes=(), states=None,
