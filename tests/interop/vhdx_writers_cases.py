@@ -301,6 +301,11 @@ def main(d):
     c.image('win-fixed.vhdx', 64 * M, 32 * M, [(5 * M, rnd(38, M))],
             fixed=True, layout=HYPERV, pss=4096)
     c.note('win-fixed.vhdx', ['win-fixed.vhdx'], 'yes', 'yes', 'yes')
+    # a size no block multiple: the file ends with the virtual disk,
+    # inside the last block
+    c.image('win-fixed-odd.vhdx', 72 * M, 32 * M, [(71 * M, rnd(47, M))],
+            fixed=True, layout=HYPERV, pss=4096, trim=True)
+    c.note('win-fixed-odd.vhdx', ['win-fixed-odd.vhdx'], 'yes', 'yes', 'yes')
     c.image('q-fixed.vhdx', 32 * M, 8 * M, [(0, rnd(39, 8 * M))],
             fixed=True, states={1: 2, 2: 2, 3: 2},
             layout=QEMU + (('gap', 32),), creator='QEMU v7.2.22')

@@ -204,7 +204,8 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
           locator=None, fixed=False, states=None, layout=('log', 'meta',
           'bat'), log_size=MIB, items=None, extra_items=(), item_align=1,
           seqs=(1, 2), identical=False, creator='vhdxcraft', order=None,
-          data_at=0, garbage=None, page83=None, data_write=None):
+          data_at=0, garbage=None, page83=None, data_write=None,
+          trim=False):
     """Write a VHDX laid out as a given writer lays it out.
 
     layout: regions from 1 MiB on, in order: 'log', 'meta', 'bat',
@@ -225,6 +226,8 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
     items: metadata entries [(guid, flags, data)] replacing the standard
       ones; extra_items are appended. order: allocation order of blocks.
     data_at: first payload offset (to put blocks past 4 GiB; sparse).
+    trim: the file ends where the virtual disk does in the last block
+      (allocated last), not at the block's end.
     Returns the DataWriteGuid written (bytes).
     """
     child = parent is not None
@@ -362,6 +365,11 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
                 if piece.count(0) != len(piece):
                     f.seek(off + k)
                     f.write(piece)
+        last = (nblocks - 1) * bs
+        if trim and body and body[-1][0] == end - bs and \
+                bat[nblocks - 1 + (nblocks - 1) // ratio] & ~0xFFFFF == \
+                end - bs:
+            end -= bs - (size - last)
         f.truncate(max(end, pos))
     return dw
 
