@@ -16,7 +16,8 @@
 #    (non-matching) GUID, paths with and without \\?\, two levels; a
 #    moved checkpoint found through absolute_win32_path's file name
 #    beside it; one naming its parent in another case, its linkage in
-#    upper-case braces; one larger than its parent;
+#    upper-case braces; one whose parent carries parent_linkage2 (a
+#    merge in progress); one larger than its parent;
 #  - 4096-byte logical sectors (base with 1 MiB blocks, chunk ratio
 #    32768, size no block multiple; child with 4 KiB bitmaps; logical 4096
 #    over physical 512); 256 MiB blocks; a 4 GiB + 8 MiB disk with blocks

@@ -203,6 +203,16 @@ def main(d):
                 ('absolute_win32_path', 'C:\\VMs\\Hv-Base.VHDX')])
     c.note(cs, [cs, base], 'no', 'no', 'yes')
 
+    # A checkpoint caught in a merge: parent_linkage is stale, the
+    # parent carries parent_linkage2 (the v1.00 merge alternate).
+    mg = guid_name('merging')
+    c.image(mg, 64 * M, 2 * M, [(44 * M, rnd(48, 2 * M))], parent=base,
+            layout=HYPERV, locator=[
+                ('parent_linkage', '{%s}' % uuid.uuid4()),
+                ('parent_linkage2', '{@LINK@}'),
+                ('relative_path', '.\\' + base)])
+    c.note(mg, [mg, base], 'no', 'no', 'yes')  # libvhdi: linkage only
+
     # A checkpoint larger than its parent (New-VHD -ParentPath
     # -SizeBytes): past the parent's end it reads zeros.
     gr = guid_name('grown')
