@@ -23,7 +23,8 @@
 #    over physical 512); 256 MiB blocks; a 4 GiB + 8 MiB disk with blocks
 #    across the first chunk boundary and payload past 4 GiB in the file,
 #    and a child with sector bitmaps in chunks 0 and 1;
-#  - Disk2VHD: identical headers (equal sequence numbers);
+#  - Disk2VHD: identical headers (equal sequence numbers), every block
+#    allocated in disk order in a dynamic disk;
 #  - block states UNDEFINED/ZERO/UNMAPPED (with and without an offset to
 #    garbage) in a base and a child; Windows fixed (all state 6), qemu's
 #    fixed (ZERO entries keeping offsets);

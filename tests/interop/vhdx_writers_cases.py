@@ -280,12 +280,13 @@ def main(d):
     c.note(bigc, [bigc, big], 'no', 'yes', 'yes', near)
 
     # --- Disk2VHD: both headers identical (same sequence number), log,
-    # BAT, metadata, then the used blocks back to back in disk order.
+    # BAT, metadata, then every block back to back in disk order, as a
+    # fixed disk is laid out, but dynamic (zero blocks stay holes).
     c.image('d2v.vhdx', 48 * M, 2 * M, [(0, rnd(32, 6 * M)),
                                         (20 * M, rnd(33, 2 * M)),
                                         (46 * M, rnd(34, 2 * M))],
             layout=QEMU, seqs=(5, 5), identical=True,
-            creator='Disk2VHD')
+            creator='Disk2VHD', allocate_all=True)
     c.note('d2v.vhdx', ['d2v.vhdx'], 'yes', 'yes', 'yes')
 
     # --- Block states of other writers: UNDEFINED and UNMAPPED keeping

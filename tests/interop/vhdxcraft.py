@@ -205,7 +205,7 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
           'bat'), log_size=MIB, items=None, extra_items=(), item_align=1,
           seqs=(1, 2), identical=False, creator='vhdxcraft', order=None,
           data_at=0, garbage=None, page83=None, data_write=None,
-          trim=False):
+          trim=False, allocate_all=False):
     """Write a VHDX laid out as a given writer lays it out.
 
     layout: regions from 1 MiB on, in order: 'log', 'meta', 'bat',
@@ -218,7 +218,7 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
       taken; locator: [(key, value)], default the v2 service's keys;
       @LINK@ and @LINKUPPER@ in a value: the parent's DataWriteGuid).
     fixed: LeaveBlockAllocated, every block not in states allocated
-      (state 6).
+      (state 6); allocate_all: the same without LeaveBlockAllocated.
     states: {block: state} or {block: (state, keep offset)}: blocks left
       in state 1-3 (or 0); keep offset points the entry at a block full
       of garbage (allowed for UNDEFINED and UNMAPPED, and what qemu's
@@ -265,7 +265,7 @@ def build(path, size, bs, lss=512, pss=512, writes=(), parent=None,
     data_off = max(pos, data_at)
 
     blocks = place({}, bs, lss, writes)
-    if fixed:
+    if fixed or allocate_all:
         for b in range(nblocks):
             if b not in (states or {}):
                 blocks.setdefault(b, (bytearray(bs), set()))
