@@ -6,9 +6,8 @@
  * region table copy fallback, metadata items, BAT states and their reads,
  * log replay in memory (file unchanged), read-only refusal of writes,
  * Windows items (CHS, incomplete file) and an optional region past the
- * end of the file,
- * I/O faults passed up unchanged, and a seeded mutation run over the
- * metadata that must never crash (ASan/UBSan build).
+ * end of the file, I/O faults passed up unchanged, and a seeded mutation
+ * run over the metadata that must never crash (ASan/UBSan build).
  *
  * VHD_VHDX_SEED=n repeats the mutation run.
  */
