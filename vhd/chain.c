@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* Opening an image and following its parent chain. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -346,46 +345,33 @@ static void join_child_dir(const struct vhd_disk *d, const char *rel, char *out,
 			 rel);
 }
 
+struct case_try {
+	const struct vhd_disk *d;
+	struct candidates *c;
+	char *buf;
+	size_t len;
+};
+
+static int try_case_variant(void *ctx, const char *cand)
+{
+	struct case_try *t = ctx;
+
+	return try_candidate(t->d, cand, t->c, t->buf, t->len);
+}
+
 /*
- * Windows compares file names without case, so a locator may say
- * BASE.VHD for base.vhd. Once no candidate matched exactly, each file
- * beside a candidate whose name differs from it only in case is tried.
+ * Once no candidate matched exactly, each file beside a candidate whose
+ * name differs from it only in case is tried (Windows names).
  * 0 when one is the parent, 1 to go on, -errno to stop.
  */
 static int try_case_folded(const struct vhd_disk *d, struct candidates *c,
 			   char *buf, size_t len)
 {
+	struct case_try t = {d, c, buf, len};
 	int n = c->nseen, r = 1;
 
-	for (int i = 0; i < n && r > 0; i++) {
-		const char *p = c->seen[i], *slash = strrchr(p, '/');
-		const char *base = slash ? slash + 1 : p;
-		char dir[4096], cand[8192];
-		struct dirent *de;
-		DIR *dh;
-		int fd;
-
-		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - p) : 0,
-			 p);
-		/* Listed as the library opens files: never in our mount. */
-		fd = vhd_dir_open(!slash ? "." : slash == p ? "/" : dir);
-		if (fd < 0)
-			continue;
-		dh = fdopendir(fd);
-		if (!dh) {
-			close(fd);
-			continue;
-		}
-		while (r > 0 && (de = readdir(dh))) {
-			if (strcasecmp(de->d_name, base) != 0 ||
-			    strcmp(de->d_name, base) == 0)
-				continue;
-			snprintf(cand, sizeof(cand), "%.*s%s", (int)(base - p),
-				 p, de->d_name);
-			r = try_candidate(d, cand, c, buf, len);
-		}
-		closedir(dh);
-	}
+	for (int i = 0; i < n && r > 0; i++)
+		r = vhd_each_case_variant(c->seen[i], try_case_variant, &t);
 	return r;
 }
 

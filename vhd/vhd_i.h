@@ -255,6 +255,16 @@ int vhd_file_open(const char *path, int oflags, struct stat *st, char **used);
 int vhd_dir_open(const char *path);
 
 /*
+ * Windows compares file names without case, so a locator may say
+ * BASE.VHD for base.vhd: calls @try with each file beside @path whose
+ * name differs from @path's only in case, until @try returns 0 or
+ * -errno, which is returned; 1 when no call did (or the directory
+ * cannot be listed).
+ */
+int vhd_each_case_variant(const char *path,
+			  int (*try)(void *ctx, const char *cand), void *ctx);
+
+/*
  * lock.c: OFD locks shared with other processes (and qemu, which uses the
  * same bytes). A writer holds "consistent read" and "write" and does not
  * share "write"; a parent of an open chain holds "consistent read" and

@@ -166,6 +166,19 @@ static int try_candidate(struct search *s, const char *path, char *buf,
 	return 0;
 }
 
+struct case_try {
+	struct search *s;
+	char *buf;
+	size_t len;
+};
+
+static int try_case_variant(void *ctx, const char *cand)
+{
+	struct case_try *t = ctx;
+
+	return try_candidate(t->s, cand, t->buf, t->len);
+}
+
 /* Windows path to '/' separators, without "\\?\" and ".\" prefixes. */
 static void unixify(const char *in, char *out, size_t len)
 {
@@ -237,6 +250,14 @@ int vhdx_find_parent(const struct vhd_disk *d, char *buf, size_t len)
 			continue;
 		beside_child(x->path, base, path, 8192);
 		r = try_candidate(&s, path, buf, len);
+		if (r <= 0)
+			goto out;
+	}
+	/* Windows names ignore case: .\DISK.VHDX may be disk.vhdx here */
+	for (int i = 0, n = s.nseen; i < n; i++) {
+		struct case_try t = {&s, buf, len};
+
+		r = vhd_each_case_variant(s.seen[i], try_case_variant, &t);
 		if (r <= 0)
 			goto out;
 	}

@@ -70,6 +70,9 @@ extern const uint8_t vhdx_guid_logical_sector[16];
 extern const uint8_t vhdx_guid_physical_sector[16];
 extern const uint8_t vhdx_guid_parent_locator[16];
 extern const uint8_t vhdx_guid_locator_type[16];
+extern const uint8_t vhdx_guid_chs[16];
+extern const uint8_t vhdx_guid_pmem_labels[16];
+extern const uint8_t vhdx_guid_incomplete[16];
 
 struct vhdx_header {
 	uint64_t seq;
@@ -130,6 +133,7 @@ struct vhdx {
 	size_t noverlay;
 	struct vhdx_region bat_region;
 	struct vhdx_region meta_region;
+	uint64_t regions_end;  /* end of the furthest region, known or not */
 	bool region_from_copy; /* region table 1 bad, copy 2 used */
 	struct vhdx_meta meta;
 	uint32_t chunk_ratio;

@@ -271,7 +271,20 @@ static int read_metadata(struct vhdx *x, vhd_report_fn fn, void *ctx)
 			if (memcmp(e, items[k].guid, 16) == 0)
 				break;
 		if (k == NITEMS) {
-			if (flags & 4) {
+			if ((flags & 4) &&
+			    memcmp(e, vhdx_guid_incomplete, 16) == 0) {
+				vhd_set_error(
+					r,
+					"%s: incomplete file: its creator "
+					"did not finish it (required "
+					"\"incomplete file\" metadata "
+					"item %s)",
+					x->path, g);
+				goto out;
+			}
+			/* Windows' own items need no decoding here */
+			if ((flags & 4) && memcmp(e, vhdx_guid_chs, 16) != 0 &&
+			    memcmp(e, vhdx_guid_pmem_labels, 16) != 0) {
 				vhd_set_error(r,
 					      "%s: unknown required "
 					      "metadata item %s",

@@ -21,6 +21,7 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 	struct vhdx_region *found[2] = {NULL, NULL};
 	struct vhdx_region bat = {0}, meta = {0};
 	uint32_t count, stored, computed;
+	uint64_t end = 0;
 
 	*soft = true;
 	if (memcmp(b, "regi", 4) != 0)
@@ -40,6 +41,7 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *e = b + 16 + 32 * (size_t)i;
 		struct vhdx_region r;
+		bool known;
 		char g[37];
 
 		memcpy(r.guid, e, 16);
@@ -47,16 +49,27 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 		r.length = vhdx_le32(e + 24);
 		r.required = vhdx_le32(e + 28) & 1;
 		vhdx_guid_str(r.guid, g);
+		known = memcmp(r.guid, vhdx_guid_bat, 16) == 0 ||
+			memcmp(r.guid, vhdx_guid_metadata, 16) == 0;
+		/* Only what is read must be in the file: an optional
+		 * region may lie past its end (the spec bounds regions by
+		 * alignment; qemu and openvmm accept that). */
 		if (r.offset < VHDX_MIB || r.offset % VHDX_MIB ||
 		    r.length == 0 || r.length % VHDX_MIB ||
-		    r.offset > x->file_size ||
-		    r.length > x->file_size - r.offset)
+		    r.offset > VHDX_MAX_FILE_OFFSET - r.length ||
+		    (known && (r.offset > x->file_size ||
+			       r.length > x->file_size - r.offset)))
 			return vhd_set_error(
 				-EINVAL,
 				"region %s at offset %" PRIu64
 				" length %u is not 1 MiB aligned "
-				"inside the file (%" PRIu64 " bytes)",
-				g, r.offset, r.length, x->file_size);
+				"inside %s (%" PRIu64 " bytes)",
+				g, r.offset, r.length,
+				known ? "the file" : "the largest file",
+				known ? x->file_size
+				      : (uint64_t)VHDX_MAX_FILE_OFFSET);
+		if (r.offset + r.length > end)
+			end = r.offset + r.length;
 		if (memcmp(r.guid, vhdx_guid_bat, 16) == 0) {
 			if (found[0])
 				return vhd_set_error(-EINVAL,
@@ -88,6 +101,7 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 		return vhd_set_error(-EINVAL, "a region overlaps the log");
 	x->bat_region = bat;
 	x->meta_region = meta;
+	x->regions_end = end;
 	return 0;
 }
 

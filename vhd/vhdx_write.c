@@ -112,13 +112,17 @@ int vhdx_set_bat(struct vhdx *x, uint64_t idx, uint64_t e)
 	return mark_dirty(x, x->bat_region.offset + idx * 8, UINT64_MAX);
 }
 
-/* @len bytes (a 1 MiB multiple) of zeros at the end of the file. */
+/* @len bytes (a 1 MiB multiple) of zeros at the end of the file, past
+ * any region that reaches beyond it (an optional one may). */
 static int alloc(struct vhdx *x, uint64_t len, uint64_t *out)
 {
 	uint64_t off;
 
-	if (!x->alloc_end)
+	if (!x->alloc_end) {
 		x->alloc_end = (x->real_size + VHDX_MIB - 1) & ~(VHDX_MIB - 1);
+		if (x->regions_end > x->alloc_end)
+			x->alloc_end = x->regions_end;
+	}
 	off = x->alloc_end;
 	if (off + len > VHDX_MAX_FILE_OFFSET)
 		return vhd_set_error(-EFBIG, "%s: file would exceed %llu bytes",

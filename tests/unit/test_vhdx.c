@@ -5,8 +5,9 @@
  * trusted to check itself): header selection by sequence number and CRC,
  * region table copy fallback, metadata items, BAT states and their reads,
  * log replay in memory (file unchanged), read-only refusal of writes,
- * I/O faults passed up unchanged, and a seeded mutation run over the
- * metadata that must never crash (ASan/UBSan build).
+ * Windows items (CHS, incomplete file) and an optional region past the
+ * end of the file, I/O faults passed up unchanged, and a seeded mutation
+ * run over the metadata that must never crash (ASan/UBSan build).
  *
  * VHD_VHDX_SEED=n repeats the mutation run.
  */
@@ -678,6 +679,79 @@ static void test_metadata(void **state)
 	}
 }
 
+/*
+ * What Windows writers add beside the standard items and regions: the
+ * CHS item (openvmm knows it: required or not, the file opens), the
+ * incomplete-file marker as openvmm writes it (empty, at offset 0;
+ * required: refused by name), and an optional region right past the end
+ * of the file (the spec bounds regions by alignment only), which a new
+ * block must not land in.
+ */
+static void test_windows_extras(void **state)
+{
+	static const uint8_t chs[16] = {0xbc, 0xd7, 0x02, 0xda, 0x3a, 0x3d,
+					0x3c, 0x42, 0xac, 0x88, 0x2a, 0x36,
+					0xab, 0x21, 0x47, 0x9b};
+	static const uint8_t incomplete[16] = {
+		0xf0, 0x85, 0xcc, 0x71, 0x69, 0x1b, 0x28, 0x4e,
+		0x95, 0x58, 0xc3, 0xbf, 0x83, 0xae, 0x75, 0xd3};
+	uint8_t buf[4096], got[4096], e8[8], *e;
+	struct vhd_disk *d;
+	uint64_t region, entry;
+	const char *p;
+	struct vx v;
+
+	vx_standard(&v);
+	le16(v.img + META_OFF + 10, 6);
+	e = meta_entry(&v, 5);
+	memcpy(e, chs, 16);
+	le32(e + 16, 64 * TH_KIB + 64);
+	le32(e + 20, 8);
+	le32(e + 24, 6); /* required, virtual disk */
+	d = th_open(vx_write(&v, state, "chs.vhdx"), VHD_OPEN_RDONLY);
+	expect_pattern(d, 0, MIB, 1, false);
+	vhd_close(d);
+	memcpy(e, incomplete, 16);
+	le32(e + 16, 0);
+	le32(e + 20, 0);
+	le32(e + 24, 4);
+	th_open_fails(vx_write(&v, state, "incomplete.vhdx"), 0, EINVAL, 0,
+		      TH_WORDS("incomplete"));
+	vx_free(&v);
+
+	vx_standard(&v);
+	region = v.len;
+	for (int copy = 0; copy < 2; copy++) {
+		uint8_t *r = v.img + (192 + 64 * copy) * TH_KIB;
+
+		le32(r + 8, 3);
+		memset(r + 80, 0x77, 16);
+		le64(r + 96, region);
+		le32(r + 104, 2 * MIB);
+		le32(r + 108, 0); /* optional */
+		fix_crc(r, 64 * TH_KIB);
+	}
+	p = vx_write(&v, state, "far.vhdx");
+	d = th_open(p, VHD_OPEN_RDWR);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(vhd_pwrite(d, buf, sizeof(buf), 5 * MIB),
+			 (ssize_t)sizeof(buf));
+	assert_int_equal(vhd_close(d), 0);
+	th_pread_raw(p, e8, 8, BAT_OFF + 8 * bat_index(&v, 5));
+	entry = 0;
+	for (int i = 7; i >= 0; i--)
+		entry = entry << 8 | e8[i];
+	assert_int_equal(entry & 7, 6);
+	assert_true((entry & ~0xfffffull) >= region + 2 * MIB);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	assert_int_equal(vhd_pread(d, got, sizeof(got), 5 * MIB),
+			 (ssize_t)sizeof(got));
+	assert_memory_equal(got, buf, sizeof(buf));
+	expect_pattern(d, 3 * MIB, MIB, 1, false);
+	vhd_close(d);
+	vx_free(&v);
+}
+
 /* A huge BAT is refused before any memory is spent on it; a BAT that
  * does not fit its region is malformed. */
 static void test_bat_limits(void **state)
@@ -1032,7 +1106,7 @@ int main(void)
 		T(test_neither_format),	  T(test_read_faults),
 		T(test_differencing),	  T(test_vhd_child_of_vhdx),
 		T(test_log_sequence),	  T(test_bat_limits),
-		T(test_hostile),
+		T(test_hostile),	  T(test_windows_extras),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
