@@ -10,7 +10,7 @@
 # (32773). Nothing is left behind by any failure.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
-require_cmd fusermount3
+require_cmd fusermount3 qemu-io
 require_bins "$VHD"
 
 B=$T/backing
@@ -24,10 +24,12 @@ mkdir -p "$B" "$O"
 "$VHD" create "$O/out.vhd" 8M >/dev/null
 "$VHD" diff "$O/outc.vhd" "$O/out.vhd" >/dev/null
 "$VHD" create "$B/busy.vhd" 8M >/dev/null
+# Data before the mount: a write through it finishes in the backing file
+# only at RELEASE, after close(2) returned, racing the snapshot below.
+qemu_write "$B/busy.vhd" 0x5a 0 8M
 "$VHD" diff "$B/r1.vhd" "$B/base.vhd" >/dev/null
 "$VHD" diff "$B/r2.vhd" "$B/r1.vhd" >/dev/null
 VHDFS_JOB_THROTTLE_MS=200 vhdfs_mount "$B" "$M"
-head -c 8M /dev/urandom | dd of="$M/busy.vhd" bs=1M conv=notrunc status=none
 
 state=$(dir_state "$B")
 ostate=$(dir_state "$O")
