@@ -28,6 +28,8 @@ struct vhdfs_fh {
 
 static struct timespec mount_time;
 
+#define VHDFS_MAX_BACKGROUND 64
+
 static struct vhdfs_fh *get_fh(const struct fuse_file_info *fi)
 {
 	return (struct vhdfs_fh *)(uintptr_t)fi->fh;
@@ -822,6 +824,15 @@ static void *vhdfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * open drops the cache anyway, so the check buys nothing.
 	 */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/*
+	 * Asynchronous direct I/O (a loop device with direct-io=on, aio)
+	 * goes out as background requests; past max_background (12 by
+	 * default) the submitter sleeps until one completes, so a queue
+	 * depth of 16 ran as 12 plus wake-ups. Room for deep queues; the
+	 * kernel caps it for unprivileged mounts (max_user_bgreq).
+	 */
+	conn->max_background = VHDFS_MAX_BACKGROUND;
+	conn->congestion_threshold = VHDFS_MAX_BACKGROUND * 3 / 4;
 	/* Other tools change BACKING_DIR behind our back: cache nothing. */
 	cfg->entry_timeout = 0;
 	cfg->attr_timeout = 0;

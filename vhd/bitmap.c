@@ -51,7 +51,8 @@ uint32_t vhd_bitmap_run(const uint8_t *map, uint32_t first, uint32_t end,
 		if (i % 8 == 0 && end - i >= 8) {
 			uint8_t full = want ? 0xFF : 0x00;
 
-			if (map[i / 8] == full) {
+			if (__atomic_load_n(&map[i / 8], __ATOMIC_RELAXED) ==
+			    full) {
 				i += 8;
 				continue;
 			}

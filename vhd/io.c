@@ -363,29 +363,33 @@ static int write_range(struct vhd_disk *d, const uint8_t *src, size_t len,
 	return 0;
 }
 
-/* Whether sectors [first, first+n) of @block are all in the image. */
-static bool mapped(struct vhd_disk *d, uint32_t block, uint32_t first,
-		   uint32_t n)
+/*
+ * Queue @block for the next flush from under the shared lock: writers of
+ * distinct blocks race here, the flag decides which one appends.
+ */
+static void mark_dirty_shared(struct vhd_disk *d, uint32_t block)
 {
-	uint8_t *map;
-
-	if (d->bat[block] == VHD_BAT_UNUSED || vhd_bitmap_get(d, block, &map))
-		return false;
-	for (uint32_t i = first; i < first + n; i++)
-		if (!vhd_bit_test(map, i))
-			return false;
-	return true;
+	if (__atomic_load_n(&d->dirty_flag[block], __ATOMIC_RELAXED) ||
+	    __atomic_exchange_n(&d->dirty_flag[block], 1, __ATOMIC_RELAXED))
+		return;
+	d->dirty[__atomic_fetch_add(&d->ndirty, 1, __ATOMIC_RELAXED)] = block;
 }
 
 /*
- * Write whole sectors the image already maps, under the shared lock; the
- * data goes where it is, no metadata changes. -EAGAIN (nothing written)
- * when any part needs the exclusive path.
+ * Write whole sectors into blocks the image already holds, under the
+ * shared lock, so writers of distinct blocks (and readers) run in
+ * parallel: the data goes where it is, then the sectors' bits are set in
+ * the cached bitmap (atomically: writers of one block share its bytes),
+ * so a reader that sees a bit reads the new data. The bitmap reaches the
+ * file at the next flush, as on the exclusive path. -EAGAIN (nothing
+ * written) when any part needs the exclusive path: a new block, a
+ * partial sector.
  */
-static int write_mapped(struct vhd_disk *d, const uint8_t *src, size_t len,
-			uint64_t off)
+static int write_allocated(struct vhd_disk *d, const uint8_t *src, size_t len,
+			   uint64_t off)
 {
 	uint64_t sector = off / VHD_SECTOR_SIZE, count, s;
+	uint8_t *map;
 
 	if (d->footer.disk_type == VHD_TYPE_FIXED)
 		return vhd_write_named(d, src, len, off);
@@ -395,19 +399,17 @@ static int write_mapped(struct vhd_disk *d, const uint8_t *src, size_t len,
 	/* Check everything first: a failure must leave nothing written. */
 	for (s = sector; s < sector + count;) {
 		uint32_t block = (uint32_t)(s / d->sectors_per_block);
-		uint32_t first = (uint32_t)(s % d->sectors_per_block);
-		uint32_t n = d->sectors_per_block - first;
 
-		if (n > sector + count - s)
-			n = (uint32_t)(sector + count - s);
-		if (!mapped(d, block, first, n))
+		if (d->bat[block] == VHD_BAT_UNUSED ||
+		    vhd_bitmap_get(d, block, &map))
 			return -EAGAIN;
-		s += n;
+		s = ((uint64_t)block + 1) * d->sectors_per_block;
 	}
 	for (s = sector; s < sector + count;) {
 		uint32_t block = (uint32_t)(s / d->sectors_per_block);
 		uint32_t first = (uint32_t)(s % d->sectors_per_block);
 		uint32_t n = d->sectors_per_block - first;
+		bool changed = false;
 		int r;
 
 		if (n > sector + count - s)
@@ -417,6 +419,12 @@ static int write_mapped(struct vhd_disk *d, const uint8_t *src, size_t len,
 					    (uint64_t)first * VHD_SECTOR_SIZE);
 		if (r < 0)
 			return r;
+		map = atomic_load(&d->bitmaps[block]);
+		for (uint32_t i = first; i < first + n; i++)
+			if (!vhd_bit_test(map, i))
+				changed |= vhd_bit_set_atomic(map, i);
+		if (changed)
+			mark_dirty_shared(d, block);
 		src += (size_t)n * VHD_SECTOR_SIZE;
 		s += n;
 	}
@@ -444,10 +452,10 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	/*
-	 * Overwriting sectors the image already maps changes no metadata:
-	 * such writes share the lock, so writers of distinct blocks (and
-	 * readers) run in parallel. Anything else (a new block, new bitmap
-	 * bits, a partial sector's read-modify-write) takes it exclusively.
+	 * Writes into blocks the image already holds change only cached
+	 * bitmap bits: such writes share the lock, so writers of distinct
+	 * blocks (and readers) run in parallel. A new block or a partial
+	 * sector's read-modify-write takes it exclusively.
 	 */
 	if (d->vhdx) {
 		pthread_rwlock_wrlock(&d->lock);
@@ -456,7 +464,7 @@ ssize_t vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len,
 		return r < 0 ? r : (ssize_t)len;
 	}
 	pthread_rwlock_rdlock(&d->lock);
-	r = write_mapped(d, buf, len, off);
+	r = write_allocated(d, buf, len, off);
 	pthread_rwlock_unlock(&d->lock);
 	if (r == -EAGAIN) {
 		pthread_rwlock_wrlock(&d->lock);

@@ -116,11 +116,14 @@ struct vhd_disk {
 	 */
 	uint64_t alloc_end;
 	/* Cached bitmaps, filled lazily with compare-and-swap so readers of
-	 * read-only images need no lock; changed only under the write lock. */
+	 * read-only images need no lock. Writers set bits of allocated
+	 * blocks under the shared lock (vhd_bit_set_atomic); anything else
+	 * changes only under the write lock. */
 	_Atomic(uint8_t *) *bitmaps;
 	/*
 	 * Blocks whose BAT entry or bitmap changed in memory but not yet on
-	 * disk (writable images only; protected by lock). Metadata reaches
+	 * disk (writable images only; protected by lock, appended to under
+	 * the shared lock with atomics by write_allocated). Metadata reaches
 	 * the file only in vhd_flush, after the data it describes is
 	 * durable, so a crash can never expose unwritten sectors.
 	 */
@@ -202,13 +205,23 @@ int vhd_bat_alloc_dirty(struct vhd_disk *d);
 uint32_t vhd_bat_allocated(const struct vhd_disk *d);
 
 /* bitmap.c */
+/* Cached bitmaps of writable images gain bits under the shared lock
+ * (vhd_bit_set_atomic): bytes are read atomically. */
 static inline bool vhd_bit_test(const uint8_t *map, uint32_t i)
 {
-	return map[i / 8] & (0x80 >> (i % 8));
+	return __atomic_load_n(&map[i / 8], __ATOMIC_RELAXED) &
+	       (0x80 >> (i % 8));
 }
 static inline void vhd_bit_set(uint8_t *map, uint32_t i)
 {
 	map[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+}
+/* Set bit @i against concurrent setters; whether it was clear. */
+static inline bool vhd_bit_set_atomic(uint8_t *map, uint32_t i)
+{
+	uint8_t bit = (uint8_t)(0x80 >> (i % 8));
+
+	return !(__atomic_fetch_or(&map[i / 8], bit, __ATOMIC_RELAXED) & bit);
 }
 /* Cached bitmap of an allocated block (loads it on first use). */
 int vhd_bitmap_get(struct vhd_disk *d, uint32_t block, uint8_t **out);

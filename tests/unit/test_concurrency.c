@@ -6,6 +6,8 @@
  * go, and another thread calls vhd_flush over and over. Every sector a reader
  * sees is either the parent's or a whole sector some writer wrote there; at the
  * end the image equals the writers' model, also after reopening.
+ * Writers of single sectors interleaved within the same bitmap bytes of
+ * allocated blocks (the shared-lock path) lose no bit.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,10 +232,75 @@ static void test_readers_and_writers(void **state)
 	free(s.model);
 }
 
+struct bits_arg {
+	struct vhd_disk *leaf;
+	int id;
+	int bad;
+};
+
+#define BIT_WRITERS 4
+#define BIT_SECTORS (2 * BS / 512) /* two allocated blocks */
+
+/* Writer k writes sectors k, k + BIT_WRITERS, ...: neighbours share a
+ * bitmap byte with the other writers. */
+static void *bit_writer(void *arg)
+{
+	struct bits_arg *a = arg;
+	uint8_t sec[512];
+
+	for (uint64_t s = (uint64_t)a->id; s < BIT_SECTORS; s += BIT_WRITERS) {
+		stamp(sec, s, 1);
+		if (vhd_pwrite(a->leaf, sec, 512, s * 512) != 512)
+			a->bad++;
+	}
+	return NULL;
+}
+
+static void test_shared_bitmap_bytes(void **state)
+{
+	const char *b = th_path(DIR_, "base.vhd");
+	const char *c = th_path(DIR_, "child.vhd");
+	struct bits_arg wa[BIT_WRITERS];
+	pthread_t wt[BIT_WRITERS];
+	uint8_t *model = malloc(SIZE), *zero = calloc(1, 512);
+	struct vhd_disk *d;
+
+	th_create(b, VHD_TYPE_DYNAMIC, SIZE, BS);
+	th_create_diff(c, b);
+	d = th_open(c, VHD_OPEN_RDWR);
+	/* Allocate both blocks with one sector each; the rest are the
+	 * parent's zeros until the writers fill them. */
+	th_write(d, zero, 512, 0);
+	th_write(d, zero, 512, BS);
+	memset(model, 0, SIZE);
+	for (uint64_t s = 0; s < BIT_SECTORS; s++)
+		stamp(model + s * 512, s, 1);
+	for (int i = 0; i < BIT_WRITERS; i++) {
+		wa[i] = (struct bits_arg){.leaf = d, .id = i};
+		assert_int_equal(
+			pthread_create(&wt[i], NULL, bit_writer, &wa[i]), 0);
+	}
+	for (int i = 0; i < BIT_WRITERS; i++) {
+		pthread_join(wt[i], NULL);
+		assert_int_equal(wa[i].bad, 0);
+	}
+	th_expect_read(d, model, SIZE, 0);
+	assert_int_equal(vhd_flush(d), 0);
+	vhd_close(d);
+	d = th_open(c, VHD_OPEN_RDONLY);
+	th_expect_read(d, model, SIZE, 0);
+	vhd_close(d);
+	assert_int_equal(vhd_check(c, NULL, NULL), 0);
+	free(model);
+	free(zero);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_readers_and_writers,
+						th_setup_dir, th_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_shared_bitmap_bytes,
 						th_setup_dir, th_teardown_dir),
 	};
 
