@@ -97,7 +97,13 @@ PY
 # verify NAME CHAIN QEMU PYVHDI RANGES: every reader agrees with NAME.flat.
 verify() {
 	local n=$1 chain=$2 q=$3 p=$4 r=$5 out
-	out=$("$VHD" check "$n" 2>&1) || fail "vhd check $n: $out"
+	# A crashed writer's log, until a writable open replays it, is the
+	# one problem check may report (fixable, as qemu-img check -r all).
+	if ! out=$("$VHD" check "$n" 2>&1); then
+		[ "$log_ok" = yes ] &&
+			! grep -qv "log is not empty.*(fixable by vhd repair)" \
+				<<<"$out" || fail "vhd check $n: $out"
+	fi
 	"$VHD" info "$n" >"$T/info" || fail "vhd info $n"
 	grep -Eq "^Virtual size: +$(stat -c %s "$n.flat") bytes" "$T/info" ||
 		fail "vhd info $n: size: $(cat "$T/info")"
@@ -203,6 +209,7 @@ vhdfs_umount "$M"
 # After the writes: every reader again; qemu checks what it opens (the
 # crashed image's log was replayed into it by the writable open).
 sed -i 's/\tlog\t/\tyes\t/' manifest
+log_ok=no
 while IFS=$'\t' read -r n chain q p leaf r; do
 	verify "$n" "$chain" "$q" "$p" "$r"
 	if [ "$q" = yes ] && [ "$leaf" = yes ]; then
