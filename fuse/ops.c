@@ -549,38 +549,20 @@ static int vhdfs_unlink(const char *path)
 	return ret;
 }
 
+static int busy_file(void *ctx, const char *path, const struct stat *lst)
+{
+	(void)ctx;
+	return S_ISREG(lst->st_mode) && vhdfs_job_busy(path);
+}
+
 /*
  * A job's paths must not move under it: is any file below @dir claimed by
  * a running job? Our own mount is skipped before it is looked at (a
  * lookup there would be a request to ourselves).
  */
-static bool job_busy_under(const char *dir, int depth)
+static bool job_busy_under(const char *dir)
 {
-	struct dirent *de;
-	bool busy = false;
-	DIR *d;
-
-	if (depth > 64 || !(d = opendir(dir)))
-		return false;
-	while (!busy && (de = readdir(d))) {
-		char path[PATH_MAX];
-		struct stat st;
-		int n;
-
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
-			continue;
-		if (S_ISDIR(st.st_mode))
-			busy = job_busy_under(path, depth + 1);
-		else if (S_ISREG(st.st_mode))
-			busy = vhdfs_job_busy(path);
-	}
-	closedir(d);
-	return busy;
+	return vhdfs_tree_walk(dir, busy_file, NULL) > 0;
 }
 
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
@@ -618,7 +600,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 				  from, parent, child + vhdfs_cfg.backing_len);
 			ret = -EBUSY;
 		}
-		if (!ret && job_busy_under(real, 0)) {
+		if (!ret && job_busy_under(real)) {
 			vhdfs_log("refusing mv of %s: a job is changing an "
 				  "image in it",
 				  from);

@@ -121,6 +121,18 @@ bool vhdfs_is_inside(const char *real);
 dev_t vhdfs_mount_dev(const char *mnt);
 
 /*
+ * tree.c: call @fn(ctx, path, lst) for every entry below directory @dir
+ * that is not a directory (lst: its lstat), however deep: directories
+ * are entered by inode once per path (a bind mount loop ends), never
+ * through a symlink, never MOUNTPOINT; one descriptor open at a time;
+ * only paths longer than PATH_MAX are left out. Returns the first
+ * non-zero value of @fn (which stops the walk), -ENOMEM, or 0.
+ */
+typedef int (*vhdfs_tree_fn)(void *ctx, const char *path,
+			     const struct stat *lst);
+int vhdfs_tree_walk(const char *dir, vhdfs_tree_fn fn, void *ctx);
+
+/*
  * images.c: one shared vhd_disk per image among all opens, and parent
  * detection over BACKING_DIR.
  */
