@@ -152,6 +152,12 @@ static int start_job(const struct vhdfs_job_args *a, struct result *r)
 {
 	int ret = vhdfs_job_start(a, r->cmd, &r->job);
 
+	/* The table is full until finished jobs are removed: in use. */
+	if (ret == -EAGAIN)
+		return fail(r, -EBUSY,
+			    "too many jobs (%d kept): remove finished ones "
+			    "with rm .jobs/ID",
+			    VHDFS_JOBS_MAX);
 	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
 }
 

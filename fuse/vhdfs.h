@@ -284,6 +284,8 @@ void vhdfs_control_destroy(void);
  * every progress call sleep N ms, so tests can catch a job mid-way.
  */
 #define VHDFS_JOB_MAX_CLAIMS (VHD_MAX_CHAIN_DEPTH + 1)
+/* Job records kept (running and finished, until `rm .jobs/ID`). */
+#define VHDFS_JOBS_MAX 4096
 
 struct vhdfs_job_claim {
 	dev_t dev;
@@ -320,7 +322,8 @@ int vhdfs_job_claim(struct vhdfs_job_args *args, const char *path, char *msg,
 /*
  * Start a job; @command is the canonical command text. The job's claims
  * become busy at once. -EINVAL for an unknown verb, -EBUSY when a claim
- * was taken by another job meanwhile. The job owns args->dirfd (when not
+ * was taken by another job meanwhile, -EAGAIN when VHDFS_JOBS_MAX records
+ * are kept. The job owns args->dirfd (when not
  * -1) from here on, whether it starts or not.
  */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
