@@ -335,21 +335,29 @@ fail:
 void vhdfs_unfd(char *msg, size_t len)
 {
 	static const char pre[] = "/proc/self/fd/";
-	char *p, link[32], dir[PATH_MAX], rest[2048];
+	char *p, *from = msg, link[32], dir[PATH_MAX], rest[2048];
+	struct stat st;
 	ssize_t n;
 	int fd;
 
-	while ((p = strstr(msg, pre))) {
+	/* Past each rewrite: a directory named like "proc/self/fd/N" is
+	 * not a descriptor of ours, and is never rewritten again. Only
+	 * directories: other descriptors are none of the user's business. */
+	while ((p = strstr(from, pre))) {
 		char *end;
 
 		fd = (int)strtol(p + sizeof(pre) - 1, &end, 10);
 		snprintf(link, sizeof(link), "%s%d", pre, fd);
-		n = readlink(link, dir, sizeof(dir) - 1);
-		if (n < 0 || end == p + sizeof(pre) - 1)
-			return;
+		if (end == p + sizeof(pre) - 1 || fd < 0 || stat(link, &st) ||
+		    !S_ISDIR(st.st_mode) ||
+		    (n = readlink(link, dir, sizeof(dir) - 1)) < 0) {
+			from = end;
+			continue;
+		}
 		dir[n] = '\0';
 		snprintf(rest, sizeof(rest), "%s", end);
 		snprintf(p, len - (size_t)(p - msg), "%s%s", dir, rest);
+		from = p + strnlen(p, (size_t)n);
 	}
 }
 

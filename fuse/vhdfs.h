@@ -95,7 +95,10 @@ int vhdfs_backing_path(const char *path, char *buf, size_t len);
  */
 int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		      char *msg, size_t msglen);
-/* Rewrite "/proc/self/fd/N" in @msg as the directory it is, for users. */
+/*
+ * Rewrite each "/proc/self/fd/N" (N a directory descriptor) in @msg as the
+ * directory it is, for users; text a rewrite put in is left alone.
+ */
 void vhdfs_unfd(char *msg, size_t len);
 /*
  * Resolve a control-file path for an existing file that may live anywhere
