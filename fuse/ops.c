@@ -514,9 +514,10 @@ static int check_not_parent(const char *path, const char *bpath,
 static int vhdfs_unlink(const char *path)
 {
 	char bpath[PATH_MAX];
+	const char *name;
 	unsigned long id;
 	struct stat st;
-	int ret;
+	int ret, dirfd;
 
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_JOB:
@@ -532,20 +533,25 @@ static int vhdfs_unlink(const char *path)
 	ret = modifiable_image(path, bpath, &st);
 	if (ret)
 		return ret;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = check_not_parent(path, bpath, "rm");
 	if (!ret) {
 		struct stat lst;
-		bool last = lstat(bpath, &lst) == 0 && !S_ISLNK(lst.st_mode) &&
-			    lst.st_nlink <= 1;
+		bool last =
+			fstatat(dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+			!S_ISLNK(lst.st_mode) && lst.st_nlink <= 1;
 
-		ret = unlink(bpath) ? -errno : 0;
+		ret = unlinkat(dirfd, name, 0) ? -errno : 0;
 		/* Open handles keep the unlinked file; new opens miss it.
 		 * Another name of the inode keeps sharing its handle. */
 		if (!ret)
 			vhdfs_image_forget(bpath, last ? &lst : NULL);
 	}
 	pthread_mutex_unlock(&vhdfs_topo_lock);
+	close(dirfd);
 	return ret;
 }
 
@@ -563,6 +569,26 @@ static int busy_file(void *ctx, const char *path, const struct stat *lst)
 static bool job_busy_under(const char *dir)
 {
 	return vhdfs_tree_walk(dir, busy_file, NULL) > 0;
+}
+
+/* rename(2) between directories opened beneath BACKING_DIR. */
+static int rename_beneath(const char *from, const char *to, unsigned flags)
+{
+	const char *nfrom, *nto;
+	int dfrom, dto, ret;
+
+	dfrom = vhdfs_backing_dir(from, &nfrom);
+	if (dfrom < 0)
+		return dfrom;
+	dto = vhdfs_backing_dir(to, &nto);
+	if (dto < 0) {
+		close(dfrom);
+		return dto;
+	}
+	ret = renameat2(dfrom, nfrom, dto, nto, flags) ? -errno : 0;
+	close(dto);
+	close(dfrom);
+	return ret;
 }
 
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
@@ -611,46 +637,55 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 		if (!ret && lstat(bto, &tst) == 0 && !S_ISDIR(tst.st_mode))
 			ret = check_not_parent(to, bto, "replacing mv");
 	}
-	if (!ret) {
-		ret = renameat2(AT_FDCWD, bfrom, AT_FDCWD, bto, flags) ? -errno
-								       : 0;
-		if (!ret)
-			vhdfs_image_renamed(bfrom, bto);
-	}
+	if (!ret)
+		ret = rename_beneath(from, to, flags);
+	if (!ret)
+		vhdfs_image_renamed(bfrom, bto);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
 }
 
 static int vhdfs_mkdir(const char *path, mode_t mode)
 {
-	char bpath[PATH_MAX];
+	const struct fuse_context *ctx = fuse_get_context();
+	const char *name;
 	unsigned long id;
-	int ret;
+	int ret, dirfd;
 
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EEXIST;
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
-	if (ret)
-		return ret;
-	return mkdir(bpath, mode) ? -errno : 0;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
+	ret = mkdirat(dirfd, name, mode) ? -errno : 0;
+	/* The directory is the caller's, as on any file system. */
+	if (!ret && geteuid() == 0 &&
+	    fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW)) {
+		ret = -errno;
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+	}
+	close(dirfd);
+	return ret;
 }
 
 static int vhdfs_rmdir(const char *path)
 {
-	char bpath[PATH_MAX];
+	const char *name;
 	unsigned long id;
-	int ret;
+	int ret, dirfd;
 
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
-	if (ret)
-		return ret;
-	return rmdir(bpath) ? -errno : 0;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
+	ret = unlinkat(dirfd, name, AT_REMOVEDIR) ? -errno : 0;
+	close(dirfd);
+	return ret;
 }
 
 /* New files are made through .control, never by open(O_CREAT). */
@@ -666,60 +701,87 @@ static int vhdfs_create(const char *path, mode_t mode,
 }
 
 /*
- * Backing path of an existing file or directory whose attributes may be
- * changed: -EPERM for our virtual files, -EROFS on a read-only mount.
+ * An existing file or directory whose attributes may be changed, opened
+ * O_PATH beneath BACKING_DIR: -EPERM for our virtual files and for a
+ * symlinked image (its target may be swapped for any file between the
+ * kernel's permission check and the change), -EROFS on a read-only
+ * mount. *@fdpath gets "/proc/self/fd/N" to change it by. The fd or
+ * -errno.
  */
-static int changeable_path(const char *path, char *bpath)
+static int changeable_node(const char *path, const char *what, char *fdpath,
+			   size_t len)
 {
+	char bpath[PATH_MAX];
 	struct stat st;
 	unsigned long id;
-	int ret;
+	int ret, fd;
 
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	ret = lookup(path, bpath, &st);
 	if (ret)
 		return ret;
-	return vhdfs_cfg.ro ? -EROFS : 0;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	fd = vhdfs_backing_node(path);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) || S_ISLNK(st.st_mode)) {
+		vhdfs_log("refusing %s of %s: a symlink; change its target "
+			  "itself",
+			  what, path);
+		close(fd);
+		return -EPERM;
+	}
+	snprintf(fdpath, len, "/proc/self/fd/%d", fd);
+	return fd;
 }
 
 static int vhdfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
-	int ret = changeable_path(path, bpath);
+	char fdpath[32];
+	int fd = changeable_node(path, "chmod", fdpath, sizeof(fdpath));
+	int ret;
 
 	(void)fi;
-	if (ret)
-		return ret;
-	return chmod(bpath, mode) ? -errno : 0;
+	if (fd < 0)
+		return fd;
+	ret = chmod(fdpath, mode) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_chown(const char *path, uid_t uid, gid_t gid,
 		       struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
-	int ret = changeable_path(path, bpath);
+	char fdpath[32];
+	int fd = changeable_node(path, "chown", fdpath, sizeof(fdpath));
+	int ret;
 
 	(void)fi;
-	if (ret)
-		return ret;
-	return chown(bpath, uid, gid) ? -errno : 0;
+	if (fd < 0)
+		return fd;
+	ret = fchownat(fd, "", uid, gid, AT_EMPTY_PATH) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_utimens(const char *path, const struct timespec tv[2],
 			 struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
+	char fdpath[32];
 	unsigned long id;
-	int ret;
+	int ret, fd;
 
 	(void)fi;
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return 0; /* `touch .control` is harmless */
-	ret = changeable_path(path, bpath);
-	if (ret)
-		return ret;
-	return utimensat(AT_FDCWD, bpath, tv, 0) ? -errno : 0;
+	fd = changeable_node(path, "utimens", fdpath, sizeof(fdpath));
+	if (fd < 0)
+		return fd;
+	ret = utimensat(AT_FDCWD, fdpath, tv, 0) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_statfs(const char *path, struct statvfs *sv)

@@ -240,6 +240,42 @@ static int open_beneath(const char *rel)
 	return fd;
 }
 
+int vhdfs_backing_dir(const char *path, const char **name)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	size_t dl;
+
+	/* FUSE paths are absolute and normalized: "/a/b/NAME". */
+	if (path[0] != '/' || !slash[1] ||
+	    (size_t)(slash - path) >= sizeof(dir))
+		return -EINVAL;
+	dl = slash > path ? (size_t)(slash - path - 1) : 0;
+	memcpy(dir, path + 1, dl);
+	dir[dl] = '\0';
+	fd = open_beneath(dir);
+	/* A directory that leads outside is a symlink the view hides. */
+	if (fd == -EXDEV || fd == -ELOOP || fd == -ENOTDIR)
+		return -ENOENT;
+	*name = slash + 1;
+	return fd;
+}
+
+int vhdfs_backing_node(const char *path)
+{
+	const char *name;
+	int dirfd = vhdfs_backing_dir(path, &name), fd;
+
+	if (dirfd < 0)
+		return dirfd;
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = fd < 0 ? -errno : fd;
+	close(dirfd);
+	return fd;
+}
+
 int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		      char *msg, size_t msglen)
 {

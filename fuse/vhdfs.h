@@ -84,6 +84,16 @@ enum vhdfs_node vhdfs_classify(const char *path, unsigned long *job_id);
 /* BACKING_DIR + @path (a FUSE path starting with '/'). */
 int vhdfs_backing_path(const char *path, char *buf, size_t len);
 /*
+ * The directory of FUSE @path's entry, opened (O_PATH) beneath
+ * BACKING_DIR so that whatever is swapped in meanwhile, nothing outside
+ * it is reached; *@name points at the entry's name in @path. Changes go
+ * through the *at() calls on it. The fd (the caller closes it), -ENOENT
+ * when a directory is missing or leads outside, or -errno.
+ */
+int vhdfs_backing_dir(const char *path, const char **name);
+/* The entry itself (O_PATH | O_NOFOLLOW: a symlink is not followed). */
+int vhdfs_backing_node(const char *path);
+/*
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist
  * (-ENOENT), its name must end in .vhd (-EINVAL) and nothing may exist

@@ -1,26 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
  * LD_PRELOAD shim for race tests: realpath() of a path containing
- * "gate.vhd" pauses while the file $VHDFS_TEST_GATE exists (creating
+ * "gate.vhd", and mkdir/mkdirat/rmdir/unlinkat of one containing
+ * "gatedir", pause while the file $VHDFS_TEST_GATE exists (creating
  * $VHDFS_TEST_GATE.reached first), so a test can change the file system
  * at a known point in the middle of a daemon command. Bounded: 60 s.
  */
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-char *realpath(const char *path, char *resolved)
+/* Pause at the gate when @path contains @mark. */
+static void gate(const char *path, const char *mark)
 {
-	static char *(*real)(const char *, char *);
 	const char *gate = getenv("VHDFS_TEST_GATE");
 
-	if (!real)
-		real = (char *(*)(const char *, char *))dlsym(RTLD_NEXT,
-							      "realpath");
-	if (gate && path && strstr(path, "gate.vhd") && !access(gate, F_OK)) {
+	if (gate && path && strstr(path, mark) && !access(gate, F_OK)) {
 		char reached[4096];
 		int fd;
 
@@ -31,5 +30,44 @@ char *realpath(const char *path, char *resolved)
 		for (int i = 0; i < 1200 && !access(gate, F_OK); i++)
 			usleep(50000);
 	}
-	return real(path, resolved);
+}
+
+#define REAL(name)                                                             \
+	static __typeof__(name) *real_##name;                                  \
+	if (!real_##name)                                                      \
+	real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+char *realpath(const char *path, char *resolved)
+{
+	REAL(realpath);
+	gate(path, "gate.vhd");
+	return real_realpath(path, resolved);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+	REAL(mkdir);
+	gate(path, "gatedir");
+	return real_mkdir(path, mode);
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	REAL(mkdirat);
+	gate(path, "gatedir");
+	return real_mkdirat(dirfd, path, mode);
+}
+
+int rmdir(const char *path)
+{
+	REAL(rmdir);
+	gate(path, "gatedir");
+	return real_rmdir(path);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+	REAL(unlinkat);
+	gate(path, "gatedir");
+	return real_unlinkat(dirfd, path, flags);
 }
