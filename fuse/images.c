@@ -280,6 +280,22 @@ uint64_t vhdfs_image_version(struct vhdfs_image *img)
 	return v;
 }
 
+int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
+				 size_t len)
+{
+	struct vhd_disk *d;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&img->lock);
+	for (d = vhd_parent(img->disk); d && !ret; d = vhd_parent(d)) {
+		ret = vhdfs_caller_may_open(vhd_path(d), false);
+		if (ret)
+			snprintf(which, len, "%s", vhd_path(d));
+	}
+	pthread_rwlock_unlock(&img->lock);
+	return ret;
+}
+
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 {
 	int64_t ret;

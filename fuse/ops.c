@@ -305,6 +305,18 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 				  vhd_errmsg());
 		if (ret)
 			break;
+		/* Reading the child reads its parents' data. */
+		ret = vhdfs_image_parents_readable(fh->img, bpath,
+						   sizeof(bpath));
+		if (ret) {
+			vhdfs_log("refusing open of %s by uid %u: parent %s: "
+				  "%s",
+				  path, (unsigned)fuse_get_context()->uid,
+				  bpath, strerror(-ret));
+			vhdfs_image_put(fh->img, write);
+			fh->img = NULL;
+			break;
+		}
 		/* O_TRUNC (`: > img`, cp, dd without notrunc) truncates to
 		 * 0: refused like any other size change (a parent: EPERM). */
 		if (write && (fi->flags & O_TRUNC)) {

@@ -168,6 +168,14 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /*
+ * In a FUSE request: may the caller read every parent of @img (mode bits
+ * and directories, as vhdfs_caller_may_open)? A child placed in
+ * BACKING_DIR may name any file as its parent. 0, or -EACCES (-errno)
+ * with the parent's path in @which.
+ */
+int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
+				 size_t len);
+/*
  * Fingerprint of @img's chain for the page-cache decision (see cache.c):
  * 0 while the image is open for writing.
  */
