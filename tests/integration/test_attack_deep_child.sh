@@ -38,7 +38,7 @@ assert_eq "$msha" "$(sha256sum <"$B/mid.vhd")" "merge target"
 # BACKING_DIR bound into itself: the scan must not run around the loop.
 mkdir "$B/loop"
 mount --bind "$B" "$B/loop"
-cleanup_push "! mountpoint -q '$B/loop' || umount '$B/loop'"
+cleanup_push "! is_mounted '$B/loop' || umount '$B/loop'"
 assert_eq EBUSY "$(bounded "$M" py_errno unlink "$M/base.vhd")" \
 	"rm of the parent with a looping bind mount"
 umount "$B/loop"
