@@ -340,12 +340,13 @@ int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		snprintf(msg, msglen, "outside the backing directory: %s", arg);
 		return -EACCES;
 	}
-	if (fd == -ENOENT) {
+	/* A file where a directory should be: no such directory either. */
+	if (fd == -ENOENT || fd == -ENOTDIR) {
 		snprintf(msg, msglen, "directory not found: %s", arg);
-		return fd;
+		return -ENOENT;
 	}
 	if (fd < 0) {
-		snprintf(msg, msglen, "not a directory: %s", arg);
+		snprintf(msg, msglen, "%s: %s", arg, strerror(-fd));
 		return fd;
 	}
 	if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
