@@ -296,6 +296,16 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 	return ret;
 }
 
+uint64_t vhdfs_image_size(struct vhdfs_image *img)
+{
+	uint64_t size;
+
+	pthread_rwlock_rdlock(&img->lock);
+	size = vhd_size(img->disk);
+	pthread_rwlock_unlock(&img->lock);
+	return size;
+}
+
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 {
 	int64_t ret;

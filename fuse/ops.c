@@ -66,6 +66,28 @@ static void special_stat(struct stat *st, mode_t mode, off_t size)
 	st->st_atim = st->st_mtim = st->st_ctim = mount_time;
 }
 
+/*
+ * Requests on an open file whose last name was removed come with a NULL
+ * path (hard_remove): answer from the open handle. A job's file or an
+ * image: its size; the mode of an image is no longer known, so 0600.
+ */
+static int removed_stat(struct fuse_file_info *fi, struct stat *st)
+{
+	const struct vhdfs_fh *fh = fi ? get_fh(fi) : NULL;
+
+	if (!fh)
+		return -ENOENT;
+	if (fh->node == VHDFS_NODE_BACKING && fh->img)
+		special_stat(st, S_IFREG | (vhdfs_cfg.ro ? 0400 : 0600),
+			     (off_t)vhdfs_image_size(fh->img));
+	else if (fh->node == VHDFS_NODE_JOB)
+		special_stat(st, S_IFREG | 0444, (off_t)fh->len);
+	else
+		return -ENOENT;
+	st->st_nlink = 0;
+	return 0;
+}
+
 static int vhdfs_getattr(const char *path, struct stat *st,
 			 struct fuse_file_info *fi)
 {
@@ -77,7 +99,8 @@ static int vhdfs_getattr(const char *path, struct stat *st,
 	size_t len;
 	int ret;
 
-	(void)fi;
+	if (!path) /* fstat of an open file whose name was removed */
+		return removed_stat(fi, st);
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_CONTROL:
 		special_stat(st, S_IFREG | (vhdfs_cfg.ro ? 0400 : 0600), 0);
@@ -407,7 +430,8 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 		}
 		if (ret < 0)
 			vhdfs_log("write of %zu bytes at %lld to %s failed: %s",
-				  size, (long long)off, path,
+				  size, (long long)off,
+				  path ? path : "a removed image",
 				  strerror((int)-ret));
 		return (int)ret;
 	default:
@@ -474,7 +498,16 @@ static int vhdfs_truncate(const char *path, off_t size,
 	enum vhd_type type;
 	int ret;
 
-	(void)fi;
+	if (!path) { /* ftruncate of an image whose name was removed */
+		const struct vhdfs_fh *fh = fi ? get_fh(fi) : NULL;
+
+		if (!fh || fh->node != VHDFS_NODE_BACKING || !fh->img)
+			return -ENOENT;
+		if (vhdfs_cfg.ro)
+			return -EROFS;
+		return (uint64_t)size == vhdfs_image_size(fh->img) ? 0
+								   : -EINVAL;
+	}
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_CONTROL:
 		return 0; /* `echo cmd > .control` truncates first */
@@ -728,6 +761,8 @@ static int changeable_node(const char *path, const char *what, char *fdpath,
 	unsigned long id;
 	int ret, fd;
 
+	if (!path) /* fchmod/fchown of an image whose name was removed */
+		return -ENOENT;
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	ret = lookup(path, bpath, &st);
@@ -786,8 +821,9 @@ static int vhdfs_utimens(const char *path, const struct timespec tv[2],
 	int ret, fd;
 
 	(void)fi;
-	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
-		return 0; /* `touch .control` is harmless */
+	/* `touch .control` is harmless; a removed image keeps no times */
+	if (!path || vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return 0;
 	fd = changeable_node(path, "utimens", fdpath, sizeof(fdpath));
 	if (fd < 0)
 		return fd;

@@ -167,6 +167,8 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/* Virtual size of @img (as open). */
+uint64_t vhdfs_image_size(struct vhdfs_image *img);
 /*
  * In a FUSE request: may the caller read every parent of @img (mode bits
  * and directories, as vhdfs_caller_may_open)? A child placed in
