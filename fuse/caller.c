@@ -77,6 +77,22 @@ static bool permits(const struct stat *st, uid_t uid, gid_t gid,
 	return (bits & want) == want;
 }
 
+int vhdfs_caller_may_access(const struct stat *st, bool write)
+{
+	const struct fuse_context *ctx = fuse_get_context();
+	gid_t groups[256];
+	int n;
+
+	if (!ctx || ctx->uid == 0)
+		return 0;
+	n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+	if (n < 0 || n > (int)(sizeof(groups) / sizeof(groups[0])))
+		n = 0;
+	return permits(st, ctx->uid, ctx->gid, groups, n, write ? 6 : 4)
+		       ? 0
+		       : -EACCES;
+}
+
 int vhdfs_caller_may_open(const char *bpath, bool write)
 {
 	const struct fuse_context *ctx = fuse_get_context();

@@ -296,6 +296,17 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 	return ret;
 }
 
+bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st)
+{
+	dev_t dev;
+	ino_t ino;
+
+	pthread_rwlock_rdlock(&img->lock);
+	vhd_identity(img->disk, &dev, &ino);
+	pthread_rwlock_unlock(&img->lock);
+	return dev == st->st_dev && ino == st->st_ino;
+}
+
 uint64_t vhdfs_image_size(struct vhdfs_image *img)
 {
 	uint64_t size;

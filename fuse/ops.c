@@ -308,20 +308,39 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			break;
 		}
 		/*
-		 * The kernel checked the target's mode bits; a symlinked
-		 * image may sit in a directory the caller cannot enter.
+		 * The entry as it is now, found beneath BACKING_DIR: the
+		 * kernel checked what the path named at its lookup, and a
+		 * directory swapped since would lead the open elsewhere.
+		 * A symlinked image may sit in a directory the caller
+		 * cannot enter: its whole path is checked.
 		 */
-		if (lstat(bpath, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-			ret = vhdfs_caller_may_open(bpath, write);
-			if (ret) {
-				vhdfs_log("refusing open of %s by uid %u: %s",
-					  path,
-					  (unsigned)fuse_get_context()->uid,
-					  strerror(-ret));
-				break;
-			}
+		ret = vhdfs_backing_node(path);
+		if (ret >= 0) {
+			int fd = ret;
+
+			ret = fstat(fd, &lst) ? -errno : 0;
+			close(fd);
+		}
+		if (!ret)
+			ret = S_ISLNK(lst.st_mode)
+				      ? vhdfs_caller_may_open(bpath, write)
+				      : vhdfs_caller_may_access(&lst, write);
+		if (ret) {
+			vhdfs_log("refusing open of %s by uid %u: %s", path,
+				  (unsigned)fuse_get_context()->uid,
+				  strerror(-ret));
+			break;
 		}
 		ret = open_image(path, bpath, write, &fh->img);
+		if (!ret && !S_ISLNK(lst.st_mode) &&
+		    !vhdfs_image_is(fh->img, &lst)) {
+			vhdfs_log("refusing open of %s: it changed while "
+				  "being opened",
+				  path);
+			vhdfs_image_put(fh->img, write);
+			fh->img = NULL;
+			ret = -ENOENT;
+		}
 		if (ret && ret != -EPERM)
 			vhdfs_log("open of %s failed: %s%s%s", path,
 				  strerror(-ret), *vhd_errmsg() ? ": " : "",

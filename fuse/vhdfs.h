@@ -68,6 +68,8 @@ void vhdfs_caller_create_opts(struct vhd_create_opts *o);
  * -EACCES (-errno when a component cannot be examined).
  */
 int vhdfs_caller_may_open(const char *bpath, bool write);
+/* The same for the mode bits @st of a file already found. */
+int vhdfs_caller_may_access(const struct stat *st, bool write);
 
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -167,6 +169,8 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/* Is @img's leaf the file @st names (st_dev, st_ino)? */
+bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);
 /* Virtual size of @img (as open). */
 uint64_t vhdfs_image_size(struct vhdfs_image *img);
 /*

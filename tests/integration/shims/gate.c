@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * LD_PRELOAD shim for race tests: realpath() of a path containing
- * "gate.vhd", and mkdir/mkdirat/rmdir/unlinkat of one containing
- * "gatedir", pause while the file $VHDFS_TEST_GATE exists (creating
- * $VHDFS_TEST_GATE.reached first), so a test can change the file system
- * at a known point in the middle of a daemon command. Bounded: 60 s.
+ * "gate.vhd", mkdir/mkdirat/rmdir/unlinkat of one containing "gatedir"
+ * and openat64 of one containing "gateopen", pause while the file
+ * $VHDFS_TEST_GATE exists (creating $VHDFS_TEST_GATE.reached first), so a test
+ * can change the file system at a known point in the middle of a daemon
+ * command. Bounded: 60 s.
  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -70,4 +73,20 @@ int unlinkat(int dirfd, const char *path, int flags)
 	REAL(unlinkat);
 	gate(path, "gatedir");
 	return real_unlinkat(dirfd, path, flags);
+}
+
+/* The daemon is built with _FILE_OFFSET_BITS=64: openat is openat64. */
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	REAL(openat64);
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	gate(path, "gateopen");
+	return real_openat64(dirfd, path, flags, mode);
 }
