@@ -4,10 +4,11 @@
 # it through an allow_other mount read that parent's data with the
 # daemon's rights. A user who cannot read a parent (its mode, or a
 # directory on its path) cannot open a child of it (EACCES, logged);
-# with a readable parent the same child opens; root reads both.
+# with a readable parent the same child opens; root reads both. Nor do
+# user.vhd.parent and user.vhd.chain tell such a user where it is.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
-require_cmd qemu-img qemu-io setpriv
+require_cmd qemu-img qemu-io setpriv getfattr
 
 B=$T/backing
 M=$T/mnt
@@ -44,6 +45,11 @@ qemu-img convert -O raw "$T/public.vhd" "$T/public.flat"
 chmod 644 "$T/public.flat"
 as_user cmp "$M/fine.vhd" "$T/public.flat" ||
 	fail "a child of a readable parent does not read as it"
+for a in parent chain; do
+	expect_errno EACCES as_user getfattr -n "user.vhd.$a" "$M/evil.vhd"
+done
+assert_eq "$T/public.vhd" "$(as_user getfattr --absolute-names --only-values -n user.vhd.parent \
+	"$M/fine.vhd")" "user.vhd.parent of a readable parent"
 # A private directory on the way is enough to refuse.
 chmod 644 "$S/secret.vhd"
 expect_errno EACCES as_user cat "$M/evil.vhd"
