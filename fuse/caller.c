@@ -95,12 +95,20 @@ int vhdfs_caller_may_access(const struct stat *st, bool write)
 
 int vhdfs_caller_may_open(const char *bpath, bool write)
 {
+	return vhdfs_caller_may_open_st(bpath, write, NULL);
+}
+
+int vhdfs_caller_may_open_st(const char *bpath, bool write,
+			     struct stat *checked)
+{
 	const struct fuse_context *ctx = fuse_get_context();
 	char *real, *p;
 	gid_t groups[256];
 	struct stat st;
 	int n, ret = 0;
 
+	if (checked)
+		memset(checked, 0, sizeof(*checked));
 	if (!ctx || ctx->uid == 0)
 		return 0;
 	n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
@@ -133,6 +141,8 @@ int vhdfs_caller_may_open(const char *bpath, bool write)
 	else if (!ret &&
 		 !permits(&st, ctx->uid, ctx->gid, groups, n, write ? 6 : 4))
 		ret = -EACCES;
+	if (!ret && checked)
+		*checked = st;
 	free(real);
 	return ret;
 }

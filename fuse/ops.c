@@ -264,7 +264,7 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	char bpath[PATH_MAX];
 	unsigned long id;
-	struct stat st, lst;
+	struct stat st, lst, tst;
 	int ret = 0;
 
 	if (!fh)
@@ -321,10 +321,10 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			ret = fstat(fd, &lst) ? -errno : 0;
 			close(fd);
 		}
-		if (!ret)
-			ret = S_ISLNK(lst.st_mode)
-				      ? vhdfs_caller_may_open(bpath, write)
-				      : vhdfs_caller_may_access(&lst, write);
+		if (!ret && S_ISLNK(lst.st_mode))
+			ret = vhdfs_caller_may_open_st(bpath, write, &tst);
+		else if (!ret)
+			ret = vhdfs_caller_may_access(&lst, write);
 		if (ret) {
 			vhdfs_log("refusing open of %s by uid %u: %s", path,
 				  (unsigned)fuse_get_context()->uid,
@@ -332,8 +332,11 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			break;
 		}
 		ret = open_image(path, bpath, write, &fh->img);
-		if (!ret && !S_ISLNK(lst.st_mode) &&
-		    !vhdfs_image_is(fh->img, &lst)) {
+		/* What was checked is what is open, or nothing is. */
+		if (!ret &&
+		    (S_ISLNK(lst.st_mode)
+			     ? tst.st_ino && !vhdfs_image_is(fh->img, &tst)
+			     : !vhdfs_image_is(fh->img, &lst))) {
 			vhdfs_log("refusing open of %s: it changed while "
 				  "being opened",
 				  path);

@@ -68,6 +68,13 @@ void vhdfs_caller_create_opts(struct vhd_create_opts *o);
  * -EACCES (-errno when a component cannot be examined).
  */
 int vhdfs_caller_may_open(const char *bpath, bool write);
+/*
+ * Same, and *@checked gets the stat of the file the check approved (all
+ * zeros when nothing was checked: root), so the caller can make sure it
+ * opened that very file (a symlink may be swapped in between).
+ */
+int vhdfs_caller_may_open_st(const char *bpath, bool write,
+			     struct stat *checked);
 /* The same for the mode bits @st of a file already found. */
 int vhdfs_caller_may_access(const struct stat *st, bool write);
 

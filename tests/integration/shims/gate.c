@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * LD_PRELOAD shim for race tests: realpath() of a path containing
- * "gate.vhd", mkdir/mkdirat/rmdir/unlinkat of one containing "gatedir"
- * and openat64 of one containing "gateopen", pause while the file
- * $VHDFS_TEST_GATE exists (creating $VHDFS_TEST_GATE.reached first), so a test
- * can change the file system at a known point in the middle of a daemon
- * command. Bounded: 60 s.
+ * "gate.vhd", mkdir/mkdirat/rmdir/unlinkat of one containing "gatedir",
+ * openat64 of one containing "gateopen" and stat64 of one ending in
+ * "gatelinkdir" pause while the file $VHDFS_TEST_GATE exists (creating
+ * $VHDFS_TEST_GATE.reached first), so a test can change the file system
+ * at a known point in the middle of a daemon command. Bounded: 60 s.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -89,4 +89,14 @@ int openat64(int dirfd, const char *path, int flags, ...)
 	}
 	gate(path, "gateopen");
 	return real_openat64(dirfd, path, flags, mode);
+}
+
+int stat64(const char *path, struct stat64 *st)
+{
+	size_t n = strlen(path);
+
+	REAL(stat64);
+	if (n >= 11 && strcmp(path + n - 11, "gatelinkdir") == 0)
+		gate(path, "gatelinkdir");
+	return real_stat64(path, st);
 }
