@@ -77,7 +77,29 @@ static bool permits(const struct stat *st, uid_t uid, gid_t gid,
 	return (bits & want) == want;
 }
 
+int vhdfs_caller_may_access(const struct stat *st, bool write)
+{
+	const struct fuse_context *ctx = fuse_get_context();
+	gid_t groups[256];
+	int n;
+
+	if (!ctx || ctx->uid == 0)
+		return 0;
+	n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+	if (n < 0 || n > (int)(sizeof(groups) / sizeof(groups[0])))
+		n = 0;
+	return permits(st, ctx->uid, ctx->gid, groups, n, write ? 6 : 4)
+		       ? 0
+		       : -EACCES;
+}
+
 int vhdfs_caller_may_open(const char *bpath, bool write)
+{
+	return vhdfs_caller_may_open_st(bpath, write, NULL);
+}
+
+int vhdfs_caller_may_open_st(const char *bpath, bool write,
+			     struct stat *checked)
 {
 	const struct fuse_context *ctx = fuse_get_context();
 	char *real, *p;
@@ -85,6 +107,8 @@ int vhdfs_caller_may_open(const char *bpath, bool write)
 	struct stat st;
 	int n, ret = 0;
 
+	if (checked)
+		memset(checked, 0, sizeof(*checked));
 	if (!ctx || ctx->uid == 0)
 		return 0;
 	n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
@@ -117,6 +141,8 @@ int vhdfs_caller_may_open(const char *bpath, bool write)
 	else if (!ret &&
 		 !permits(&st, ctx->uid, ctx->gid, groups, n, write ? 6 : 4))
 		ret = -EACCES;
+	if (!ret && checked)
+		*checked = st;
 	free(real);
 	return ret;
 }

@@ -19,6 +19,8 @@
 
 #define RING_MAX 64  /* results a fresh open reads */
 #define OWN_MAX 1024 /* results kept per open file */
+/* ... and their bytes: a result line can take 33 KiB (escaped paths). */
+#define OWN_BYTES (1u << 20)
 #define MSG_MAX 1024
 /* Longest command line: far above two paths and the options. */
 #define LINE_MAX_CTL (64u << 10)
@@ -32,6 +34,7 @@ struct vhdfs_control {
 	pthread_mutex_t lock;
 	char *lines[OWN_MAX]; /* protected by lock; oldest first */
 	unsigned n;
+	size_t bytes; /* of lines[]; protected by lock */
 	off_t origin; /* offset of the first result; protected by lock */
 	char *snap;   /* ring text while nothing was written; under lock */
 	size_t snap_len;
@@ -152,6 +155,12 @@ static int start_job(const struct vhdfs_job_args *a, struct result *r)
 {
 	int ret = vhdfs_job_start(a, r->cmd, &r->job);
 
+	/* The table is full until finished jobs are removed: in use. */
+	if (ret == -EAGAIN)
+		return fail(r, -EBUSY,
+			    "too many jobs (%d kept): remove finished ones "
+			    "with rm .jobs/ID",
+			    VHDFS_JOBS_MAX);
 	return ret ? fail(r, ret, "cannot start job: %s", strerror(-ret)) : 0;
 }
 
@@ -649,21 +658,40 @@ void vhdfs_control_release(struct vhdfs_control *ctl)
 	free(ctl);
 }
 
+/* Append to @ctl's results, dropping the oldest past either bound. */
+static void own_push(struct vhdfs_control *ctl, char *line)
+{
+	ctl->bytes += strlen(line);
+	while (ctl->n && (ctl->n == OWN_MAX || ctl->bytes > OWN_BYTES)) {
+		ctl->bytes -= strlen(ctl->lines[0]);
+		free(ctl->lines[0]);
+		memmove(ctl->lines, ctl->lines + 1,
+			(ctl->n - 1) * sizeof(*ctl->lines));
+		ctl->n--;
+	}
+	ctl->lines[ctl->n++] = line;
+}
+
 /* Keep the result of one line for reads through @ctl and fresh opens. */
 static int record(struct vhdfs_control *ctl, const struct result *r)
 {
 	char *s, *s2;
 
 	s = format_result(r);
-	if (r->err && s)
-		vhdfs_log("control: %.*s", (int)strcspn(s, "\n"), s);
+	if (r->err && s) {
+		/* The log gets the start of a long line, not 33 KiB each. */
+		size_t n = strcspn(s, "\n");
+
+		vhdfs_log("control: %.*s%s", (int)(n > 1024 ? 1024 : n), s,
+			  n > 1024 ? "..." : "");
+	}
 	s2 = s ? strdup(s) : NULL;
 	if (!s || !s2) {
 		free(s);
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&ctl->lock);
-	push(ctl->lines, &ctl->n, OWN_MAX, s);
+	own_push(ctl, s);
 	pthread_mutex_unlock(&ctl->lock);
 	pthread_mutex_lock(&ring_lock);
 	push(ring, &ring_n, RING_MAX, s2);

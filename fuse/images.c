@@ -280,6 +280,51 @@ uint64_t vhdfs_image_version(struct vhdfs_image *img)
 	return v;
 }
 
+int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
+				 size_t len)
+{
+	struct vhd_disk *d;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&img->lock);
+	for (d = vhd_parent(img->disk); d && !ret; d = vhd_parent(d)) {
+		struct stat st;
+		dev_t dev;
+		ino_t ino;
+
+		ret = vhdfs_caller_may_open_st(vhd_path(d), false, &st);
+		/* The file checked must be the one open (no swap since). */
+		vhd_identity(d, &dev, &ino);
+		if (!ret && st.st_ino && (st.st_dev != dev || st.st_ino != ino))
+			ret = -EACCES;
+		if (ret)
+			snprintf(which, len, "%s", vhd_path(d));
+	}
+	pthread_rwlock_unlock(&img->lock);
+	return ret;
+}
+
+bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st)
+{
+	dev_t dev;
+	ino_t ino;
+
+	pthread_rwlock_rdlock(&img->lock);
+	vhd_identity(img->disk, &dev, &ino);
+	pthread_rwlock_unlock(&img->lock);
+	return dev == st->st_dev && ino == st->st_ino;
+}
+
+uint64_t vhdfs_image_size(struct vhdfs_image *img)
+{
+	uint64_t size;
+
+	pthread_rwlock_rdlock(&img->lock);
+	size = vhd_size(img->disk);
+	pthread_rwlock_unlock(&img->lock);
+	return size;
+}
+
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data)
 {
 	int64_t ret;
@@ -657,47 +702,40 @@ void vhdfs_image_renamed(const char *from, const char *to)
 typedef int (*child_fn)(void *ctx, const char *child, const char *parent,
 			const struct stat *pst);
 
-static int walk(const char *dir, int depth, child_fn fn, void *ctx)
+struct walk_ctx {
+	child_fn fn;
+	void *ctx;
+	char parent[PATH_MAX];
+};
+
+static int walk_one(void *vctx, const char *path, const struct stat *lst)
 {
-	DIR *d;
-	struct dirent *de;
-	int ret = 0;
+	struct walk_ctx *w = vctx;
+	struct stat st = *lst, pst;
+	enum vhd_type type;
 
-	if (depth > 64)
+	if (!vhd_is_image_name(path) ||
+	    (S_ISLNK(st.st_mode) && vhdfs_stat(path, &st)) ||
+	    !S_ISREG(st.st_mode))
 		return 0;
-	d = opendir(dir);
-	if (!d)
+	if (meta_get(path, &st, true, NULL, &type, w->parent, sizeof(w->parent),
+		     &pst) ||
+	    type != VHD_TYPE_DIFF || !w->parent[0])
 		return 0;
-	while (!ret && (de = readdir(d))) {
-		char path[PATH_MAX], parent[PATH_MAX];
-		struct stat st, pst;
-		enum vhd_type type;
-		int n;
+	return w->fn(w->ctx, path, w->parent, &pst);
+}
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path))
-			continue;
-		/* Never walk into our own mount (MOUNTPOINT inside BACKING_DIR)
-		 */
-		if (strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			ret = walk(path, depth + 1, fn, ctx);
-			continue;
-		}
-		if (!vhd_is_image_name(de->d_name) || vhdfs_stat(path, &st) ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if (meta_get(path, &st, true, NULL, &type, parent,
-			     sizeof(parent), &pst) ||
-		    type != VHD_TYPE_DIFF || !parent[0])
-			continue;
-		ret = fn(ctx, path, parent, &pst);
-	}
-	closedir(d);
+static int walk(child_fn fn, void *ctx)
+{
+	struct walk_ctx *w = malloc(sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	w->fn = fn;
+	w->ctx = ctx;
+	ret = vhdfs_tree_walk(vhdfs_cfg.backing, walk_one, w);
+	free(w);
 	return ret;
 }
 
@@ -740,7 +778,7 @@ int vhdfs_find_child(const struct stat *st, char *child, size_t len)
 		.clen = len,
 	};
 
-	return walk(vhdfs_cfg.backing, 0, match_child, &c);
+	return walk(match_child, &c);
 }
 
 int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
@@ -755,7 +793,7 @@ int vhdfs_find_child_under(const char *dir, char *parent, size_t plen,
 		.clen = clen,
 	};
 
-	return walk(vhdfs_cfg.backing, 0, match_child, &c);
+	return walk(match_child, &c);
 }
 
 struct dep_ctx {
@@ -793,7 +831,7 @@ int vhdfs_find_dependent(const struct vhdfs_job_claim *ids, int n, int nskip,
 {
 	struct dep_ctx c = {ids, n, nskip, child, parent, clen, plen};
 
-	return walk(vhdfs_cfg.backing, 0, match_dependent, &c);
+	return walk(match_dependent, &c);
 }
 
 void vhdfs_images_destroy(void)

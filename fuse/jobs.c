@@ -28,8 +28,12 @@ struct job {
 	unsigned long id;
 	char *command;
 	vhdfs_job_run_fn run;
-	/* Read-only once started, but for args.nclaims (jobs_lock). */
-	struct vhdfs_job_args args;
+	/*
+	 * The worker's: read-only once started, but for nclaims. Freed when
+	 * the job finishes (NULL from then on), so a finished record is
+	 * small. The pointer and nclaims are protected by jobs_lock.
+	 */
+	struct vhdfs_job_args *args;
 	/* The fields below are protected by jobs_lock. */
 	enum job_state state;
 	int percent;
@@ -41,14 +45,15 @@ struct job {
 	bool cancel;	/* `cancel ID` asked */
 	bool committed; /* past the point of no return: cancel refused */
 	bool done;	/* worker finished with the record */
-	struct job *next;
 };
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
-static struct job *jobs, **jobs_tail = &jobs; /* protected by jobs_lock */
-static unsigned long next_id = 1;	      /* protected by jobs_lock */
-static int workers;			      /* protected by jobs_lock */
+/* Every record, ascending ids; protected by jobs_lock. */
+static struct job *table[VHDFS_JOBS_MAX];
+static size_t njobs;
+static unsigned long next_id = 1; /* protected by jobs_lock */
+static int workers;		  /* protected by jobs_lock */
 
 static bool finished(const struct job *j)
 {
@@ -59,8 +64,11 @@ static bool finished(const struct job *j)
 /* Record the outcome and release the job's images. */
 static void finish(struct job *j, int err, const char *msg)
 {
+	struct vhdfs_job_args *args;
+
 	pthread_mutex_lock(&jobs_lock);
-	j->args.nclaims = 0;
+	args = j->args;
+	j->args = NULL;
 	if (err == -ECANCELED) {
 		j->state = JOB_TERMINATED;
 		j->error_code = vhdfs_return_value(0);
@@ -78,6 +86,7 @@ static void finish(struct job *j, int err, const char *msg)
 	workers--;
 	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
+	free(args);
 }
 
 /* VHDFS_JOB_THROTTLE_MS, read at each job start; workers read it too */
@@ -205,7 +214,7 @@ static void *worker(void *arg)
 {
 	struct job *j = arg;
 	/* Read now: once finished, the record may go with `rm .jobs/ID`. */
-	int dirfd = j->args.dirfd;
+	int dirfd = j->args->dirfd;
 	char msg[1024] = "";
 	int ret;
 
@@ -219,7 +228,7 @@ static void *worker(void *arg)
 			close(dirfd);
 		return NULL;
 	}
-	ret = j->run(&j->args, job_progress, j, msg, sizeof(msg));
+	ret = j->run(j->args, job_progress, j, msg, sizeof(msg));
 	if (ret && ret != -ECANCELED && !msg[0]) {
 		const char *m = vhd_errmsg();
 
@@ -238,11 +247,14 @@ static void *worker(void *arg)
 /* A running job holds @dev/@ino. Caller holds jobs_lock. */
 static struct job *claimed_by(dev_t dev, ino_t ino)
 {
-	for (struct job *j = jobs; j; j = j->next)
-		for (int i = 0; i < j->args.nclaims; i++)
-			if (j->args.claims[i].dev == dev &&
-			    j->args.claims[i].ino == ino)
+	for (size_t k = 0; k < njobs; k++) {
+		struct job *j = table[k];
+
+		for (int i = 0; j->args && i < j->args->nclaims; i++)
+			if (j->args->claims[i].dev == dev &&
+			    j->args->claims[i].ino == ino)
 				return j;
+	}
 	return NULL;
 }
 
@@ -318,16 +330,22 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		return -EINVAL;
 	}
 	j = calloc(1, sizeof(*j));
-	if (j)
+	if (j) {
 		j->command = strdup(command);
-	if (!j || !j->command) {
+		j->args = malloc(sizeof(*j->args));
+	}
+	if (!j || !j->command || !j->args) {
+		if (j) {
+			free(j->command);
+			free(j->args);
+		}
 		free(j);
 		if (args->dirfd >= 0)
 			close(args->dirfd);
 		return -ENOMEM;
 	}
 	j->run = run;
-	j->args = *args;
+	*j->args = *args;
 	/* Running from the start: a `while JobState=4` loop must not end
 	 * before the worker thread got scheduled. */
 	j->state = JOB_RUNNING;
@@ -338,19 +356,21 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	if (getenv("VHDFS_JOB_THROTTLE_MS"))
 		atomic_store(&throttle_ms,
 			     (unsigned)atoi(getenv("VHDFS_JOB_THROTTLE_MS")));
-	for (int i = 0; i < args->nclaims; i++) {
-		if (claimed_by(args->claims[i].dev, args->claims[i].ino)) {
-			pthread_mutex_unlock(&jobs_lock);
-			free(j->command);
-			free(j);
-			if (args->dirfd >= 0)
-				close(args->dirfd);
-			return -EBUSY;
-		}
+	ret = njobs == VHDFS_JOBS_MAX ? -EAGAIN : 0;
+	for (int i = 0; !ret && i < args->nclaims; i++)
+		if (claimed_by(args->claims[i].dev, args->claims[i].ino))
+			ret = -EBUSY;
+	if (ret) {
+		pthread_mutex_unlock(&jobs_lock);
+		free(j->command);
+		free(j->args);
+		free(j);
+		if (args->dirfd >= 0)
+			close(args->dirfd);
+		return ret;
 	}
 	j->id = next_id++;
-	*jobs_tail = j;
-	jobs_tail = &j->next;
+	table[njobs++] = j; /* ids only grow: the table stays sorted */
 	workers++;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -358,7 +378,8 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	pthread_attr_destroy(&attr);
 	if (ret) {
 		workers--;
-		j->args.nclaims = 0;
+		free(j->args);
+		j->args = NULL;
 		j->state = JOB_EXCEPTION;
 		j->error_code = vhdfs_return_value(-ret);
 		snprintf(j->error, sizeof(j->error), "cannot start thread");
@@ -371,14 +392,27 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	return ret;
 }
 
+/* Index of the first record with an id >= @id (njobs: none). */
+static size_t lower_bound(unsigned long id)
+{
+	size_t lo = 0, hi = njobs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (table[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static struct job *find(unsigned long id)
 {
-	struct job *j;
+	size_t k = lower_bound(id);
 
-	for (j = jobs; j; j = j->next)
-		if (j->id == id)
-			return j;
-	return NULL;
+	return k < njobs && table[k]->id == id ? table[k] : NULL;
 }
 
 int vhdfs_job_cancel(unsigned long id)
@@ -469,19 +503,18 @@ int vhdfs_job_render(unsigned long id, char **text, size_t *len)
 
 int vhdfs_job_remove(unsigned long id)
 {
-	struct job **p, *j;
+	struct job *j;
+	size_t k;
 
 	pthread_mutex_lock(&jobs_lock);
-	for (p = &jobs; *p && (*p)->id != id; p = &(*p)->next)
-		;
-	j = *p;
+	k = lower_bound(id);
+	j = k < njobs && table[k]->id == id ? table[k] : NULL;
 	if (!j || !j->done) {
 		pthread_mutex_unlock(&jobs_lock);
 		return j ? -EBUSY : -ENOENT;
 	}
-	*p = j->next;
-	if (jobs_tail == &j->next)
-		jobs_tail = p;
+	memmove(table + k, table + k + 1, (njobs - k - 1) * sizeof(*table));
+	njobs--;
 	pthread_mutex_unlock(&jobs_lock);
 	free(j->command);
 	free(j);
@@ -496,13 +529,11 @@ void vhdfs_job_foreach(void (*fn)(void *ctx, unsigned long id), void *ctx)
 
 	/* Batches, so @fn never runs under jobs_lock. */
 	do {
-		struct job *j;
-
 		n = 0;
 		pthread_mutex_lock(&jobs_lock);
-		for (j = jobs; j && n < 256; j = j->next)
-			if (j->id > after)
-				ids[n++] = j->id;
+		for (size_t k = lower_bound(after + 1); k < njobs && n < 256;
+		     k++)
+			ids[n++] = table[k]->id;
 		pthread_mutex_unlock(&jobs_lock);
 		for (size_t i = 0; i < n; i++)
 			fn(ctx, ids[i]);
@@ -513,21 +544,16 @@ void vhdfs_job_foreach(void (*fn)(void *ctx, unsigned long id), void *ctx)
 
 void vhdfs_jobs_destroy(void)
 {
-	struct job *j;
-
 	pthread_mutex_lock(&jobs_lock);
-	for (j = jobs; j; j = j->next) {
-		if (!finished(j))
-			j->cancel = true;
-	}
+	for (size_t k = 0; k < njobs; k++)
+		if (!finished(table[k]))
+			table[k]->cancel = true;
 	while (workers > 0)
 		pthread_cond_wait(&jobs_cond, &jobs_lock);
-	while (jobs) {
-		j = jobs;
-		jobs = j->next;
-		free(j->command);
-		free(j);
+	for (size_t k = 0; k < njobs; k++) {
+		free(table[k]->command);
+		free(table[k]);
 	}
-	jobs_tail = &jobs;
+	njobs = 0;
 	pthread_mutex_unlock(&jobs_lock);
 }

@@ -68,6 +68,28 @@ static void special_stat(struct stat *st, mode_t mode, off_t size)
 	st->st_atim = st->st_mtim = st->st_ctim = mount_time;
 }
 
+/*
+ * Requests on an open file whose last name was removed come with a NULL
+ * path (hard_remove): answer from the open handle. A job's file or an
+ * image: its size; the mode of an image is no longer known, so 0600.
+ */
+static int removed_stat(struct fuse_file_info *fi, struct stat *st)
+{
+	const struct vhdfs_fh *fh = fi ? get_fh(fi) : NULL;
+
+	if (!fh)
+		return -ENOENT;
+	if (fh->node == VHDFS_NODE_BACKING && fh->img)
+		special_stat(st, S_IFREG | (vhdfs_cfg.ro ? 0400 : 0600),
+			     (off_t)vhdfs_image_size(fh->img));
+	else if (fh->node == VHDFS_NODE_JOB)
+		special_stat(st, S_IFREG | 0444, (off_t)fh->len);
+	else
+		return -ENOENT;
+	st->st_nlink = 0;
+	return 0;
+}
+
 static int vhdfs_getattr(const char *path, struct stat *st,
 			 struct fuse_file_info *fi)
 {
@@ -79,7 +101,8 @@ static int vhdfs_getattr(const char *path, struct stat *st,
 	size_t len;
 	int ret;
 
-	(void)fi;
+	if (!path) /* fstat of an open file whose name was removed */
+		return removed_stat(fi, st);
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_CONTROL:
 		special_stat(st, S_IFREG | (vhdfs_cfg.ro ? 0400 : 0600), 0);
@@ -243,7 +266,7 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	char bpath[PATH_MAX];
 	unsigned long id;
-	struct stat st, lst;
+	struct stat st, lst, tst;
 	int ret = 0;
 
 	if (!fh)
@@ -287,26 +310,60 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			break;
 		}
 		/*
-		 * The kernel checked the target's mode bits; a symlinked
-		 * image may sit in a directory the caller cannot enter.
+		 * The entry as it is now, found beneath BACKING_DIR: the
+		 * kernel checked what the path named at its lookup, and a
+		 * directory swapped since would lead the open elsewhere.
+		 * A symlinked image may sit in a directory the caller
+		 * cannot enter: its whole path is checked.
 		 */
-		if (lstat(bpath, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-			ret = vhdfs_caller_may_open(bpath, write);
-			if (ret) {
-				vhdfs_log("refusing open of %s by uid %u: %s",
-					  path,
-					  (unsigned)fuse_get_context()->uid,
-					  strerror(-ret));
-				break;
-			}
+		ret = vhdfs_backing_node(path);
+		if (ret >= 0) {
+			int fd = ret;
+
+			ret = fstat(fd, &lst) ? -errno : 0;
+			close(fd);
+		}
+		if (!ret && S_ISLNK(lst.st_mode))
+			ret = vhdfs_caller_may_open_st(bpath, write, &tst);
+		else if (!ret)
+			ret = vhdfs_caller_may_access(&lst, write);
+		if (ret) {
+			vhdfs_log("refusing open of %s by uid %u: %s", path,
+				  (unsigned)fuse_get_context()->uid,
+				  strerror(-ret));
+			break;
 		}
 		ret = open_image(path, bpath, write, &fh->img);
+		/* What was checked is what is open, or nothing is. */
+		if (!ret &&
+		    (S_ISLNK(lst.st_mode)
+			     ? tst.st_ino && !vhdfs_image_is(fh->img, &tst)
+			     : !vhdfs_image_is(fh->img, &lst))) {
+			vhdfs_log("refusing open of %s: it changed while "
+				  "being opened",
+				  path);
+			vhdfs_image_put(fh->img, write);
+			fh->img = NULL;
+			ret = -ENOENT;
+		}
 		if (ret && ret != -EPERM)
 			vhdfs_log("open of %s failed: %s%s%s", path,
 				  strerror(-ret), *vhd_errmsg() ? ": " : "",
 				  vhd_errmsg());
 		if (ret)
 			break;
+		/* Reading the child reads its parents' data. */
+		ret = vhdfs_image_parents_readable(fh->img, bpath,
+						   sizeof(bpath));
+		if (ret) {
+			vhdfs_log("refusing open of %s by uid %u: parent %s: "
+				  "%s",
+				  path, (unsigned)fuse_get_context()->uid,
+				  bpath, strerror(-ret));
+			vhdfs_image_put(fh->img, write);
+			fh->img = NULL;
+			break;
+		}
 		/* O_TRUNC (`: > img`, cp, dd without notrunc) truncates to
 		 * 0: refused like any other size change (a parent: EPERM). */
 		if (write && (fi->flags & O_TRUNC)) {
@@ -397,7 +454,8 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 		}
 		if (ret < 0)
 			vhdfs_log("write of %zu bytes at %lld to %s failed: %s",
-				  size, (long long)off, path,
+				  size, (long long)off,
+				  path ? path : "a removed image",
 				  strerror((int)-ret));
 		return (int)ret;
 	default:
@@ -464,7 +522,16 @@ static int vhdfs_truncate(const char *path, off_t size,
 	enum vhd_type type;
 	int ret;
 
-	(void)fi;
+	if (!path) { /* ftruncate of an image whose name was removed */
+		const struct vhdfs_fh *fh = fi ? get_fh(fi) : NULL;
+
+		if (!fh || fh->node != VHDFS_NODE_BACKING || !fh->img)
+			return -ENOENT;
+		if (vhdfs_cfg.ro)
+			return -EROFS;
+		return (uint64_t)size == vhdfs_image_size(fh->img) ? 0
+								   : -EINVAL;
+	}
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_CONTROL:
 		return 0; /* `echo cmd > .control` truncates first */
@@ -516,9 +583,10 @@ static int check_not_parent(const char *path, const char *bpath,
 static int vhdfs_unlink(const char *path)
 {
 	char bpath[PATH_MAX];
+	const char *name;
 	unsigned long id;
 	struct stat st;
-	int ret;
+	int ret, dirfd;
 
 	switch (vhdfs_classify(path, &id)) {
 	case VHDFS_NODE_JOB:
@@ -534,21 +602,32 @@ static int vhdfs_unlink(const char *path)
 	ret = modifiable_image(path, bpath, &st);
 	if (ret)
 		return ret;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	ret = check_not_parent(path, bpath, "rm");
 	if (!ret) {
 		struct stat lst;
-		bool last = lstat(bpath, &lst) == 0 && !S_ISLNK(lst.st_mode) &&
-			    lst.st_nlink <= 1;
+		bool last =
+			fstatat(dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+			!S_ISLNK(lst.st_mode) && lst.st_nlink <= 1;
 
-		ret = unlink(bpath) ? -errno : 0;
+		ret = unlinkat(dirfd, name, 0) ? -errno : 0;
 		/* Open handles keep the unlinked file; new opens miss it.
 		 * Another name of the inode keeps sharing its handle. */
 		if (!ret)
 			vhdfs_image_forget(bpath, last ? &lst : NULL);
 	}
 	pthread_mutex_unlock(&vhdfs_topo_lock);
+	close(dirfd);
 	return ret;
+}
+
+static int busy_file(void *ctx, const char *path, const struct stat *lst)
+{
+	(void)ctx;
+	return S_ISREG(lst->st_mode) && vhdfs_job_busy(path);
 }
 
 /*
@@ -556,33 +635,29 @@ static int vhdfs_unlink(const char *path)
  * a running job? Our own mount is skipped before it is looked at (a
  * lookup there would be a request to ourselves).
  */
-static bool job_busy_under(const char *dir, int depth)
+static bool job_busy_under(const char *dir)
 {
-	struct dirent *de;
-	bool busy = false;
-	DIR *d;
+	return vhdfs_tree_walk(dir, busy_file, NULL) > 0;
+}
 
-	if (depth > 64 || !(d = opendir(dir)))
-		return false;
-	while (!busy && (de = readdir(d))) {
-		char path[PATH_MAX];
-		struct stat st;
-		int n;
+/* rename(2) between directories opened beneath BACKING_DIR. */
+static int rename_beneath(const char *from, const char *to, unsigned flags)
+{
+	const char *nfrom, *nto;
+	int dfrom, dto, ret;
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    strcmp(path, vhdfs_cfg.mountpoint) == 0 || lstat(path, &st))
-			continue;
-		if (S_ISDIR(st.st_mode))
-			busy = job_busy_under(path, depth + 1);
-		else if (S_ISREG(st.st_mode))
-			busy = vhdfs_job_busy(path);
+	dfrom = vhdfs_backing_dir(from, &nfrom);
+	if (dfrom < 0)
+		return dfrom;
+	dto = vhdfs_backing_dir(to, &nto);
+	if (dto < 0) {
+		close(dfrom);
+		return dto;
 	}
-	closedir(d);
-	return busy;
+	ret = renameat2(dfrom, nfrom, dto, nto, flags) ? -errno : 0;
+	close(dto);
+	close(dfrom);
+	return ret;
 }
 
 static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
@@ -620,7 +695,7 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 				  from, parent, child + vhdfs_cfg.backing_len);
 			ret = -EBUSY;
 		}
-		if (!ret && job_busy_under(real, 0)) {
+		if (!ret && job_busy_under(real)) {
 			vhdfs_log("refusing mv of %s: a job is changing an "
 				  "image in it",
 				  from);
@@ -631,46 +706,55 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 		if (!ret && lstat(bto, &tst) == 0 && !S_ISDIR(tst.st_mode))
 			ret = check_not_parent(to, bto, "replacing mv");
 	}
-	if (!ret) {
-		ret = renameat2(AT_FDCWD, bfrom, AT_FDCWD, bto, flags) ? -errno
-								       : 0;
-		if (!ret)
-			vhdfs_image_renamed(bfrom, bto);
-	}
+	if (!ret)
+		ret = rename_beneath(from, to, flags);
+	if (!ret)
+		vhdfs_image_renamed(bfrom, bto);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
 }
 
 static int vhdfs_mkdir(const char *path, mode_t mode)
 {
-	char bpath[PATH_MAX];
+	const struct fuse_context *ctx = fuse_get_context();
+	const char *name;
 	unsigned long id;
-	int ret;
+	int ret, dirfd;
 
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EEXIST;
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
-	if (ret)
-		return ret;
-	return mkdir(bpath, mode) ? -errno : 0;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
+	ret = mkdirat(dirfd, name, mode) ? -errno : 0;
+	/* The directory is the caller's, as on any file system. */
+	if (!ret && geteuid() == 0 &&
+	    fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW)) {
+		ret = -errno;
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+	}
+	close(dirfd);
+	return ret;
 }
 
 static int vhdfs_rmdir(const char *path)
 {
-	char bpath[PATH_MAX];
+	const char *name;
 	unsigned long id;
-	int ret;
+	int ret, dirfd;
 
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	ret = vhdfs_backing_path(path, bpath, sizeof(bpath));
-	if (ret)
-		return ret;
-	return rmdir(bpath) ? -errno : 0;
+	dirfd = vhdfs_backing_dir(path, &name);
+	if (dirfd < 0)
+		return dirfd;
+	ret = unlinkat(dirfd, name, AT_REMOVEDIR) ? -errno : 0;
+	close(dirfd);
+	return ret;
 }
 
 /* New files are made through .control, never by open(O_CREAT). */
@@ -686,60 +770,90 @@ static int vhdfs_create(const char *path, mode_t mode,
 }
 
 /*
- * Backing path of an existing file or directory whose attributes may be
- * changed: -EPERM for our virtual files, -EROFS on a read-only mount.
+ * An existing file or directory whose attributes may be changed, opened
+ * O_PATH beneath BACKING_DIR: -EPERM for our virtual files and for a
+ * symlinked image (its target may be swapped for any file between the
+ * kernel's permission check and the change), -EROFS on a read-only
+ * mount. *@fdpath gets "/proc/self/fd/N" to change it by. The fd or
+ * -errno.
  */
-static int changeable_path(const char *path, char *bpath)
+static int changeable_node(const char *path, const char *what, char *fdpath,
+			   size_t len)
 {
+	char bpath[PATH_MAX];
 	struct stat st;
 	unsigned long id;
-	int ret;
+	int ret, fd;
 
+	if (!path) /* fchmod/fchown of an image whose name was removed */
+		return -ENOENT;
 	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
 		return -EPERM;
 	ret = lookup(path, bpath, &st);
 	if (ret)
 		return ret;
-	return vhdfs_cfg.ro ? -EROFS : 0;
+	if (vhdfs_cfg.ro)
+		return -EROFS;
+	fd = vhdfs_backing_node(path);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) || S_ISLNK(st.st_mode)) {
+		vhdfs_log("refusing %s of %s: a symlink; change its target "
+			  "itself",
+			  what, path);
+		close(fd);
+		return -EPERM;
+	}
+	snprintf(fdpath, len, "/proc/self/fd/%d", fd);
+	return fd;
 }
 
 static int vhdfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
-	int ret = changeable_path(path, bpath);
+	char fdpath[32];
+	int fd = changeable_node(path, "chmod", fdpath, sizeof(fdpath));
+	int ret;
 
 	(void)fi;
-	if (ret)
-		return ret;
-	return chmod(bpath, mode) ? -errno : 0;
+	if (fd < 0)
+		return fd;
+	ret = chmod(fdpath, mode) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_chown(const char *path, uid_t uid, gid_t gid,
 		       struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
-	int ret = changeable_path(path, bpath);
+	char fdpath[32];
+	int fd = changeable_node(path, "chown", fdpath, sizeof(fdpath));
+	int ret;
 
 	(void)fi;
-	if (ret)
-		return ret;
-	return chown(bpath, uid, gid) ? -errno : 0;
+	if (fd < 0)
+		return fd;
+	ret = fchownat(fd, "", uid, gid, AT_EMPTY_PATH) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_utimens(const char *path, const struct timespec tv[2],
 			 struct fuse_file_info *fi)
 {
-	char bpath[PATH_MAX];
+	char fdpath[32];
 	unsigned long id;
-	int ret;
+	int ret, fd;
 
 	(void)fi;
-	if (vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
-		return 0; /* `touch .control` is harmless */
-	ret = changeable_path(path, bpath);
-	if (ret)
-		return ret;
-	return utimensat(AT_FDCWD, bpath, tv, 0) ? -errno : 0;
+	/* `touch .control` is harmless; a removed image keeps no times */
+	if (!path || vhdfs_classify(path, &id) != VHDFS_NODE_BACKING)
+		return 0;
+	fd = changeable_node(path, "utimens", fdpath, sizeof(fdpath));
+	if (fd < 0)
+		return fd;
+	ret = utimensat(AT_FDCWD, fdpath, tv, 0) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 static int vhdfs_statfs(const char *path, struct statvfs *sv)

@@ -240,6 +240,42 @@ static int open_beneath(const char *rel)
 	return fd;
 }
 
+int vhdfs_backing_dir(const char *path, const char **name)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	size_t dl;
+
+	/* FUSE paths are absolute and normalized: "/a/b/NAME". */
+	if (path[0] != '/' || !slash[1] ||
+	    (size_t)(slash - path) >= sizeof(dir))
+		return -EINVAL;
+	dl = slash > path ? (size_t)(slash - path - 1) : 0;
+	memcpy(dir, path + 1, dl);
+	dir[dl] = '\0';
+	fd = open_beneath(dir);
+	/* A directory that leads outside is a symlink the view hides. */
+	if (fd == -EXDEV || fd == -ELOOP || fd == -ENOTDIR)
+		return -ENOENT;
+	*name = slash + 1;
+	return fd;
+}
+
+int vhdfs_backing_node(const char *path)
+{
+	const char *name;
+	int dirfd = vhdfs_backing_dir(path, &name), fd;
+
+	if (dirfd < 0)
+		return dirfd;
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = fd < 0 ? -errno : fd;
+	close(dirfd);
+	return fd;
+}
+
 int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		      char *msg, size_t msglen)
 {
@@ -304,12 +340,13 @@ int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		snprintf(msg, msglen, "outside the backing directory: %s", arg);
 		return -EACCES;
 	}
-	if (fd == -ENOENT) {
+	/* A file where a directory should be: no such directory either. */
+	if (fd == -ENOENT || fd == -ENOTDIR) {
 		snprintf(msg, msglen, "directory not found: %s", arg);
-		return fd;
+		return -ENOENT;
 	}
 	if (fd < 0) {
-		snprintf(msg, msglen, "not a directory: %s", arg);
+		snprintf(msg, msglen, "%s: %s", arg, strerror(-fd));
 		return fd;
 	}
 	if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -335,21 +372,29 @@ fail:
 void vhdfs_unfd(char *msg, size_t len)
 {
 	static const char pre[] = "/proc/self/fd/";
-	char *p, link[32], dir[PATH_MAX], rest[2048];
+	char *p, *from = msg, link[32], dir[PATH_MAX], rest[2048];
+	struct stat st;
 	ssize_t n;
 	int fd;
 
-	while ((p = strstr(msg, pre))) {
+	/* Past each rewrite: a directory named like "proc/self/fd/N" is
+	 * not a descriptor of ours, and is never rewritten again. Only
+	 * directories: other descriptors are none of the user's business. */
+	while ((p = strstr(from, pre))) {
 		char *end;
 
 		fd = (int)strtol(p + sizeof(pre) - 1, &end, 10);
 		snprintf(link, sizeof(link), "%s%d", pre, fd);
-		n = readlink(link, dir, sizeof(dir) - 1);
-		if (n < 0 || end == p + sizeof(pre) - 1)
-			return;
+		if (end == p + sizeof(pre) - 1 || fd < 0 || stat(link, &st) ||
+		    !S_ISDIR(st.st_mode) ||
+		    (n = readlink(link, dir, sizeof(dir) - 1)) < 0) {
+			from = end;
+			continue;
+		}
 		dir[n] = '\0';
 		snprintf(rest, sizeof(rest), "%s", end);
 		snprintf(p, len - (size_t)(p - msg), "%s%s", dir, rest);
+		from = p + strnlen(p, (size_t)n);
 	}
 }
 

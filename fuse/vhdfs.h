@@ -68,6 +68,15 @@ void vhdfs_caller_create_opts(struct vhd_create_opts *o);
  * -EACCES (-errno when a component cannot be examined).
  */
 int vhdfs_caller_may_open(const char *bpath, bool write);
+/*
+ * Same, and *@checked gets the stat of the file the check approved (all
+ * zeros when nothing was checked: root), so the caller can make sure it
+ * opened that very file (a symlink may be swapped in between).
+ */
+int vhdfs_caller_may_open_st(const char *bpath, bool write,
+			     struct stat *checked);
+/* The same for the mode bits @st of a file already found. */
+int vhdfs_caller_may_access(const struct stat *st, bool write);
 
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -84,6 +93,16 @@ enum vhdfs_node vhdfs_classify(const char *path, unsigned long *job_id);
 /* BACKING_DIR + @path (a FUSE path starting with '/'). */
 int vhdfs_backing_path(const char *path, char *buf, size_t len);
 /*
+ * The directory of FUSE @path's entry, opened (O_PATH) beneath
+ * BACKING_DIR so that whatever is swapped in meanwhile, nothing outside
+ * it is reached; *@name points at the entry's name in @path. Changes go
+ * through the *at() calls on it. The fd (the caller closes it), -ENOENT
+ * when a directory is missing or leads outside, or -errno.
+ */
+int vhdfs_backing_dir(const char *path, const char **name);
+/* The entry itself (O_PATH | O_NOFOLLOW: a symlink is not followed). */
+int vhdfs_backing_node(const char *path);
+/*
  * Resolve a control-file path for an image to be created: it must end up
  * inside BACKING_DIR (-EACCES otherwise), its directory must exist
  * (-ENOENT), its name must end in .vhd (-EINVAL) and nothing may exist
@@ -95,7 +114,10 @@ int vhdfs_backing_path(const char *path, char *buf, size_t len);
  */
 int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 		      char *msg, size_t msglen);
-/* Rewrite "/proc/self/fd/N" in @msg as the directory it is, for users. */
+/*
+ * Rewrite each "/proc/self/fd/N" (N a directory descriptor) in @msg as the
+ * directory it is, for users; text a rewrite put in is left alone.
+ */
 void vhdfs_unfd(char *msg, size_t len);
 /*
  * Resolve a control-file path for an existing file that may live anywhere
@@ -121,6 +143,18 @@ bool vhdfs_is_inside(const char *real);
 dev_t vhdfs_mount_dev(const char *mnt);
 
 /*
+ * tree.c: call @fn(ctx, path, lst) for every entry below directory @dir
+ * that is not a directory (lst: its lstat), however deep: directories
+ * are entered by inode once per path (a bind mount loop ends), never
+ * through a symlink, never MOUNTPOINT; one descriptor open at a time;
+ * only paths longer than PATH_MAX are left out. Returns the first
+ * non-zero value of @fn (which stops the walk), -ENOMEM, or 0.
+ */
+typedef int (*vhdfs_tree_fn)(void *ctx, const char *path,
+			     const struct stat *lst);
+int vhdfs_tree_walk(const char *dir, vhdfs_tree_fn fn, void *ctx);
+
+/*
  * images.c: one shared vhd_disk per image among all opens, and parent
  * detection over BACKING_DIR.
  */
@@ -142,6 +176,18 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/* Is @img's leaf the file @st names (st_dev, st_ino)? */
+bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);
+/* Virtual size of @img (as open). */
+uint64_t vhdfs_image_size(struct vhdfs_image *img);
+/*
+ * In a FUSE request: may the caller read every parent of @img (mode bits
+ * and directories, as vhdfs_caller_may_open)? A child placed in
+ * BACKING_DIR may name any file as its parent. 0, or -EACCES (-errno)
+ * with the parent's path in @which.
+ */
+int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
+				 size_t len);
 /*
  * Fingerprint of @img's chain for the page-cache decision (see cache.c):
  * 0 while the image is open for writing.
@@ -272,6 +318,8 @@ void vhdfs_control_destroy(void);
  * every progress call sleep N ms, so tests can catch a job mid-way.
  */
 #define VHDFS_JOB_MAX_CLAIMS (VHD_MAX_CHAIN_DEPTH + 1)
+/* Job records kept (running and finished, until `rm .jobs/ID`). */
+#define VHDFS_JOBS_MAX 4096
 
 struct vhdfs_job_claim {
 	dev_t dev;
@@ -308,7 +356,8 @@ int vhdfs_job_claim(struct vhdfs_job_args *args, const char *path, char *msg,
 /*
  * Start a job; @command is the canonical command text. The job's claims
  * become busy at once. -EINVAL for an unknown verb, -EBUSY when a claim
- * was taken by another job meanwhile. The job owns args->dirfd (when not
+ * was taken by another job meanwhile, -EAGAIN when VHDFS_JOBS_MAX records
+ * are kept. The job owns args->dirfd (when not
  * -1) from here on, whether it starts or not.
  */
 int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,

@@ -10,7 +10,8 @@
 
 #define CHAIN_MAX (VHD_MAX_CHAIN_DEPTH * PATH_MAX)
 
-/* Realpath of the parent of the opened image @disk. */
+/* Realpath of the parent of the opened image @disk; -EACCES when the
+ * caller may not read it. */
 static int parent_of(struct vhd_disk *disk, char *out, size_t len)
 {
 	char found[PATH_MAX];
@@ -20,7 +21,8 @@ static int parent_of(struct vhd_disk *disk, char *out, size_t len)
 		return ret;
 	if (len < PATH_MAX || vhd_realpath(found, out, len))
 		return -ENOENT;
-	return 0;
+	/* Where a parent is, only to whom may read it (as on open). */
+	return vhdfs_caller_may_open(out, false);
 }
 
 /* Leaf to base, one path per line, as far as the chain resolves. */
@@ -42,9 +44,14 @@ static int chain_of(const char *bpath, struct vhd_disk *leaf, char *out,
 			break;
 		}
 		o += (size_t)n;
-		if (vhd_type(disk) != VHD_TYPE_DIFF ||
-		    parent_of(disk, next, sizeof(next)))
+		if (vhd_type(disk) != VHD_TYPE_DIFF)
 			break;
+		ret = parent_of(disk, next, sizeof(next));
+		if (ret) {
+			/* Unresolved: the chain ends here; hidden: refused. */
+			ret = ret == -EACCES ? ret : 0;
+			break;
+		}
 		if (disk != leaf)
 			vhd_close(disk);
 		disk = NULL;

@@ -12,6 +12,12 @@ const char *vhd_path(const struct vhd_disk *d)
 	return d->path;
 }
 
+void vhd_identity(const struct vhd_disk *d, dev_t *dev, ino_t *ino)
+{
+	*dev = d->dev;
+	*ino = d->ino;
+}
+
 struct vhd_disk *vhd_parent(const struct vhd_disk *d)
 {
 	return d->parent;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -68,6 +69,26 @@ int vhd_set_path_redirect(const char *from, const char *to, dev_t dev)
 	redirect_dev = f ? dev : 0;
 	pthread_rwlock_unlock(&redirect_lock);
 	return 0;
+}
+
+/*
+ * fstat(2) of a walked component, opened O_PATH. Its device is read first
+ * from the attributes the kernel has (AT_STATX_DONT_SYNC): on the
+ * excluded device (our own mount, reached through a bind mount of it)
+ * -EXDEV before a fresh stat would send the mount a request, which the
+ * daemon serving the caller may never answer. 0 or -errno.
+ */
+static int comp_stat(int fd, struct stat *st)
+{
+	struct statx sx;
+
+	if (redirect_dev &&
+	    statx(fd, "",
+		  AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
+		  STATX_TYPE, &sx) == 0 &&
+	    makedev(sx.stx_dev_major, sx.stx_dev_minor) == redirect_dev)
+		return -EXDEV;
+	return fstat(fd, st) < 0 ? -errno : 0;
 }
 
 /* Remainder of canonical @p after the redirect source, or NULL. */
@@ -235,9 +256,8 @@ static int walk_to_parent(struct walk *w, const char *path, char *name,
 				    O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0)
 				return -errno;
-			if (fstat(fd, &st) < 0) {
-				r = -errno;
-			} else if (S_ISLNK(st.st_mode)) {
+			r = comp_stat(fd, &st);
+			if (r == 0 && S_ISLNK(st.st_mode)) {
 				r = follow_link(w, fd);
 				close(fd);
 				continue;
@@ -253,8 +273,8 @@ static int walk_to_parent(struct walk *w, const char *path, char *name,
 		fd = openat(w->dirfd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
-		if (fstat(fd, &st) < 0) {
-			r = -errno;
+		r = comp_stat(fd, &st);
+		if (r) {
 			close(fd);
 			return r;
 		}
@@ -377,8 +397,8 @@ int vhd_dir_open(const char *path)
 		if (fd < 0)
 			r = -errno;
 	}
-	if (r == 0 && fstat(fd, &st) < 0)
-		r = -errno;
+	if (r == 0)
+		r = comp_stat(fd, &st);
 	if (r == 0 && !S_ISDIR(st.st_mode))
 		r = -ENOTDIR;
 	if (r == 0 && redirect_dev && st.st_dev == redirect_dev)

@@ -198,6 +198,8 @@ int vhd_get_info(const struct vhd_disk *disk, struct vhd_info *info);
 
 /* Path this handle was opened with, as given (or as found, for parents). */
 const char *vhd_path(const struct vhd_disk *disk);
+/* Identity (st_dev, st_ino) of the file @disk has open. */
+void vhd_identity(const struct vhd_disk *disk, dev_t *dev, ino_t *ino);
 /* Opened parent, or NULL (not differencing, or VHD_OPEN_NOPARENT). */
 struct vhd_disk *vhd_parent(const struct vhd_disk *disk);
 /* Virtual size in bytes. */
