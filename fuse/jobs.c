@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Background jobs, shown as .jobs/ID with the CIM_ConcreteJob fields.
- * Each job runs in its own detached thread (the mount keeps serving) with
+ * At most VHDFS_JOB_WORKERS jobs run at once, each in a detached worker
+ * thread (the mount keeps serving); later ones wait in a queue, oldest
+ * first, and a worker takes the next when it is done. A job runs with
  * a progress callback that moves PercentComplete and carries `cancel ID`
  * into the operation; the record outlives the thread until `rm .jobs/ID`
  * or unmount. The images a job changes are claimed (busy) until it ends.
@@ -45,6 +47,7 @@ struct job {
 	bool cancel;	/* `cancel ID` asked */
 	bool committed; /* past the point of no return: cancel refused */
 	bool done;	/* worker finished with the record */
+	bool queued;	/* waiting for a worker */
 };
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,7 +56,8 @@ static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
 static struct job *table[VHDFS_JOBS_MAX];
 static size_t njobs;
 static unsigned long next_id = 1; /* protected by jobs_lock */
-static int workers;		  /* protected by jobs_lock */
+static int workers;		  /* threads alive; protected by jobs_lock */
+static size_t nqueued;		  /* records queued; protected by jobs_lock */
 
 static bool finished(const struct job *j)
 {
@@ -61,13 +65,15 @@ static bool finished(const struct job *j)
 	       j->state == JOB_EXCEPTION;
 }
 
-/* Record the outcome and release the job's images. */
-static void finish(struct job *j, int err, const char *msg)
+/*
+ * Record the outcome and release the job's images; returns the args for
+ * the caller to free once jobs_lock is dropped. Caller holds jobs_lock.
+ */
+static struct vhdfs_job_args *finish_locked(struct job *j, int err,
+					    const char *msg)
 {
-	struct vhdfs_job_args *args;
+	struct vhdfs_job_args *args = j->args;
 
-	pthread_mutex_lock(&jobs_lock);
-	args = j->args;
 	j->args = NULL;
 	if (err == -ECANCELED) {
 		j->state = JOB_TERMINATED;
@@ -83,9 +89,29 @@ static void finish(struct job *j, int err, const char *msg)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &j->mono_end);
 	j->done = true;
-	workers--;
-	pthread_cond_broadcast(&jobs_cond);
+	return args;
+}
+
+static void finish(struct job *j, int err, const char *msg)
+{
+	pthread_mutex_lock(&jobs_lock);
+	free(finish_locked(j, err, msg));
 	pthread_mutex_unlock(&jobs_lock);
+}
+
+/*
+ * End a job that never ran (queued) as cancelled, e.g. on `cancel ID`.
+ * Caller holds jobs_lock; closing a directory fd does not block.
+ */
+static void drop_queued(struct job *j)
+{
+	struct vhdfs_job_args *args;
+
+	j->queued = false;
+	nqueued--;
+	args = finish_locked(j, -ECANCELED, NULL);
+	if (args->dirfd >= 0)
+		close(args->dirfd);
 	free(args);
 }
 
@@ -210,9 +236,9 @@ static vhdfs_job_run_fn find_kind(const char *verb)
 	return NULL;
 }
 
-static void *worker(void *arg)
+/* Run one job taken off the queue, then record its outcome. */
+static void run_job(struct job *j)
 {
-	struct job *j = arg;
 	/* Read now: once finished, the record may go with `rm .jobs/ID`. */
 	int dirfd = j->args->dirfd;
 	char msg[1024] = "";
@@ -226,8 +252,9 @@ static void *worker(void *arg)
 		finish(j, -ECANCELED, NULL);
 		if (dirfd >= 0)
 			close(dirfd);
-		return NULL;
+		return;
 	}
+	vhd_clear_error(); /* the worker's last job may have left one */
 	ret = j->run(j->args, job_progress, j, msg, sizeof(msg));
 	if (ret && ret != -ECANCELED && !msg[0]) {
 		const char *m = vhd_errmsg();
@@ -241,7 +268,39 @@ static void *worker(void *arg)
 	if (ret && ret != -ECANCELED)
 		vhdfs_log("job %lu (%s) failed: %s", j->id, j->command, msg);
 	finish(j, ret, msg);
+}
+
+/* Oldest queued job, taken off the queue; NULL when none. jobs_lock held. */
+static struct job *next_queued(void)
+{
+	for (size_t k = 0; nqueued && k < njobs; k++)
+		if (table[k]->queued) {
+			table[k]->queued = false;
+			nqueued--;
+			return table[k];
+		}
 	return NULL;
+}
+
+/* A worker thread: runs queued jobs until none is left. */
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&jobs_lock);
+		j = next_queued();
+		if (!j) {
+			/* Under the lock: a later job starts a worker. */
+			workers--;
+			pthread_cond_broadcast(&jobs_cond);
+			pthread_mutex_unlock(&jobs_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&jobs_lock);
+		run_job(j);
+	}
 }
 
 /* A running job holds @dev/@ino. Caller holds jobs_lock. */
@@ -346,8 +405,11 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	}
 	j->run = run;
 	*j->args = *args;
-	/* Running from the start: a `while JobState=4` loop must not end
-	 * before the worker thread got scheduled. */
+	/*
+	 * Running from the start, queued or not: the documented
+	 * `while grep -q JobState=4` loop must not end before a worker took
+	 * the job. A queued job shows PercentComplete 0 until then.
+	 */
 	j->state = JOB_RUNNING;
 	clock_gettime(CLOCK_REALTIME, &j->start);
 	clock_gettime(CLOCK_MONOTONIC, &j->mono_start);
@@ -371,13 +433,20 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 	}
 	j->id = next_id++;
 	table[njobs++] = j; /* ids only grow: the table stays sorted */
-	workers++;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = -pthread_create(&t, &attr, worker, j);
-	pthread_attr_destroy(&attr);
-	if (ret) {
-		workers--;
+	j->queued = true;
+	nqueued++;
+	if (workers < VHDFS_JOB_WORKERS) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		ret = -pthread_create(&t, &attr, worker, NULL);
+		pthread_attr_destroy(&attr);
+		if (!ret)
+			workers++;
+	}
+	/* No worker to take it (a running one would, later): fail it. */
+	if (ret && !workers) {
+		j->queued = false;
+		nqueued--;
 		free(j->args);
 		j->args = NULL;
 		j->state = JOB_EXCEPTION;
@@ -386,6 +455,8 @@ int vhdfs_job_start(const struct vhdfs_job_args *args, const char *command,
 		j->done = true;
 		if (args->dirfd >= 0)
 			close(args->dirfd);
+	} else {
+		ret = 0;
 	}
 	*id = j->id;
 	pthread_mutex_unlock(&jobs_lock);
@@ -426,6 +497,8 @@ int vhdfs_job_cancel(unsigned long id)
 		ret = -ENOENT;
 	else if (finished(j) || j->committed)
 		ret = -EPERM;
+	else if (j->queued)
+		drop_queued(j); /* never ran: ends here, Terminated */
 	else
 		j->cancel = true; /* the job stops at its next progress call */
 	pthread_mutex_unlock(&jobs_lock);
@@ -546,7 +619,9 @@ void vhdfs_jobs_destroy(void)
 {
 	pthread_mutex_lock(&jobs_lock);
 	for (size_t k = 0; k < njobs; k++)
-		if (!finished(table[k]))
+		if (table[k]->queued)
+			drop_queued(table[k]);
+		else if (!finished(table[k]))
 			table[k]->cancel = true;
 	while (workers > 0)
 		pthread_cond_wait(&jobs_cond, &jobs_lock);

@@ -291,7 +291,7 @@ void vhdfs_control_destroy(void);
  * Adding one (e.g. compact):
  *   1. write `int vhdfs_run_compact(const struct vhdfs_job_args *args,
  *      vhd_progress_fn progress, void *pctx, char *msg, size_t msglen)`
- *      (declared here). It runs in the job's own thread and passes
+ *      (declared here). It runs in a worker thread and passes
  *      @progress and @pctx to the library's long operation. It returns 0
  *      or -errno; on failure it may put a message naming file and defect
  *      into @msg, else the thread's vhd_errmsg() (or strerror) becomes
@@ -320,6 +320,11 @@ void vhdfs_control_destroy(void);
 #define VHDFS_JOB_MAX_CLAIMS (VHD_MAX_CHAIN_DEPTH + 1)
 /* Job records kept (running and finished, until `rm .jobs/ID`). */
 #define VHDFS_JOBS_MAX 4096
+/*
+ * Jobs running at once, each in a worker thread; later ones are queued
+ * (JobState 4, PercentComplete 0) and start in order as workers free up.
+ */
+#define VHDFS_JOB_WORKERS 4
 
 struct vhdfs_job_claim {
 	dev_t dev;

@@ -522,6 +522,8 @@ bool vhd_is_image_name(const char *name);
 
 /* Last error message of this thread ("" when none). */
 const char *vhd_errmsg(void);
+/* Forget it, e.g. before a thread that runs many operations starts one. */
+void vhd_clear_error(void);
 
 /*
  * File I/O goes through this table so tests can inject faults (cut the

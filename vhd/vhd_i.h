@@ -141,8 +141,7 @@ struct vhd_disk {
 /* error.c */
 int vhd_set_error(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Every public call that can fail starts with this. */
-void vhd_clear_error(void);
+/* Every public call that can fail starts with vhd_clear_error() (vhd.h). */
 
 /* fileio.c: full-length transfers through the (injectable) ops table. */
 int vhd_io_read(int fd, void *buf, size_t len, uint64_t off);
