@@ -60,6 +60,7 @@ int vhdfs_return_value(int err)
 		return 32770;
 	case EINVAL:
 	case EEXIST:
+	case ENAMETOOLONG: /* a name no file can have: invalid parameter */
 		return 32773;
 	case EBUSY:
 		return 32774;

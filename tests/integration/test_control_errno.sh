@@ -43,6 +43,13 @@ expect_ctl EINVAL "child.vhd \"base.vhd"
 expect_ctl EINVAL "frobnicate child.vhd base.vhd"
 expect_ctl EINVAL "create sized.vhd 12Q"
 expect_ctl EINVAL "child.vhd $O/junk.vhd"
+# A name longer than NAME_MAX is an invalid parameter too (32773), with
+# the errno that says why, not 32768 Failed / EIO.
+long=$(printf 'n%.0s' $(seq 300))
+expect_ctl ENAMETOOLONG "create $long.vhd 1M"
+expect_ctl ENAMETOOLONG "$long.vhd base.vhd"
+tail -n 1 "$M/.control" | grep -q '^ReturnValue=32773 ' ||
+	fail "too long a name: $(tail -n 1 "$M/.control" | cut -c1-80)"
 
 # A good command, then 32773 with EEXIST for an existing target.
 ctl "$M" "child.vhd base.vhd"

@@ -135,6 +135,7 @@ errno_msg() {
 	ENXIO) echo "No such device or address" ;;
 	ELOOP) echo "Too many levels of symbolic links" ;;
 	EOPNOTSUPP) echo "Operation not supported" ;;
+	ENAMETOOLONG) echo "File name too long" ;;
 	*) fail "errno_msg: unknown errno name $1" ;;
 	esac
 }
