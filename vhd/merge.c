@@ -9,6 +9,11 @@
  * then metadata, synced) before a journal ("marker") naming the levels to
  * remove is written and synced; only then are the levels unlinked, leaf
  * first. A rerun that finds the marker finishes the removal.
+ *
+ * A level is removed by identity (st_dev/st_ino, journalled too), never
+ * by name alone: renamed by another tool meanwhile, it is found under its
+ * new name in its directory; a different file that took the old name is
+ * left alone.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhdx_i.h"
@@ -31,6 +37,10 @@
 struct level_id {
 	uint8_t uuid[16];
 	char path[PATH_MAX];
+	/* the file's identity; absent in journals of older versions */
+	bool have_ino;
+	dev_t dev;
+	ino_t ino;
 };
 
 /* What the marker holds: the ancestor and the levels to remove, leaf first. */
@@ -162,6 +172,7 @@ static int read_marker(const char *marker, struct plan *p)
 {
 	char *buf = malloc(MARKER_MAX + 1), *line, *save;
 	bool ended = false, have_anc = false;
+	struct level_id *last = NULL;
 	int fd, r = 0;
 	ssize_t n;
 
@@ -187,9 +198,21 @@ static int read_marker(const char *marker, struct plan *p)
 	}
 	while (r == 0 && (line = strtok_r(NULL, "\n", &save))) {
 		struct level_id *id = NULL;
+		unsigned long long dev, ino;
+		int used = 0;
 
 		if (ended) {
 			r = -EINVAL;
+		} else if (strncmp(line, "inode ", 6) == 0 && last &&
+			   !last->have_ino) {
+			/* the identity of the level just named */
+			if (sscanf(line + 6, "%llu %llu%n", &dev, &ino,
+				   &used) != 2 ||
+			    line[6 + used] != '\0')
+				r = -EINVAL;
+			last->have_ino = true;
+			last->dev = (dev_t)dev;
+			last->ino = (ino_t)ino;
 		} else if (strcmp(line, "end") == 0) {
 			ended = true;
 		} else if (strncmp(line, "ancestor ", 9) == 0 && !have_anc) {
@@ -208,6 +231,8 @@ static int read_marker(const char *marker, struct plan *p)
 			r = -EINVAL;
 		else if (id)
 			strcpy(id->path, line + 33);
+		if (id)
+			last = id;
 	}
 	if (r == 0 && (!ended || !have_anc || !p->nrm))
 		r = -EINVAL;
@@ -232,6 +257,11 @@ static int write_marker(const char *marker, const struct plan *p)
 		hex(p->rm[i].uuid, u);
 		o += (size_t)snprintf(buf + o, MARKER_MAX - o, "remove %s %s\n",
 				      u, p->rm[i].path);
+		if (o < MARKER_MAX)
+			o += (size_t)snprintf(buf + o, MARKER_MAX - o,
+					      "inode %llu %llu\n",
+					      (unsigned long long)p->rm[i].dev,
+					      (unsigned long long)p->rm[i].ino);
 	}
 	if (o < MARKER_MAX)
 		o += (size_t)snprintf(buf + o, MARKER_MAX - o, "end\n");
@@ -258,25 +288,78 @@ static int write_marker(const char *marker, const struct plan *p)
 	return sync_dir(marker);
 }
 
-/*
- * Unlink the levels the plan names, leaf first, each only while it still
- * has the recorded unique id (a new file under the name is left alone),
- * then the marker.
- */
-static int remove_levels(const char *marker, const struct plan *p)
+static bool is_inode(const struct stat *st, const struct level_id *id)
 {
+	return S_ISREG(st->st_mode) && st->st_dev == id->dev &&
+	       st->st_ino == id->ino;
+}
+
+/*
+ * Where the level @id is now: its journalled path while that name is
+ * still its inode, else the entry of the same directory that is (renamed
+ * by another tool). 1 with @out set, 0 when neither (already removed, or
+ * moved out of the directory).
+ */
+static int find_level(const struct level_id *id, char *out, size_t len)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	int found = 0;
+	DIR *dp;
+
+	if (lstat(id->path, &st) == 0 && is_inode(&st, id)) {
+		snprintf(out, len, "%s", id->path);
+		return 1;
+	}
+	dir_of(id->path, dir, sizeof(dir));
+	dp = opendir(dir);
+	if (!dp)
+		return 0;
+	while (!found && (de = readdir(dp))) {
+		if (de->d_ino != id->ino)
+			continue;
+		found = fstatat(dirfd(dp), de->d_name, &st,
+				AT_SYMLINK_NOFOLLOW) == 0 &&
+			is_inode(&st, id) &&
+			(size_t)snprintf(out, len, "%s/%s", dir, de->d_name) <
+				len;
+	}
+	closedir(dp);
+	return found;
+}
+
+/*
+ * Unlink the levels the plan names, leaf first, then the marker. Each by
+ * identity (find_level); with a journal of an older version, by name while
+ * it still has the recorded unique id. A new file under a level's name is
+ * left alone either way. @missing (or NULL) marks the levels not found.
+ */
+static int remove_levels(const char *marker, const struct plan *p,
+			 bool *missing)
+{
+	char path[PATH_MAX];
 	int r;
 
 	for (int i = 0; i < p->nrm; i++) {
 		uint8_t u[16];
 
-		if (uuid_of(p->rm[i].path, u) < 0 ||
-		    memcmp(u, p->rm[i].uuid, 16) != 0)
+		if (p->rm[i].have_ino) {
+			if (!find_level(&p->rm[i], path, sizeof(path))) {
+				if (missing)
+					missing[i] = true;
+				continue;
+			}
+		} else if (uuid_of(p->rm[i].path, u) < 0 ||
+			   memcmp(u, p->rm[i].uuid, 16) != 0) {
 			continue;
-		if (unlink(p->rm[i].path) < 0 && errno != ENOENT)
+		} else {
+			snprintf(path, sizeof(path), "%s", p->rm[i].path);
+		}
+		if (unlink(path) < 0 && errno != ENOENT)
 			return vhd_set_error(-errno, "%s: cannot remove: %s",
-					     p->rm[i].path, strerror(errno));
-		r = sync_dir(p->rm[i].path);
+					     path, strerror(errno));
+		r = sync_dir(path);
 		if (r < 0)
 			return r;
 	}
@@ -585,8 +668,8 @@ out:
 	return r;
 }
 
-static int level_id(const char *path, const uint8_t uuid[16],
-		    struct level_id *id)
+static int level_id(const char *path, const uint8_t uuid[16], dev_t dev,
+		    ino_t ino, struct level_id *id)
 {
 	char *real = realpath(path, NULL);
 
@@ -601,7 +684,37 @@ static int level_id(const char *path, const uint8_t uuid[16],
 	}
 	strcpy(id->path, real);
 	memcpy(id->uuid, uuid, 16);
+	id->have_ino = true;
+	id->dev = dev;
+	id->ino = ino;
 	free(real);
+	return 0;
+}
+
+/*
+ * After the removal: -EEXIST when a level it did not find (@missing) still
+ * exists, moved out of its directory by another tool meanwhile. It was not
+ * removed and no longer matches its parent: say so, naming it.
+ */
+static int check_removed(const struct merge *m, const bool *missing,
+			 const char *ancestor)
+{
+	for (int i = 0; i < m->n; i++) {
+		const struct vhd_disk *d = m->lv[i];
+		struct stat st;
+
+		if (missing[i] &&
+		    fstat(d->vhdx ? d->vhdx->fd : d->fd, &st) == 0 &&
+		    st.st_nlink > 0)
+			return vhd_set_error(
+				-EEXIST,
+				"%s: merged into %s, but this level "
+				"was moved out of its directory "
+				"during the merge, so it was not "
+				"removed; it no longer matches its "
+				"parent: delete it",
+				d->path, ancestor);
+	}
 	return 0;
 }
 
@@ -645,7 +758,7 @@ static int resume(const char *marker, const struct plan *p,
 	vhd_clear_error();
 	if (progress && (progress(ctx, 0, 1) || progress(ctx, 1, 1)))
 		return vhd_set_error(-ECANCELED, "merge cancelled");
-	r = remove_levels(marker, p);
+	r = remove_levels(marker, p, NULL);
 	return r < 0 ? r : renew_ancestor(p->ancestor.path);
 }
 
@@ -674,6 +787,7 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	struct vhd_disk *a = NULL;
 	char marker[PATH_MAX];
 	struct plan *p = malloc(sizeof(*p));
+	bool missing[VHD_MAX_CHAIN_DEPTH] = {false};
 	struct stat st;
 	int r;
 
@@ -720,9 +834,10 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 		goto out;
 	}
 	memset(p, 0, sizeof(*p));
-	r = level_id(m.apath, ident(a), &p->ancestor);
+	r = level_id(m.apath, ident(a), a->dev, a->ino, &p->ancestor);
 	for (int i = 0; r == 0 && i < m.n; i++)
-		r = level_id(m.lv[i]->path, ident(m.lv[i]), &p->rm[i]);
+		r = level_id(m.lv[i]->path, ident(m.lv[i]), m.lv[i]->dev,
+			     m.lv[i]->ino, &p->rm[i]);
 	if (r < 0)
 		goto out;
 	p->nrm = m.n;
@@ -748,9 +863,11 @@ int vhd_merge(const char *child, const char *ancestor, vhd_progress_fn progress,
 	}
 	r = write_marker(marker, p);
 	if (r == 0)
-		r = remove_levels(marker, p);
+		r = remove_levels(marker, p, missing);
 	if (r == 0)
 		r = renew_ancestor(m.apath);
+	if (r == 0)
+		r = check_removed(&m, missing, m.apath);
 out:
 	if (a)
 		vhd_close_chain(a); /* opened, nothing written */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -278,6 +279,98 @@ static void test_cancel(void **state)
 	}
 	assert_int_equal(vhd_merge(child, base, NULL, NULL), 0);
 	merged(DIR_, child, flat, base, 4);
+	free(flat);
+}
+
+/*
+ * What another tool does in BACKING_DIR while the merge runs (at its first
+ * progress call): rename a level, and maybe put a file under its old name.
+ */
+struct meddle {
+	const char *from, *to; /* rename */
+	const char *copy;      /* then copy this file to @from, if set */
+	bool done;
+};
+
+static int meddle(void *ctx, uint64_t done, uint64_t total)
+{
+	struct meddle *md = ctx;
+
+	(void)done;
+	(void)total;
+	if (!md->done) {
+		md->done = true;
+		assert_int_equal(rename(md->from, md->to), 0);
+		if (md->copy)
+			th_copy_file(md->copy, md->from);
+	}
+	return 0;
+}
+
+/*
+ * A level renamed during the merge is removed under its new name; a file
+ * that took its old name (here a byte copy of the child, same unique id)
+ * is not touched.
+ */
+static void test_renamed_level(void **state)
+{
+	const char *child = th_path(DIR_, "child.vhd");
+	const char *base = th_path(DIR_, "base.vhd");
+	const char *saved = th_path(DIR_, "saved.copy");
+	uint8_t *flat = build_chain(DIR_, VHD_TYPE_DYNAMIC, 4);
+
+	th_copy_file(child, saved);
+	/* The leaf, then a middle level; the old names get new files. */
+	for (int i = 0; i < 2; i++) {
+		const char *from = i ? th_path(DIR_, "mid2.vhd") : child;
+		const char *to = th_path(DIR_, i ? "moved2.vhd" : "moved.vhd");
+		struct meddle md = {from, to, saved, false};
+		uint64_t h = th_file_hash(saved);
+
+		if (i) {
+			free(flat);
+			unlink(child);
+			unlink(from);
+			unlink(base);
+			unlink(th_path(DIR_, "mid1.vhd"));
+			flat = build_chain(DIR_, VHD_TYPE_DYNAMIC, 4);
+			th_copy_file(from, saved);
+			h = th_file_hash(saved);
+		}
+		assert_int_equal(vhd_merge(child, base, meddle, &md), 0);
+		assert_true(md.done);
+		expect_flat(base, flat);
+		/* The file that took the old name first: losing it is worse. */
+		assert_true(th_exists(from));
+		assert_int_equal(th_file_hash(from), h);
+		assert_false(th_exists(to));
+		assert_false(th_exists(marker_of(DIR_)));
+	}
+	free(flat);
+}
+
+/*
+ * A level moved out of its directory cannot be found: the merge leaves it
+ * and says so, naming it; the file under the old name is left alone.
+ */
+static void test_moved_away_level(void **state)
+{
+	const char *child = th_path(DIR_, "child.vhd");
+	const char *base = th_path(DIR_, "base.vhd");
+	char sub[PATH_MAX];
+	uint8_t *flat = build_chain(DIR_, VHD_TYPE_DYNAMIC, 2);
+
+	snprintf(sub, sizeof(sub), "%s", th_path(DIR_, "sub"));
+	assert_int_equal(mkdir(sub, 0755), 0);
+	struct meddle md = {child, th_path(sub, "child.vhd"), NULL, false};
+
+	assert_int_equal(vhd_merge(child, base, meddle, &md), -EEXIST);
+	assert_non_null(strstr(vhd_errmsg(), "moved out of its directory"));
+	expect_flat(base, flat);
+	assert_true(th_exists(th_path(sub, "child.vhd")));
+	assert_false(th_exists(marker_of(DIR_)));
+	unlink(th_path(sub, "child.vhd"));
+	rmdir(sub);
 	free(flat);
 }
 
@@ -567,6 +660,8 @@ int main(void)
 		T(test_refused_with_dependents),
 		T(test_bad_arguments),
 		T(test_cancel),
+		T(test_renamed_level),
+		T(test_moved_away_level),
 		T(test_cuts_one_level),
 		T(test_cuts_three_levels),
 		T(test_cuts_fixed),
