@@ -218,8 +218,10 @@ static int diff_in(const char *cpath, const char *parent, struct result *r)
 
 		vhdfs_caller_create_opts(&opts);
 		ret = vhd_create_diff_ex(cpath, ppath, &opts);
-		if (ret)
+		if (ret) {
 			lib_fail(r, ret);
+			vhdfs_own_writer_msg(r->msg, sizeof(r->msg), ppath);
+		}
 	}
 	pthread_mutex_unlock(&vhdfs_topo_lock);
 	return ret;
@@ -559,6 +561,8 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 		ret = fail(r, -EBUSY, "parent is open for writing: %s", tok[2]);
 	else if ((ret = vhd_reparent(child, parent, flags)) != 0) {
 		lib_fail(r, ret);
+		vhdfs_own_writer_msg(r->msg, sizeof(r->msg), child);
+		vhdfs_own_writer_msg(r->msg, sizeof(r->msg), parent);
 		/* A parent that would close a cycle (or chain too deep) is
 		 * a bad parameter, not a failure: 32773. */
 		if (ret == -ELOOP)

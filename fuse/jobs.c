@@ -261,6 +261,8 @@ static void run_job(struct job *j)
 
 		snprintf(msg, sizeof(msg), "%s", m && *m ? m : strerror(-ret));
 	}
+	vhdfs_own_writer_msg(msg, sizeof(msg), j->args->path);
+	vhdfs_own_writer_msg(msg, sizeof(msg), j->args->path2);
 	/* While dirfd is open: the message names the file through it. */
 	vhdfs_unfd(msg, sizeof(msg));
 	if (dirfd >= 0)

@@ -195,6 +195,13 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 uint64_t vhdfs_image_version(struct vhdfs_image *img);
 /* Writers on the image at realpath @real (0 when not open for writing). */
 int vhdfs_image_writers(const char *real);
+/*
+ * ownlock.c: a library message that @path is "open for writing by another
+ * program" (VHD_MSG_WRITTEN_ELSEWHERE) says "through the mount" instead
+ * while the holder may be our own write handle (@path has writers here).
+ * @path: the backing path the library was given; NULL or "" is skipped.
+ */
+void vhdfs_own_writer_msg(char *msg, size_t len, const char *path);
 /* Open handles (readers and writers) of the file at @path, by inode. */
 int vhdfs_image_users(const char *path);
 /*

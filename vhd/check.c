@@ -113,7 +113,7 @@ int vhd_check(const char *path, vhd_report_fn report, void *ctx)
 	}
 	if (vhd_lock_written_elsewhere(d->fd))
 		say(&c, true,
-		    "%s: in use: open for writing by another program; what "
+		    "%s: in use: " VHD_MSG_WRITTEN_ELSEWHERE "; what "
 		    "is checked may change under the check",
 		    path);
 	if (d->footer.saved_state)

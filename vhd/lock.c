@@ -90,7 +90,7 @@ int vhd_lock_writer(int fd, const char *path)
 				     PERM_BASE + PERM_WRITE,
 				     SHARED_BASE + PERM_WRITE};
 	static const struct conflict c[] = {
-		{PERM_BASE + PERM_WRITE, "open for writing by another program"},
+		{PERM_BASE + PERM_WRITE, VHD_MSG_WRITTEN_ELSEWHERE},
 		{SHARED_BASE + PERM_WRITE,
 		 "another program has it open and does not allow writes (the "
 		 "parent of an open chain?)"},
@@ -107,8 +107,7 @@ int vhd_lock_parent(int fd, const char *path)
 				     SHARED_BASE + PERM_WRITE};
 	static const struct conflict c[] = {
 		{PERM_BASE + PERM_WRITE,
-		 "open for writing by another program, so it cannot serve as "
-		 "a parent"},
+		 VHD_MSG_WRITTEN_ELSEWHERE ", so it cannot serve as a parent"},
 		{SHARED_BASE + PERM_READ,
 		 "another program has it open exclusively"},
 	};

@@ -520,6 +520,14 @@ int vhd_parse_size(const char *s, uint64_t *out);
  */
 bool vhd_is_image_name(const char *name);
 
+/*
+ * How a message says an image is open for writing by someone else (an
+ * OFD lock held by another open file description): "PATH: in use: "
+ * VHD_MSG_WRITTEN_ELSEWHERE. The locks cannot tell which process holds
+ * them; a caller that knows the holder is itself may say so instead.
+ */
+#define VHD_MSG_WRITTEN_ELSEWHERE "open for writing by another program"
+
 /* Last error message of this thread ("" when none). */
 const char *vhd_errmsg(void);
 /* Forget it, e.g. before a thread that runs many operations starts one. */

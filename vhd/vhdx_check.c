@@ -140,7 +140,7 @@ int vhdx_check_file(const char *path, vhd_report_fn report, void *ctx,
 	}
 	if (vhd_lock_written_elsewhere(x->fd))
 		say(&s,
-		    "%s: in use: open for writing by another program; what "
+		    "%s: in use: " VHD_MSG_WRITTEN_ELSEWHERE "; what "
 		    "is checked may change under the check",
 		    path);
 	/* A VHDX level is journalled by its DataWriteGuid (merge.c). */
