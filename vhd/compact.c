@@ -25,14 +25,6 @@ static int tick(struct compactor *c, uint64_t add)
 	return vhd_progress_add(&c->p, add);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /* Virtual bytes block @b covers (the last block may be short). */
 static uint64_t block_bytes(const struct vhd_disk *d, uint32_t b)
 {
@@ -70,7 +62,7 @@ static int dynamic_dead(struct compactor *c, uint32_t b, bool *dead)
 
 		if (r < 0)
 			return r;
-		*dead = all_zero(c->buf, n);
+		*dead = vhd_all_zero(c->buf, n);
 	}
 	return 0;
 }
@@ -118,7 +110,7 @@ static int diff_trim(struct compactor *c, uint32_t b, bool *dead)
 			}
 		}
 	}
-	*dead = all_zero(c->map, d->bitmap_size);
+	*dead = vhd_all_zero(c->map, d->bitmap_size);
 	if (!changed || *dead)
 		return 0;
 	r = vhd_write_named(d, c->map, d->bitmap_size,

@@ -14,14 +14,6 @@
 
 #define FIXED_CHUNK (2u << 20)
 
-static bool all_zero(const uint8_t *buf, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (buf[i])
-			return false;
-	return true;
-}
-
 /*
  * Output of a dynamic conversion. The file is a fresh temporary nobody
  * else sees until it is linked, so io.c's crash order (a synced footer
@@ -128,7 +120,7 @@ static int copy(struct vhd_disk *s, struct vhd_disk *d, struct out *o,
 		n = vhd_pread(s, buf, len, off);
 		if (n >= 0 && n != (ssize_t)len)
 			n = vhd_set_error(-EIO, "%s: short read", s->path);
-		if (n >= 0 && !all_zero(buf, len)) {
+		if (n >= 0 && !vhd_all_zero(buf, len)) {
 			if (o) {
 				/* a partial last block is padded with zeros */
 				memset(buf + len, 0, chunk - len);

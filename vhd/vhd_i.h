@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "vhd.h"
@@ -484,6 +485,14 @@ int vhd_merge_leftover(const char *path, const uint8_t uuid[16], char *msg,
 static inline uint64_t vhd_align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
+}
+
+/* Does @buf hold only zero bytes? (An empty buffer does.) */
+static inline bool vhd_all_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
 }
 
 #endif

@@ -20,11 +20,6 @@
 
 #include "vhdx_i.h"
 
-static bool all_zero(const uint8_t *buf, size_t len)
-{
-	return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
-}
-
 static uint64_t allocated_bytes(int fd)
 {
 	struct stat st;
@@ -59,7 +54,7 @@ static int scan(struct vhd_disk *d, struct dropped *dr, struct vhd_progress *p)
 		if (VHDX_BAT_STATE(e) != VHDX_PAYLOAD_FULLY_PRESENT)
 			continue;
 		r = vhdx_pread_file(x, buf, (size_t)len, VHDX_BAT_OFFSET(e));
-		if (r == 0 && all_zero(buf, (size_t)len)) {
+		if (r == 0 && vhd_all_zero(buf, (size_t)len)) {
 			r = vhdx_set_bat(x, idx, VHDX_PAYLOAD_NOT_PRESENT);
 			if (r == 0)
 				dr->off[dr->n++] = VHDX_BAT_OFFSET(e);
@@ -161,7 +156,7 @@ static int move_block(struct vhdx *x, uint64_t b, uint64_t to, uint8_t *buf)
 		size_t n =
 			len - o < VHDX_LOG_SECTOR ? len - o : VHDX_LOG_SECTOR;
 
-		if (!hole || !all_zero(buf + o, n))
+		if (!hole || !vhd_all_zero(buf + o, n))
 			r = vhd_io_write(x->fd, buf + o, n, to + o);
 	}
 	if (r < 0)
@@ -201,7 +196,7 @@ static int move_down(struct vhdx *x, struct vhd_progress *p, uint64_t *end)
 		if (h < 0)
 			break;
 		for (; nxt <= (uint64_t)h; nxt++) {
-			pos = (cur + VHDX_MIB - 1) & ~(VHDX_MIB - 1);
+			pos = vhd_align_up(cur, VHDX_MIB);
 			if (pos + span <= it[nxt].start) {
 				placed = true;
 				break;

@@ -19,11 +19,6 @@
 #define SECTOR VHDX_LOG_SECTOR
 #define ZERO_CHUNK (1u << 20)
 
-static uint64_t align_mib(uint64_t v)
-{
-	return (v + VHDX_MIB - 1) & ~(VHDX_MIB - 1);
-}
-
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
@@ -139,8 +134,8 @@ static int write_entries(struct vhdx *x, const struct plan *p, uint64_t base,
 /* Where the BAT and a fixed disk's new blocks go. */
 static void make_plan(const struct vhdx *x, struct plan *p)
 {
-	uint64_t need = align_mib(p->entries * 8);
-	uint64_t file_end = align_mib(x->real_size);
+	uint64_t need = vhd_align_up(p->entries * 8, VHDX_MIB);
+	uint64_t file_end = vhd_align_up(x->real_size, VHDX_MIB);
 
 	p->bat_off = x->bat_region.offset;
 	p->bat_len = x->bat_region.length;

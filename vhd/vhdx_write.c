@@ -119,7 +119,7 @@ static int alloc(struct vhdx *x, uint64_t len, uint64_t *out)
 	uint64_t off;
 
 	if (!x->alloc_end) {
-		x->alloc_end = (x->real_size + VHDX_MIB - 1) & ~(VHDX_MIB - 1);
+		x->alloc_end = vhd_align_up(x->real_size, VHDX_MIB);
 		if (x->regions_end > x->alloc_end)
 			x->alloc_end = x->regions_end;
 	}
