@@ -216,8 +216,7 @@ int vhdx_create_write(int fd, const char *path, const struct vhdx_new *n)
 	h.log_offset = LOG_OFF;
 	for (int i = 0; r == 0 && i < 2; i++, h.seq++) {
 		vhdx_header_encode(&h, buf);
-		r = vhd_io_write(fd, buf, VHDX_HEADER_SIZE,
-				 i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF);
+		r = vhd_io_write(fd, buf, VHDX_HEADER_SIZE, vhdx_header_at[i]);
 	}
 	region_table(buf, bat_len);
 	if (r == 0)

@@ -42,9 +42,10 @@ int vhdx_header_decode(const uint8_t *b, struct vhdx_header *h)
 	return 0;
 }
 
+const uint64_t vhdx_header_at[2] = {VHDX_HEADER1_OFF, VHDX_HEADER2_OFF};
+
 int vhdx_read_headers(struct vhdx *x)
 {
-	static const uint64_t where[2] = {VHDX_HEADER1_OFF, VHDX_HEADER2_OFF};
 	uint8_t buf[2][VHDX_HEADER_SIZE];
 	struct vhdx_header h[2];
 	char why[2][256];
@@ -65,7 +66,8 @@ int vhdx_read_headers(struct vhdx *x)
 				     "identifier at offset 0)",
 				     x->path);
 	for (int i = 0; i < 2; i++) {
-		r = vhdx_pread_file(x, buf[i], VHDX_HEADER_SIZE, where[i]);
+		r = vhdx_pread_file(x, buf[i], VHDX_HEADER_SIZE,
+				    vhdx_header_at[i]);
 		if (r < 0)
 			return r;
 		ok[i] = vhdx_header_decode(buf[i], &h[i]) == 0;
@@ -101,8 +103,7 @@ int vhdx_header_update(struct vhdx *x)
 		h.seq++;
 		vhdx_header_encode(&h, buf);
 		r = vhd_io_write(x->fd, buf, sizeof(buf),
-				 slot == 1 ? VHDX_HEADER1_OFF
-					   : VHDX_HEADER2_OFF);
+				 vhdx_header_at[slot - 1]);
 		if (r == 0)
 			r = vhd_io_sync(x->fd);
 		if (r < 0)

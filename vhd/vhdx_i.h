@@ -257,6 +257,7 @@ int vhdx_create_write(int fd, const char *path, const struct vhdx_new *n);
 
 /* vhdx_header.c: identifier and both headers; picks the current one. */
 int vhdx_header_decode(const uint8_t *buf, struct vhdx_header *h);
+extern const uint64_t vhdx_header_at[2]; /* file offsets of the copies */
 int vhdx_read_headers(struct vhdx *x);
 
 /* vhdx_log.c: replay a non-empty log into x->overlay (no file writes). */
@@ -313,6 +314,7 @@ int vhdx_log_sectors(struct vhdx *x, const uint64_t *offs, const uint8_t *data,
 		     size_t n);
 
 /* vhdx_region.c: region table (copy 2 when copy 1 is bad). */
+extern const uint64_t vhdx_region_at[2]; /* file offsets of the copies */
 int vhdx_read_regions(struct vhdx *x);
 /* Parse one 64 KiB copy into x->bat_region and x->meta_region; -EINVAL
  * with a reason (no path) when it is bad, *@soft set when the copy is

@@ -105,9 +105,10 @@ int vhdx_region_parse(struct vhdx *x, const uint8_t *b, bool *soft)
 	return 0;
 }
 
+const uint64_t vhdx_region_at[2] = {VHDX_REGION1_OFF, VHDX_REGION2_OFF};
+
 int vhdx_read_regions(struct vhdx *x)
 {
-	static const uint64_t where[2] = {VHDX_REGION1_OFF, VHDX_REGION2_OFF};
 	uint8_t *buf = malloc(VHDX_REGION_SIZE);
 	char why[256] = "";
 	bool soft;
@@ -116,7 +117,8 @@ int vhdx_read_regions(struct vhdx *x)
 	if (!buf)
 		return vhd_set_error(-ENOMEM, "out of memory");
 	for (int i = 0; i < 2; i++) {
-		r = vhdx_pread_file(x, buf, VHDX_REGION_SIZE, where[i]);
+		r = vhdx_pread_file(x, buf, VHDX_REGION_SIZE,
+				    vhdx_region_at[i]);
 		if (r < 0)
 			goto out;
 		r = vhdx_region_parse(x, buf, &soft);

@@ -14,7 +14,6 @@
 
 int vhdx_region_write(struct vhdx *x, const uint8_t *table, unsigned copies)
 {
-	static const uint64_t at[2] = {VHDX_REGION1_OFF, VHDX_REGION2_OFF};
 	uint64_t offs[2 * SECTORS];
 	uint8_t *data = malloc(2 * VHDX_REGION_SIZE);
 	size_t n = 0;
@@ -27,7 +26,8 @@ int vhdx_region_write(struct vhdx *x, const uint8_t *table, unsigned copies)
 			continue;
 		memcpy(data + n * VHDX_LOG_SECTOR, table, VHDX_REGION_SIZE);
 		for (unsigned i = 0; i < SECTORS; i++)
-			offs[n++] = at[c] + (uint64_t)i * VHDX_LOG_SECTOR;
+			offs[n++] = vhdx_region_at[c] +
+				    (uint64_t)i * VHDX_LOG_SECTOR;
 	}
 	/* The view does not change: children keep matching. */
 	x->keep_data_guid = true;

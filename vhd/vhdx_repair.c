@@ -51,7 +51,6 @@ static int put(struct walk *w, const void *buf, size_t len, uint64_t off)
 		     : 0;
 }
 
-static const uint64_t header_at[2] = {VHDX_HEADER1_OFF, VHDX_HEADER2_OFF};
 static const char *const header_name[2] = {"header 1 (at 64 KiB)",
 					   "header 2 (at 128 KiB)"};
 
@@ -80,7 +79,7 @@ static int rewrite_header(struct walk *w, int slot, const struct vhdx_header *h)
 
 	n.seq++;
 	vhdx_header_encode(&n, buf);
-	r = put(w, buf, sizeof(buf), header_at[slot]);
+	r = put(w, buf, sizeof(buf), vhdx_header_at[slot]);
 	if (r == 0) {
 		w->x->header = n;
 		w->x->header_slot = slot + 1;
@@ -100,7 +99,7 @@ static int headers(struct walk *w)
 
 	for (int i = 0; i < 2; i++) {
 		r = vhdx_pread_file(w->x, buf[i], VHDX_HEADER_SIZE,
-				    header_at[i]);
+				    vhdx_header_at[i]);
 		if (r < 0)
 			return r;
 		s[i] = classify_header(buf[i], &h[i], why[i], sizeof(why[i]));
@@ -147,7 +146,7 @@ static int headers(struct walk *w)
 		}
 		vhdx_put32(buf[good] + 4,
 			   vhd_crc32c_skip(buf[good], VHDX_HEADER_SIZE, 4));
-		r = put(w, buf[good], VHDX_HEADER_SIZE, header_at[good]);
+		r = put(w, buf[good], VHDX_HEADER_SIZE, vhdx_header_at[good]);
 		if (r < 0)
 			return r;
 		s[good] = GOOD;
@@ -200,9 +199,6 @@ static int replay(struct walk *w)
 	return r < 0 ? r : 1;
 }
 
-static const uint64_t region_at[2] = {VHDX_REGION1_OFF, VHDX_REGION2_OFF};
-
-/* Both region table copies: the first valid one is what readers use. */
 /*
  * Neither copy valid. When one fails only its CRC (recomputed, it
  * parses), --checksums makes it the table: copy 1's first, written to both
@@ -233,6 +229,7 @@ static int regions_crc(struct walk *w, uint8_t *buf[2], const char *what)
 	return 0;
 }
 
+/* Both region table copies: the first valid one is what readers use. */
 static int regions(struct walk *w)
 {
 	uint8_t *buf[2] = {malloc(VHDX_REGION_SIZE), malloc(VHDX_REGION_SIZE)};
@@ -246,7 +243,7 @@ static int regions(struct walk *w)
 	}
 	for (int i = 0; i < 2; i++) {
 		r = vhdx_pread_file(w->x, buf[i], VHDX_REGION_SIZE,
-				    region_at[i]);
+				    vhdx_region_at[i]);
 		if (r < 0)
 			goto out;
 		ok[i] = vhdx_region_parse(w->x, buf[i], &soft[i]) == 0;
