@@ -529,6 +529,25 @@ int vhd_flush(struct vhd_disk *d)
 	return r;
 }
 
+int vhd_settle(struct vhd_disk *d)
+{
+	int r;
+
+	vhd_clear_error();
+	if (!(d->flags & VHD_OPEN_RDWR) && !(d->vhdx && d->vhdx->rw))
+		return 0;
+	pthread_rwlock_wrlock(&d->lock);
+	if (d->vhdx) {
+		r = vhdx_close_locked(d->vhdx);
+	} else {
+		r = vhd_flush_locked(d);
+		if (r == 0)
+			r = vhd_trim_locked(d);
+	}
+	pthread_rwlock_unlock(&d->lock);
+	return r;
+}
+
 static int64_t seek(struct vhd_disk *d, uint64_t off, bool want_data)
 {
 	int64_t result = -ENXIO;

@@ -153,6 +153,14 @@ ssize_t vhd_pwrite(struct vhd_disk *disk, const void *buf, size_t len,
 int vhd_flush(struct vhd_disk *disk);
 
 /*
+ * vhd_flush, and leave the file as vhd_close() would: the room kept for
+ * new blocks given back (VHD), the log closed (VHDX). The handle stays
+ * open for more writes. For a writer's close(2) when the handle itself
+ * lives on, so that the final close has no I/O left to do.
+ */
+int vhd_settle(struct vhd_disk *disk);
+
+/*
  * Data/hole navigation over the resolved chain, as lseek(2) SEEK_DATA and
  * SEEK_HOLE: a sector is data when any image in the chain holds it (for a
  * fixed image every sector is data). Returns the offset found, or -ENXIO

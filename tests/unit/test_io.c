@@ -649,6 +649,57 @@ static void test_block_reserve(void **state)
 	free(model);
 }
 
+/*
+ * A writer's close(2) through the mount (FLUSH) while the handle lives on:
+ * vhd_settle leaves the file as vhd_close would (clean, every write there,
+ * no room kept, a VHDX's log closed) and the handle takes more writes.
+ */
+static void check_settle(const char *dir, const char *name, uint64_t bs)
+{
+	const char *p = th_path(dir, name);
+	const char *copy = th_path(dir, name[strlen(name) - 1] == 'x'
+						 ? "copy.vhdx"
+						 : "copy.vhd");
+	const uint64_t size = 16 * TH_MIB;
+	uint8_t *model = calloc(1, size), buf[4096];
+	struct vhd_disk *d, *r;
+	uint64_t size0;
+
+	th_create(p, VHD_TYPE_DYNAMIC, size, (uint32_t)bs);
+	size0 = th_file_size(p);
+	d = th_open(p, VHD_OPEN_RDWR);
+	for (uint64_t i = 0; i < 3; i++) {
+		th_fill_pattern(buf, sizeof(buf), 0, 30 + (uint32_t)i);
+		th_write(d, buf, sizeof(buf), (2 * i + 1) * bs + 512);
+		memcpy(model + (2 * i + 1) * bs + 512, buf, sizeof(buf));
+	}
+	assert_int_equal(vhd_settle(d), 0);
+	assert_true(th_file_size(p) <= size0 + 3 * (bs + TH_MIB));
+	th_copy_file(p, copy);
+	assert_int_equal(vhd_check(copy, NULL, NULL), 0);
+	r = th_open(copy, VHD_OPEN_RDONLY);
+	th_expect_read(r, model, size, 0);
+	vhd_close(r);
+	/* More writes through the same handle, then the real close. */
+	th_fill_pattern(buf, sizeof(buf), 0, 40);
+	th_write(d, buf, sizeof(buf), 5 * bs + 1024);
+	memcpy(model + 5 * bs + 1024, buf, sizeof(buf));
+	th_write(d, buf, sizeof(buf), 6 * bs);
+	memcpy(model + 6 * bs, buf, sizeof(buf));
+	assert_int_equal(vhd_close(d), 0);
+	assert_int_equal(vhd_check(p, NULL, NULL), 0);
+	d = th_open(p, VHD_OPEN_RDONLY);
+	th_expect_read(d, model, size, 0);
+	vhd_close(d);
+	free(model);
+}
+
+static void test_settle(void **state)
+{
+	check_settle(DIR_, "dyn.vhd", 512 << 10);
+	check_settle(DIR_, "dyn.vhdx", TH_MIB);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -657,7 +708,7 @@ int main(void)
 		T(test_read_past_end),	    T(test_write_past_end),
 		T(test_write_crossing_end), T(test_readonly_handles),
 		T(test_seek_data_hole),	    T(test_allocation_accounting),
-		T(test_block_reserve),
+		T(test_block_reserve),	    T(test_settle),
 #undef T
 	};
 
