@@ -265,6 +265,17 @@ int vhdfs_image_flush(struct vhdfs_image *img)
 	return ret;
 }
 
+int vhdfs_image_closing(struct vhdfs_image *img)
+{
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&img->lock);
+	if (img->rdwr)
+		ret = vhd_settle(img->disk);
+	pthread_rwlock_unlock(&img->lock);
+	return ret;
+}
+
 uint64_t vhdfs_image_version(struct vhdfs_image *img)
 {
 	uint64_t v = 0;

@@ -395,13 +395,20 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 		return ret;
 	}
 	/*
-	 * close(2) need not wait for a FLUSH round trip: durability is
-	 * fsync's job (and the last release flushes). It also lets close
-	 * succeed after the daemon died, so writers can report what was
-	 * acknowledged. .control runs a final unterminated line at FLUSH,
-	 * so close(2) waits for it and returns its errno.
+	 * A reader's close(2) need not wait for a FLUSH round trip. A
+	 * writer's does: FLUSH leaves the file as complete as a close would,
+	 * so RELEASE (sent only after close(2) returned) has no I/O left
+	 * before the write lock goes, and `dd of=MNT/x.vhd; qemu-img info
+	 * BACKING/x.vhd` finds the file free. An O_DSYNC writer's writes
+	 * left nothing to do; without the round trip its close succeeds
+	 * even after the daemon died, so it can still report what was
+	 * acknowledged (dd oflag=dsync prints no count when close fails).
+	 * .control runs a final unterminated line at FLUSH and returns its
+	 * errno.
 	 */
-	fi->noflush = fh->node != VHDFS_NODE_CONTROL;
+	fi->noflush = fh->node != VHDFS_NODE_CONTROL &&
+		      !(fh->node == VHDFS_NODE_BACKING && write &&
+			!(fi->flags & O_DSYNC));
 	fi->fh = (uintptr_t)fh;
 	return 0;
 }
@@ -472,16 +479,19 @@ static int vhdfs_flush(const char *path, struct fuse_file_info *fi)
 		return vhdfs_control_flush(fh->ctl);
 	if (fh->node != VHDFS_NODE_BACKING || !fh->write)
 		return 0;
-	return vhdfs_image_flush(fh->img);
+	return vhdfs_image_closing(fh->img);
 }
 
 static int vhdfs_fsync(const char *path, int datasync,
 		       struct fuse_file_info *fi)
 {
-	(void)datasync;
-	if (get_fh(fi)->node == VHDFS_NODE_CONTROL)
-		return 0; /* a line still being written is not cut short */
-	return vhdfs_flush(path, fi);
+	struct vhdfs_fh *fh = get_fh(fi);
+
+	(void)path, (void)datasync;
+	/* .control: a line still being written is not cut short. */
+	if (fh->node != VHDFS_NODE_BACKING || !fh->write)
+		return 0;
+	return vhdfs_image_flush(fh->img);
 }
 
 static int vhdfs_release(const char *path, struct fuse_file_info *fi)

@@ -175,6 +175,11 @@ ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,
 ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
+/*
+ * A writer's descriptor is being closed (FLUSH): leave the file as a
+ * close would (vhd_settle), so the release that follows only lets go.
+ */
+int vhdfs_image_closing(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Is @img's leaf the file @st names (st_dev, st_ino)? */
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);

@@ -657,9 +657,8 @@ static void test_block_reserve(void **state)
 static void check_settle(const char *dir, const char *name, uint64_t bs)
 {
 	const char *p = th_path(dir, name);
-	const char *copy = th_path(dir, name[strlen(name) - 1] == 'x'
-						 ? "copy.vhdx"
-						 : "copy.vhd");
+	const char *copy = th_path(
+		dir, name[strlen(name) - 1] == 'x' ? "copy.vhdx" : "copy.vhd");
 	const uint64_t size = 16 * TH_MIB;
 	uint8_t *model = calloc(1, size), buf[4096];
 	struct vhd_disk *d, *r;
