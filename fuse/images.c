@@ -254,26 +254,26 @@ ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 	return ret;
 }
 
-int vhdfs_image_flush(struct vhdfs_image *img)
+/* @fn on the image's read-write handle, when it has one. */
+static int on_rdwr(struct vhdfs_image *img, int (*fn)(struct vhd_disk *))
 {
 	int ret = 0;
 
 	pthread_rwlock_rdlock(&img->lock);
 	if (img->rdwr)
-		ret = vhd_flush(img->disk);
+		ret = fn(img->disk);
 	pthread_rwlock_unlock(&img->lock);
 	return ret;
 }
 
+int vhdfs_image_flush(struct vhdfs_image *img)
+{
+	return on_rdwr(img, vhd_flush);
+}
+
 int vhdfs_image_closing(struct vhdfs_image *img)
 {
-	int ret = 0;
-
-	pthread_rwlock_rdlock(&img->lock);
-	if (img->rdwr)
-		ret = vhd_settle(img->disk);
-	pthread_rwlock_unlock(&img->lock);
-	return ret;
+	return on_rdwr(img, vhd_settle);
 }
 
 uint64_t vhdfs_image_version(struct vhdfs_image *img)
