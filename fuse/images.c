@@ -71,23 +71,38 @@ static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
 	return NULL;
 }
 
-/* Swap @img's handle for one opened @write; the caller holds a reference
- * (upgrade: and vhdfs_topo_lock; downgrade: busy set). */
+/*
+ * Swap @img's handle for one opened @write; the caller holds a reference
+ * (upgrade: and vhdfs_topo_lock; either: busy set). A downgrade flushes
+ * and opens the read-only handle while no write can land, so readers see
+ * every acknowledged write; the write lock goes with the old handle.
+ * Nothing to do when the handle already is as asked.
+ */
 static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 {
 	struct vhd_disk *disk, *old;
-	int ret;
+	dev_t dev;
+	ino_t ino;
+	int ret = 0;
 
-	/* A read-only handle must see what the writer wrote. */
+	pthread_rwlock_wrlock(&img->lock);
+	if (img->rdwr == write)
+		goto out;
 	if (!write) {
-		ret = vhdfs_image_flush(img);
+		ret = vhd_flush(img->disk);
 		if (ret)
-			return ret;
+			goto out;
 	}
 	ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, &disk);
 	if (ret)
-		return ret;
-	pthread_rwlock_wrlock(&img->lock);
+		goto out;
+	vhd_identity(disk, &dev, &ino);
+	if (dev != img->dev || ino != img->ino) {
+		/* Renamed or replaced behind our back: not this image. */
+		vhd_close(disk);
+		ret = -ESTALE;
+		goto out;
+	}
 	old = img->disk;
 	img->disk = disk;
 	img->rdwr = write;
@@ -96,6 +111,55 @@ static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 	if (ret)
 		vhdfs_log("close of %s failed: %s", bpath, strerror(-ret));
 	return 0;
+out:
+	pthread_rwlock_unlock(&img->lock);
+	return ret;
+}
+
+/*
+ * reopen() with busy set, so that no open, close or other swap of @img
+ * runs meanwhile, and only while it has @writers writers (-1: any).
+ * 1 when it is closing, unlisted (removed) or the count differs.
+ */
+static int swap_handle(struct vhdfs_image *img, bool write, int writers)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	pthread_mutex_lock(&images_lock);
+	while (img->busy)
+		pthread_cond_wait(&images_cond, &images_lock);
+	if (img->closing || !img->listed ||
+	    (writers >= 0 && img->writers != writers)) {
+		pthread_mutex_unlock(&images_lock);
+		return 1;
+	}
+	img->busy = true;
+	snprintf(path, sizeof(path), "%s", img->path);
+	pthread_mutex_unlock(&images_lock);
+	ret = reopen(img, path, write);
+	if (ret < 0)
+		vhdfs_log("cannot reopen %s %s: %s", path,
+			  write ? "for writing" : "read-only", strerror(-ret));
+	pthread_mutex_lock(&images_lock);
+	img->busy = false;
+	pthread_cond_broadcast(&images_cond);
+	pthread_mutex_unlock(&images_lock);
+	return ret;
+}
+
+void vhdfs_image_let_go(struct vhdfs_image *img)
+{
+	/* A failed swap keeps the read-write handle: nothing is lost. */
+	swap_handle(img, false, 1);
+}
+
+int vhdfs_image_relock(struct vhdfs_image *img)
+{
+	int ret = swap_handle(img, true, -1);
+
+	/* Removed or closing: no path leads back to it. */
+	return ret == 1 ? -ESTALE : ret;
 }
 
 int vhdfs_image_get(const char *bpath, bool write, struct vhdfs_image **out)

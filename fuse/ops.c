@@ -24,6 +24,7 @@ struct vhdfs_fh {
 	struct vhdfs_control *ctl; /* VHDFS_NODE_CONTROL */
 	char *text;		   /* VHDFS_NODE_JOB: snapshot at open */
 	size_t len;
+	pid_t opener; /* a writer's: who opened it (descriptors go on) */
 };
 
 static struct timespec mount_time;
@@ -216,11 +217,31 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 }
 
 /* Open an image; a writer must not open a parent of another image. */
-static int open_image(const char *path, const char *bpath, bool write,
-		      struct vhdfs_image **img)
+/* May the image at @bpath be written? Under vhdfs_topo_lock. */
+static int may_write(const char *path, const char *bpath)
 {
 	char child[PATH_MAX];
 	struct stat st;
+	int ret = vhdfs_stat(bpath, &st);
+
+	if (ret)
+		return ret;
+	if (vhdfs_job_busy(bpath) || vhdfs_image_exclusive(bpath)) {
+		vhdfs_log("refusing write open of %s: a job is changing it",
+			  path);
+		return -EBUSY;
+	}
+	if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
+		vhdfs_log("refusing write open of %s: it is the parent of %s",
+			  path, child + vhdfs_cfg.backing_len);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int open_image(const char *path, const char *bpath, bool write,
+		      struct vhdfs_image **img)
+{
 	int ret;
 
 	if (!write) {
@@ -238,22 +259,39 @@ static int open_image(const char *path, const char *bpath, bool write,
 	}
 	if (vhdfs_cfg.ro)
 		return -EROFS;
-	ret = vhdfs_stat(bpath, &st);
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	ret = may_write(path, bpath);
+	if (!ret)
+		ret = vhdfs_image_get(bpath, true, img);
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
+}
+
+/*
+ * A write through a descriptor whose image let go of its write lock
+ * (vhdfs_image_let_go) while it stayed open somewhere the daemon could not
+ * see: checked as at open, since a child may have been made meanwhile.
+ */
+static int relock(const char *path, struct vhdfs_fh *fh)
+{
+	char bpath[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (!path)
+		return -ESTALE; /* removed: nothing may name it again */
+	ret = lookup(path, bpath, &st);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vhdfs_topo_lock);
-	if (vhdfs_job_busy(bpath) || vhdfs_image_exclusive(bpath)) {
-		vhdfs_log("refusing write open of %s: a job is changing it",
-			  path);
-		ret = -EBUSY;
-	} else if (vhdfs_find_child(&st, child, sizeof(child)) > 0) {
-		vhdfs_log("refusing write open of %s: it is the parent of %s",
-			  path, child + vhdfs_cfg.backing_len);
-		ret = -EPERM;
-	} else {
-		ret = vhdfs_image_get(bpath, true, img);
-	}
+	ret = may_write(path, bpath);
+	if (!ret)
+		ret = vhdfs_image_relock(fh->img);
 	pthread_mutex_unlock(&vhdfs_topo_lock);
+	if (ret)
+		vhdfs_log(
+			"refusing a write to %s after its lock was let go: %s",
+			path, strerror(-ret));
 	return ret;
 }
 
@@ -273,6 +311,7 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 		return -ENOMEM;
 	fh->node = vhdfs_classify(path, &id);
 	fh->write = write;
+	fh->opener = fuse_get_context()->pid;
 	switch (fh->node) {
 	case VHDFS_NODE_ROOT:
 	case VHDFS_NODE_JOBS_DIR:
@@ -452,6 +491,12 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 		return (int)vhdfs_control_write(fh->ctl, buf, size, off);
 	case VHDFS_NODE_BACKING:
 		ret = vhdfs_image_pwrite(fh->img, buf, size, (uint64_t)off);
+		if (ret == -EBADF && fh->write) {
+			ret = relock(path, fh);
+			if (!ret)
+				ret = vhdfs_image_pwrite(fh->img, buf, size,
+							 (uint64_t)off);
+		}
 		/* Direct I/O: the kernel leaves O_DSYNC/O_SYNC to us. */
 		if (ret >= 0 && (fi->flags & O_DSYNC)) {
 			int r = vhdfs_image_flush(fh->img);
@@ -473,13 +518,16 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 static int vhdfs_flush(const char *path, struct fuse_file_info *fi)
 {
 	struct vhdfs_fh *fh = get_fh(fi);
+	int ret;
 
-	(void)path;
 	if (fh->node == VHDFS_NODE_CONTROL)
 		return vhdfs_control_flush(fh->ctl);
 	if (fh->node != VHDFS_NODE_BACKING || !fh->write)
 		return 0;
-	return vhdfs_image_closing(fh->img);
+	ret = vhdfs_image_closing(fh->img);
+	if (!ret && !vhdfs_caller_may_hold(path, fh->opener))
+		vhdfs_image_let_go(fh->img);
+	return ret;
 }
 
 static int vhdfs_fsync(const char *path, int datasync,

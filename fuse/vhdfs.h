@@ -78,6 +78,13 @@ int vhdfs_caller_may_open_st(const char *bpath, bool write,
 /* The same for the mode bits @st of a file already found. */
 int vhdfs_caller_may_access(const struct stat *st, bool write);
 
+/*
+ * holders.c (in a FLUSH): may descriptors of the writer's open file at
+ * MOUNTPOINT/@path, opened by @opener, remain open after this close? Looks
+ * at the closing process, @opener and their descendants; true when unsure.
+ */
+bool vhdfs_caller_may_hold(const char *path, pid_t opener);
+
 /* log.c: one line per refused request or failure. */
 void vhdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -172,6 +179,7 @@ int vhdfs_image_get(const char *bpath, bool write, struct vhdfs_image **out);
 void vhdfs_image_put(struct vhdfs_image *img, bool write);
 ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,
 			  uint64_t off);
+/* -EBADF while the handle is read-only (see vhdfs_image_relock). */
 ssize_t vhdfs_image_pwrite(struct vhdfs_image *img, const void *buf, size_t len,
 			   uint64_t off);
 int vhdfs_image_flush(struct vhdfs_image *img);
@@ -180,6 +188,21 @@ int vhdfs_image_flush(struct vhdfs_image *img);
  * close would (vhd_settle), so the release that follows only lets go.
  */
 int vhdfs_image_closing(struct vhdfs_image *img);
+/*
+ * After vhdfs_image_closing, when no descriptor of the writer is known to
+ * remain (the release is still to come): if it is the image's only
+ * writer, swap in a read-only handle, so the write lock goes before
+ * close(2) returns and other programs (qemu-img) can open the file at once.
+ */
+void vhdfs_image_let_go(struct vhdfs_image *img);
+/*
+ * A writer's descriptor that was still open after all writes again: take
+ * the read-write handle and its lock back, reading the file afresh (another
+ * program may have written it meanwhile). The caller holds vhdfs_topo_lock
+ * and checked, as at open, that the image may be written. -EBUSY when
+ * another program holds the lock, -ESTALE when the image was removed.
+ */
+int vhdfs_image_relock(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
 /* Is @img's leaf the file @st names (st_dev, st_ino)? */
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);

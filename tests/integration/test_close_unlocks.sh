@@ -75,3 +75,87 @@ grep -q 'Failed to get shared "write" lock' "$T/err" ||
 exec 3>&-
 qemu-img info "$B/c.vhd" >/dev/null || fail "qemu-img info after the last close"
 head -c 13 "$M/c.vhd" | grep -q "still writing" || fail "the last write is not there"
+
+# A descriptor the daemon cannot see (passed to an unrelated process over a
+# socket) loses the lock at its opener's close; its next write takes it
+# back, reading the file afresh, unless the image became a parent
+# meanwhile: then that write fails EPERM and changes nothing.
+"$PY" - "$M" "$B" "$VHD" <<'EOF' || fail "a descriptor passed to another process"
+import array, hashlib, os, socket, subprocess, sys
+mnt, back, vhd = sys.argv[1:4]
+
+
+def run(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def handed_over(name):
+    """Open NAME for writing, write, pass the descriptor to an unrelated
+    process (a grandchild) and close it here. Returns our socket end: each
+    "go" makes the holder write 4 KiB and answer with the result; anything
+    else makes it close the descriptor and answer "closed"."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        if os.fork():
+            os._exit(0)
+        _, anc, _, _ = b.recvmsg(16, socket.CMSG_LEN(4))
+        fd = array.array("i", anc[0][2][:4])[0]
+        off = 4096
+        while b.recv(16) == b"go":
+            try:
+                os.pwrite(fd, b"H" * 4096, off)
+                b.send(b"ok")
+            except OSError as e:
+                b.send(os.strerror(e.errno).encode())
+            off += 4096
+        os.close(fd)
+        b.send(b"closed")
+        os._exit(0)
+    b.close()
+    os.waitpid(pid, 0)
+    fd = os.open(f"{mnt}/{name}", os.O_RDWR)
+    os.pwrite(fd, b"G" * 4096, 0)
+    a.sendmsg([b"fd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                         array.array("i", [fd]))])
+    os.close(fd)
+    return a
+
+
+for name in ("p.vhd", "q.vhd"):
+    with open(f"{mnt}/.control", "w") as f:
+        f.write(f"{name} base.vhd\n")
+
+# No child made meanwhile: the holder's write takes the lock back.
+a = handed_over("p.vhd")
+r = run("qemu-img", "info", f"{back}/p.vhd")
+assert r.returncode == 0, "lock kept after the opener's close: " + r.stderr
+a.send(b"go")
+assert a.recv(64) == b"ok", "the holder's write failed"
+r = run("qemu-img", "info", f"{back}/p.vhd")
+assert r.returncode != 0 and 'shared "write" lock' in r.stderr, \
+    "lock not taken back: " + r.stderr
+a.send(b"end")
+assert a.recv(64) == b"closed"
+r = run("qemu-io", "-r", "-f", "vpc", "-c", "read -P 0x47 0 4096",
+        "-c", "read -P 0x48 4096 4096", f"{back}/p.vhd")
+assert r.stdout.count("read 4096/4096") == 2 and "fail" not in r.stdout, \
+    r.stdout + r.stderr
+
+# A child made in the gap: the holder's write fails EPERM, nothing changes.
+a = handed_over("q.vhd")
+r = run(vhd, "diff", f"{back}/k.vhd", f"{back}/q.vhd")
+assert r.returncode == 0, "vhd diff in the gap: " + r.stderr
+before = sha(f"{back}/q.vhd")
+a.send(b"go")
+answer = a.recv(64).decode()
+assert answer == os.strerror(1), "write into a parent: " + answer
+assert sha(f"{back}/q.vhd") == before, "a refused write changed the parent"
+a.send(b"end")
+assert a.recv(64) == b"closed"
+EOF

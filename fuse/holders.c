@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/*
+ * May a writer's open file still have descriptors when one is closed?
+ *
+ * FLUSH comes with every close(2) of a descriptor (a dup, a forked
+ * child's copy), RELEASE only after the last one and after close(2) has
+ * returned. To let go of the write lock at FLUSH, so that the next program
+ * can open the image at once, the daemon looks for the same file among the
+ * descriptors of the closing process, the process that opened it, and
+ * their descendants, which inherit descriptors. Whatever it cannot see
+ * makes the answer yes, and the lock then goes with RELEASE. A holder it
+ * misses (a daemonized grandchild, another pid namespace) only has the
+ * image opened afresh at its next write (vhdfs_image_relock).
+ */
+#include "vhdfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fuse.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PIDS 256 /* more processes to look at: assume a holder */
+
+struct scan {
+	pid_t pids[MAX_PIDS];
+	int n;
+	bool unsure; /* something could not be read */
+};
+
+static void add(struct scan *s, pid_t pid)
+{
+	if (pid <= 0) {
+		s->unsure = true;
+		return;
+	}
+	for (int i = 0; i < s->n; i++)
+		if (s->pids[i] == pid)
+			return;
+	if (s->n == MAX_PIDS)
+		s->unsure = true;
+	else
+		s->pids[s->n++] = pid;
+}
+
+/* Has @pid a descriptor whose path is @want? */
+static bool has_fd(struct scan *s, pid_t pid, const char *want)
+{
+	char dir[48], link[PATH_MAX];
+	bool found = false;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d) {
+		if (errno != ENOENT && errno != ESRCH)
+			s->unsure = true; /* gone: it holds nothing */
+		return false;
+	}
+	while (!found && (e = readdir(d))) {
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		found = strcmp(link, want) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Queue the children of every thread of @pid. */
+static void add_children(struct scan *s, pid_t pid)
+{
+	char path[96];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d) {
+		if (errno != ENOENT && errno != ESRCH)
+			s->unsure = true;
+		return;
+	}
+	while ((e = readdir(d))) {
+		FILE *f;
+		int child;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/children",
+			 (int)pid, e->d_name);
+		f = fopen(path, "re");
+		if (!f) {
+			/* A thread that just ended, or no such file at all
+			 * (a kernel without CONFIG_PROC_CHILDREN). */
+			s->unsure = true;
+			continue;
+		}
+		while (fscanf(f, "%d", &child) == 1)
+			add(s, (pid_t)child);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+bool vhdfs_caller_may_hold(const char *path, pid_t opener)
+{
+	char want[2 * PATH_MAX];
+	struct scan s = {.n = 0};
+
+	if (!path)
+		return true;
+	snprintf(want, sizeof(want), "%s%s",
+		 vhdfs_cfg.mountpoint_len > 1 ? vhdfs_cfg.mountpoint : "",
+		 path);
+	add(&s, fuse_get_context()->pid);
+	add(&s, opener);
+	for (int i = 0; i < s.n && !s.unsure; i++) {
+		if (has_fd(&s, s.pids[i], want))
+			return true;
+		add_children(&s, s.pids[i]);
+	}
+	return s.unsure;
+}
