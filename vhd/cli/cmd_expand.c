@@ -22,10 +22,11 @@ int cmd_expand(int argc, char **argv)
 		return st;
 	path = argv[optind];
 	size_arg = argv[optind + 1];
-	if (vhd_parse_size(size_arg, &size) || size == 0 || size > VHD_MAX_SIZE)
-		return cli_usage_error(argv[0],
-				       "invalid size '%s' (1 byte to 2040G)",
-				       size_arg);
+	/* A VHD's smaller limit: the library's, once it knows the format. */
+	if (vhd_parse_size(size_arg, &size) || size == 0 ||
+	    size > VHD_MAX_SIZE_VHDX)
+		return cli_usage_error(
+			argv[0], "invalid size '%s' (1 byte to 64T)", size_arg);
 	/* The library cannot see children; the image's directory can. */
 	err = cli_find_child(path, child, sizeof(child));
 	if (err < 0)
