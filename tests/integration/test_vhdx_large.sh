@@ -2,8 +2,8 @@
 # A VHDX may be larger than a VHD's 2040 GiB (up to 64 TiB): `vhd create`,
 # `vhd expand` and the control file's create and expand make and grow one
 # past 2040G (qemu-img info and check agree); the VHD limit still holds
-# for VHDs (CLI: usage error 2 for create, exit 1 naming the file for
-# expand; .control: 32773 EINVAL) and 64T for VHDX; nothing is left behind.
+# for VHDs (CLI: usage error 2, naming the file for expand; .control:
+# 32773 EINVAL) and 64T for VHDX; nothing is left behind.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd fusermount3 qemu-img
@@ -33,8 +33,9 @@ qemu-img check -q -f vhdx "$B/e.vhdx" || fail "qemu-img check e.vhdx"
 state=$(dir_state "$B")
 assert_eq 2 "$(status "$VHD" create "$B/x.vhd" 3T)" "vhd create x.vhd 3T"
 assert_eq 2 "$(status "$VHD" create "$B/x.vhdx" 65T)" "vhd create x.vhdx 65T"
-assert_eq 1 "$(status "$VHD" expand "$B/v.vhd" 3T)" "vhd expand v.vhd 3T"
-grep -q "v.vhd: .*2040 GiB" "$T/out" || fail "expand message: $(cat "$T/out")"
+assert_eq 2 "$(status "$VHD" expand "$B/v.vhd" 3T)" "vhd expand v.vhd 3T"
+grep -q "'3T' for $B/v.vhd (1 byte to 2040G)" "$T/out" ||
+	fail "expand message: $(cat "$T/out")"
 assert_eq "$state" "$(dir_state "$B")" "backing dir after refusals"
 
 # The control file.
