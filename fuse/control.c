@@ -291,8 +291,18 @@ static int cmd_validate(const char *path, struct result *r)
 				   sizeof(r->msg));
 	if (ret)
 		return ret;
-	/* A damaged image is what validation is for: the job reports it. */
-	return start_job(&args, r);
+	/*
+	 * A job running on the image is "in use" (32774), as for the other
+	 * commands: a check now would only find that job's lock. A damaged
+	 * image is what validation is for: the job reports it.
+	 */
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_job_busy(args.path))
+		ret = fail(r, -EBUSY, "%s is in use by a job", path);
+	else
+		ret = start_job(&args, r);
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
 }
 
 /* Path of an argument inside BACKING_DIR as given (it may not exist). */
