@@ -175,8 +175,7 @@ format-check:
 		tests/bench/*.c
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/vhd $(BUILD)/vhdfs $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 vhd/cli/vhd.1 fuse/vhdfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 

@@ -231,6 +231,7 @@ static int cmd_create(char **tok, int n, struct result *r)
 {
 	struct vhdfs_job_args args = {.verb = "create", .dirfd = -1};
 	uint64_t size, block = 0;
+	enum vhd_format fmt;
 	bool fixed = false, have_type = false;
 	int ret;
 
@@ -238,9 +239,10 @@ static int cmd_create(char **tok, int n, struct result *r)
 		return fail(r, -EROFS, "read-only mount");
 	if (vhd_parse_size(tok[2], &size) || size == 0)
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
-	if (size > VHD_MAX_SIZE)
-		return fail(r, -EINVAL, "size too large: %s (limit 2040G)",
-			    tok[2]);
+	fmt = vhd_format_for_name(tok[1]); /* what vhd_create will make */
+	if (size > vhd_max_size(fmt))
+		return fail(r, -EINVAL, "size too large: %s (limit %s)", tok[2],
+			    fmt == VHD_FORMAT_VHDX ? "64T" : "2040G");
 	for (int i = 3; i < n; i++) {
 		if (!have_type && strcasecmp(tok[i], "fixed") == 0) {
 			fixed = true;
@@ -289,8 +291,18 @@ static int cmd_validate(const char *path, struct result *r)
 				   sizeof(r->msg));
 	if (ret)
 		return ret;
-	/* A damaged image is what validation is for: the job reports it. */
-	return start_job(&args, r);
+	/*
+	 * A job running on the image is "in use" (32774), as for the other
+	 * commands: a check now would only find that job's lock. A damaged
+	 * image is what validation is for: the job reports it.
+	 */
+	pthread_mutex_lock(&vhdfs_topo_lock);
+	if (vhdfs_job_busy(args.path))
+		ret = fail(r, -EBUSY, "%s is in use by a job", path);
+	else
+		ret = start_job(&args, r);
+	pthread_mutex_unlock(&vhdfs_topo_lock);
+	return ret;
 }
 
 /* Path of an argument inside BACKING_DIR as given (it may not exist). */
@@ -458,6 +470,7 @@ static int resize_precheck(const char *verb, const char *arg,
 			   const struct vhdfs_job_args *a, struct result *r)
 {
 	bool expand = strcmp(verb, "expand") == 0;
+	struct vhd_info info;
 	struct vhd_disk *d;
 	enum vhd_type type;
 	uint64_t size;
@@ -468,7 +481,10 @@ static int resize_precheck(const char *verb, const char *arg,
 		return lib_fail(r, ret);
 	type = vhd_type(d);
 	size = vhd_size(d);
+	ret = vhd_get_info(d, &info);
 	vhd_close(d);
+	if (ret)
+		return lib_fail(r, ret);
 	if (!expand && type == VHD_TYPE_FIXED)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a fixed disk cannot be compacted", arg);
@@ -480,6 +496,11 @@ static int resize_precheck(const char *verb, const char *arg,
 			    "%s: %" PRIu64 " bytes is smaller than the disk "
 			    "(%" PRIu64 " bytes); disks cannot shrink",
 			    arg, a->size, size);
+	if (expand && a->size > vhd_max_size(info.format))
+		return fail(r, -EINVAL,
+			    "%s: size too large: %" PRIu64 " bytes (limit %s)",
+			    arg, a->size,
+			    info.format == VHD_FORMAT_VHDX ? "64T" : "2040G");
 	return 0;
 }
 
@@ -498,8 +519,8 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 
 	if (vhdfs_cfg.ro)
 		return fail(r, -EROFS, "read-only mount");
-	if (n > 2 && (vhd_parse_size(tok[2], &args.size) || !args.size ||
-		      args.size > VHD_MAX_SIZE))
+	/* The limit of the image's format: resize_precheck's. */
+	if (n > 2 && (vhd_parse_size(tok[2], &args.size) || !args.size))
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
 	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
 				   sizeof(r->msg));

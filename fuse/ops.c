@@ -740,7 +740,8 @@ static int vhdfs_rename(const char *from, const char *to, unsigned int flags)
 	if (vhdfs_cfg.ro)
 		return -EROFS;
 	if (!S_ISDIR(st.st_mode) && !vhd_is_image_name(to)) {
-		vhdfs_log("refusing mv of %s to %s: name must end in .vhd",
+		vhdfs_log("refusing mv of %s to %s: name must end in .vhd, "
+			  ".avhd, .vhdx or .avhdx",
 			  from, to);
 		return -EINVAL;
 	}

@@ -307,7 +307,9 @@ int vhdfs_resolve_new(const char *arg, char *out, size_t len, int *dirfd,
 	}
 	if (!vhd_is_image_name(norm)) {
 		snprintf(msg, msglen,
-			 "image name must end in .vhd (or .avhd): %s", arg);
+			 "image name must end in .vhd, .avhd, .vhdx or .avhdx: "
+			 "%s",
+			 arg);
 		return -EINVAL;
 	}
 	base = strrchr(norm, '/');

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vhd_i.h"
+#include "vhdx_i.h"
 
 bool vhd_is_image_name(const char *name)
 {
@@ -27,6 +28,16 @@ bool vhd_is_image_name(const char *name)
 			return true;
 	}
 	return false;
+}
+
+uint64_t vhd_max_size(enum vhd_format format)
+{
+	return format == VHD_FORMAT_VHDX ? VHD_MAX_SIZE_VHDX : VHD_MAX_SIZE;
+}
+
+enum vhd_format vhd_format_for_name(const char *path)
+{
+	return vhdx_is_vhdx_name(path) ? VHD_FORMAT_VHDX : VHD_FORMAT_VHD;
 }
 
 int vhd_each_case_variant(const char *path,

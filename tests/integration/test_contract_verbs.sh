@@ -2,12 +2,13 @@
 # The ReturnValue/errno table of design.md, verb by verb: every command
 # that names a missing image says ENOENT (32779), one outside BACKING_DIR
 # EACCES (32769), an existing target EEXIST (32773), an image open for
-# writing EBUSY (32774), an operation the image type cannot take
-# EOPNOTSUPP (32770), a parent EPERM (32775); the `.control` line carries
-# the same ReturnValue. A running job's status file cannot be removed
-# (EBUSY) or written; a finished one can be removed. Malformed lines and
-# unsuitable parameters (a parent that would close a cycle) are EINVAL
-# (32773). Nothing is left behind by any failure.
+# writing or a job running on it (validate too) EBUSY (32774), an
+# operation the image type cannot take EOPNOTSUPP (32770), a parent EPERM
+# (32775); the `.control` line carries the same ReturnValue. A running
+# job's status file cannot be removed (EBUSY) or written; a finished one
+# can be removed. Malformed lines and unsuitable parameters (a parent that
+# would close a cycle) are EINVAL (32773). Nothing is left behind by any
+# failure.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
 require_cmd fusermount3 qemu-io
@@ -84,6 +85,13 @@ exec 3>&- 4>&-
 ctl "$M" "compact busy.vhd"
 id=$(last_job "$M")
 expect_errno EBUSY rm "$M/.jobs/$id"
+# validate of an image a job runs on: in use (32774), no job started.
+expect_errno EBUSY ctl "$M" "validate busy.vhd"
+case "$(tail -n 1 "$M/.control")" in
+"ReturnValue=32774 "*) ;;
+*) fail "validate during compact: $(tail -n 1 "$M/.control")" ;;
+esac
+assert_eq "$id" "$(ls "$M/.jobs" | sort -n | tail -n 1)" "newest job"
 expect_errno EACCES sh -c "echo x >'$M/.jobs/$id'"
 job_wait "$M" "$id"
 expect_errno EPERM ctl "$M" "cancel $id"

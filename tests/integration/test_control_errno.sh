@@ -43,6 +43,11 @@ expect_ctl EINVAL "child.vhd \"base.vhd"
 expect_ctl EINVAL "frobnicate child.vhd base.vhd"
 expect_ctl EINVAL "create sized.vhd 12Q"
 expect_ctl EINVAL "child.vhd $O/junk.vhd"
+# A new image's name: every extension the mount shows is named.
+expect_ctl EINVAL "create disk.img 1M"
+tail -n 1 "$M/.control" | grep -qF \
+	'Error="image name must end in .vhd, .avhd, .vhdx or .avhdx: disk.img"' ||
+	fail "name without an image extension: $(tail -n 1 "$M/.control")"
 # A name longer than NAME_MAX is an invalid parameter too (32773), with
 # the errno that says why, not 32768 Failed / EIO.
 long=$(printf 'n%.0s' $(seq 300))

@@ -72,6 +72,11 @@ expect_errno EEXIST ctl "$M" "f.vhd base.vhd"
 cat "$M/.control" | tail -n 1 | grep -Eqx \
 	'ReturnValue=32773 Error="[^"]+" Command="(diff )?f\.vhd base\.vhd"' ||
 	fail "EEXIST result: $(cat "$M/.control" | tail -n 1)"
+# design.md's example, byte for byte: the implicit form, a missing parent.
+expect_errno ENOENT ctl "$M" "child.vhd missing.vhd"
+assert_eq 'ReturnValue=32779 Error="parent not found: missing.vhd" Command="diff child.vhd missing.vhd"' \
+	"$(tail -n 1 "$M/.control")" "result of the design's example"
+[ ! -e "$B/child.vhd" ] || fail "the failed example left child.vhd"
 # Every line has the ReturnValue=N form.
 grep -Evq '^ReturnValue=[0-9]+ ' "$M/.control" &&
 	fail "malformed result line: $(grep -Ev '^ReturnValue=[0-9]+ ' \

@@ -11,6 +11,7 @@ int cmd_create(int argc, char **argv)
 	struct vhd_create_params p = {.type = VHD_TYPE_DYNAMIC};
 	const char *block_arg = NULL;
 	const char *path, *size_arg;
+	enum vhd_format fmt;
 	int c, err;
 
 	c = cli_parse_image_opts(argc, argv, &p, &block_arg);
@@ -23,10 +24,11 @@ int cmd_create(int argc, char **argv)
 	size_arg = argv[optind + 1];
 
 	err = vhd_parse_size(size_arg, &p.size);
-	if (err || p.size == 0 || p.size > VHD_MAX_SIZE)
-		return cli_usage_error(argv[0],
-				       "invalid size '%s' (1 byte to 2040G)",
-				       size_arg);
+	fmt = vhd_format_for_name(path);
+	if (err || p.size == 0 || p.size > vhd_max_size(fmt))
+		return cli_usage_error(
+			argv[0], "invalid size '%s' (1 byte to %s)", size_arg,
+			fmt == VHD_FORMAT_VHDX ? "64T" : "2040G");
 	c = cli_apply_block_size(argv[0], &p, block_arg);
 	if (c >= 0)
 		return c;
