@@ -549,12 +549,18 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 				     sizeof(r->msg));
 	if (ret)
 		return ret;
-	vhdfs_image_settle(child, true);
+	/*
+	 * Readers too: an open handle (shared by every later open while it
+	 * lives) and its cached pages keep reading the old parent.
+	 */
+	vhdfs_image_settle(child, false);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
 		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
 	else if (vhdfs_image_writers(child) > 0)
 		ret = fail(r, -EBUSY, "%s is open for writing", tok[1]);
+	else if (vhdfs_image_users(child) > 0)
+		ret = fail(r, -EBUSY, "%s is open through the mount", tok[1]);
 	else if (vhdfs_job_busy(parent) || vhdfs_image_exclusive(parent))
 		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
 	else if (vhdfs_image_writers(parent) > 0)
