@@ -226,8 +226,8 @@ static int open_image(const char *path, const char *bpath, bool write,
 	if (!write) {
 		pthread_mutex_lock(&vhdfs_topo_lock);
 		if (vhdfs_image_exclusive(bpath)) {
-			vhdfs_log("refusing open of %s: a compact or expand "
-				  "job is moving its blocks",
+			vhdfs_log("refusing open of %s: a job is moving or "
+				  "filling its blocks",
 				  path);
 			ret = -EBUSY;
 		} else {

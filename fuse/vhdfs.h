@@ -399,10 +399,11 @@ int vhdfs_run_convert(const struct vhdfs_job_args *args,
 		      size_t msglen);
 
 /*
- * job_ops.c: compact and expand jobs. While one runs its image refuses
- * every open through the mount (blocks move: an older handle would read
- * their old place); vhdfs_image_exclusive() says so, with vhdfs_topo_lock
- * held. The job starts only when no handle of the image is open.
+ * job_ops.c: compact and expand jobs. While one runs its image (and a
+ * merge's ancestor) refuses every open through the mount (blocks move or
+ * fill: an older handle would read their old place);
+ * vhdfs_image_exclusive() says so, with vhdfs_topo_lock held. The job
+ * starts only when no handle of the image is open.
  */
 int vhdfs_run_compact(const struct vhdfs_job_args *args,
 		      vhd_progress_fn progress, void *pctx, char *msg,
@@ -411,6 +412,15 @@ int vhdfs_run_expand(const struct vhdfs_job_args *args,
 		     vhd_progress_fn progress, void *pctx, char *msg,
 		     size_t msglen);
 bool vhdfs_image_exclusive(const char *bpath);
+/*
+ * Hold the image at @path exclusively for a job (compact, expand, a
+ * merge's ancestor): -EBUSY (and @msg) when it is open through the mount,
+ * once a release in flight had its time. @id gets its identity for
+ * vhdfs_exclusive_end(), which also forgets its handles and metadata.
+ */
+int vhdfs_exclusive_begin(const char *path, struct vhdfs_job_claim *id,
+			  char *msg, size_t msglen);
+void vhdfs_exclusive_end(const char *path, const struct vhdfs_job_claim *id);
 
 /*
  * cache.c: whether an open of the image at FUSE @path whose chain has
