@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,14 @@ struct vhdfs_image {
 	bool listed;	       /* protected by images_lock */
 	bool closing; /* last reference gone; protected by images_lock */
 	bool busy;    /* handle being swapped; protected by images_lock */
+	struct vhdfs_reader *readers; /* protected by images_lock */
+	atomic_int nreaders;	      /* their number, read unlocked */
 	struct vhdfs_image *next;
+};
+
+struct vhdfs_reader {
+	struct vhdfs_reader *next;
+	char path[]; /* the FUSE path it was opened by */
 };
 
 /*
@@ -230,6 +238,67 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 	pthread_mutex_unlock(&images_lock);
 	pthread_rwlock_destroy(&img->lock);
 	free(img);
+}
+
+struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
+					    const char *path)
+{
+	size_t n = strlen(path) + 1;
+	struct vhdfs_reader *r = malloc(sizeof(*r) + n);
+
+	if (!r)
+		return NULL;
+	memcpy(r->path, path, n);
+	pthread_mutex_lock(&images_lock);
+	r->next = img->readers;
+	img->readers = r;
+	atomic_fetch_add(&img->nreaders, 1);
+	pthread_mutex_unlock(&images_lock);
+	return r;
+}
+
+void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r)
+{
+	struct vhdfs_reader **p;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&images_lock);
+	for (p = &img->readers; *p; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			atomic_fetch_sub(&img->nreaders, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&images_lock);
+	free(r);
+}
+
+char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path)
+{
+	struct vhdfs_reader *r;
+	char **names;
+	int n = 0;
+
+	if (atomic_load(&img->nreaders) == 0)
+		return NULL;
+	pthread_mutex_lock(&images_lock);
+	names = calloc((size_t)atomic_load(&img->nreaders) + 1, sizeof(*names));
+	for (r = img->readers; names && r; r = r->next) {
+		bool seen = path && strcmp(r->path, path) == 0;
+
+		for (int i = 0; !seen && i < n; i++)
+			seen = strcmp(names[i], r->path) == 0;
+		if (!seen && (names[n] = strdup(r->path)))
+			n++;
+	}
+	pthread_mutex_unlock(&images_lock);
+	if (names && !n) {
+		free(names);
+		names = NULL;
+	}
+	return names;
 }
 
 ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,

@@ -181,6 +181,21 @@ int vhdfs_image_flush(struct vhdfs_image *img);
  */
 int vhdfs_image_closing(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/*
+ * Page-cached readers of @img, by the FUSE path each was opened under: the
+ * kernel caches pages per path, and a write through another name of the
+ * file (a hard link, a symlink) drops only that name's pages.
+ * vhdfs_image_add_reader() returns what vhdfs_image_del_reader() takes
+ * (NULL when out of memory; del accepts it). vhdfs_image_other_readers()
+ * returns the distinct paths of readers opened under a name other than
+ * @path (all of them when @path is NULL), malloc'd and NULL-terminated,
+ * or NULL when there are none; the caller frees each and the array.
+ */
+struct vhdfs_reader;
+struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
+					    const char *path);
+void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r);
+char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path);
 /* Is @img's leaf the file @st names (st_dev, st_ino)? */
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);
 /* Virtual size of @img (as open). */
