@@ -227,6 +227,12 @@ static int diff_in(const char *cpath, const char *parent, struct result *r)
 	return ret;
 }
 
+/* The size limit of a new image named @name, as a SIZE argument says it. */
+static const char *size_limit(const char *name)
+{
+	return vhd_max_size_of_name(name) > VHD_MAX_SIZE ? "64T" : "2040G";
+}
+
 static int cmd_create(char **tok, int n, struct result *r)
 {
 	struct vhdfs_job_args args = {.verb = "create", .dirfd = -1};
@@ -238,9 +244,9 @@ static int cmd_create(char **tok, int n, struct result *r)
 		return fail(r, -EROFS, "read-only mount");
 	if (vhd_parse_size(tok[2], &size) || size == 0)
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
-	if (size > VHD_MAX_SIZE)
-		return fail(r, -EINVAL, "size too large: %s (limit 2040G)",
-			    tok[2]);
+	if (size > vhd_max_size_of_name(tok[1]))
+		return fail(r, -EINVAL, "size too large: %s (limit %s)", tok[2],
+			    size_limit(tok[1]));
 	for (int i = 3; i < n; i++) {
 		if (!have_type && strcasecmp(tok[i], "fixed") == 0) {
 			fixed = true;
@@ -458,6 +464,7 @@ static int resize_precheck(const char *verb, const char *arg,
 			   const struct vhdfs_job_args *a, struct result *r)
 {
 	bool expand = strcmp(verb, "expand") == 0;
+	struct vhd_info info;
 	struct vhd_disk *d;
 	enum vhd_type type;
 	uint64_t size;
@@ -466,15 +473,25 @@ static int resize_precheck(const char *verb, const char *arg,
 	ret = vhd_open(a->path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
 	if (ret)
 		return lib_fail(r, ret);
+	ret = vhd_get_info(d, &info);
+	if (ret)
+		lib_fail(r, ret); /* before close clears the message */
 	type = vhd_type(d);
 	size = vhd_size(d);
 	vhd_close(d);
+	if (ret)
+		return ret;
 	if (!expand && type == VHD_TYPE_FIXED)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a fixed disk cannot be compacted", arg);
 	if (expand && type == VHD_TYPE_DIFF)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a differencing disk cannot be expanded", arg);
+	if (expand && info.format == VHD_FORMAT_VHD && a->size > VHD_MAX_SIZE)
+		return fail(r, -EINVAL,
+			    "%s: %" PRIu64 " bytes is larger than a VHD can be "
+			    "(2040G)",
+			    arg, a->size);
 	if (expand && a->size < size)
 		return fail(r, -EINVAL,
 			    "%s: %" PRIu64 " bytes is smaller than the disk "
@@ -499,7 +516,7 @@ static int cmd_resize(const char *verb, char **tok, int n, struct result *r)
 	if (vhdfs_cfg.ro)
 		return fail(r, -EROFS, "read-only mount");
 	if (n > 2 && (vhd_parse_size(tok[2], &args.size) || !args.size ||
-		      args.size > VHD_MAX_SIZE))
+		      args.size > VHD_MAX_SIZE_VHDX))
 		return fail(r, -EINVAL, "bad size: %s", tok[2]);
 	ret = vhdfs_resolve_inside(tok[1], args.path, sizeof(args.path), r->msg,
 				   sizeof(r->msg));

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "vhd_i.h"
+#include "vhdx_i.h"
 
 bool vhd_is_image_name(const char *name)
 {
@@ -27,6 +27,11 @@ bool vhd_is_image_name(const char *name)
 			return true;
 	}
 	return false;
+}
+
+uint64_t vhd_max_size_of_name(const char *name)
+{
+	return vhdx_is_vhdx_name(name) ? VHD_MAX_SIZE_VHDX : VHD_MAX_SIZE;
 }
 
 int vhd_each_case_variant(const char *path,

@@ -33,6 +33,8 @@
 #define VHD_SECTOR_SIZE 512u
 /* Largest virtual size the format allows: 2040 GiB (0xFF000000 sectors). */
 #define VHD_MAX_SIZE (0xFF000000ull * VHD_SECTOR_SIZE)
+/* Largest virtual size of a VHDX: 64 TiB. */
+#define VHD_MAX_SIZE_VHDX (64ull << 40)
 /* Deepest chain vhd_open() follows, the leaf counted; deeper is ELOOP. */
 #define VHD_MAX_CHAIN_DEPTH 32
 #define VHD_DEFAULT_BLOCK_SIZE (2u << 20)
@@ -527,6 +529,12 @@ int vhd_parse_size(const char *s, uint64_t *out);
  * .avhdx (any case): the files the mount shows and that may be children.
  */
 bool vhd_is_image_name(const char *name);
+
+/*
+ * Largest virtual size of a new image named @name: VHD_MAX_SIZE_VHDX for a
+ * .vhdx or .avhdx name (vhd_create_ex makes a VHDX), else VHD_MAX_SIZE.
+ */
+uint64_t vhd_max_size_of_name(const char *name);
 
 /*
  * How a message says an image is open for writing by someone else (an

@@ -23,7 +23,7 @@
 #define VHDX_META_MAX_ENTRIES 2047u
 #define VHDX_META_ITEM_MAX VHDX_MIB
 #define VHDX_LOG_SECTOR 4096u
-#define VHDX_MAX_SIZE (64ull << 40) /* 64 TiB */
+#define VHDX_MAX_SIZE VHD_MAX_SIZE_VHDX
 #define VHDX_MIN_BLOCK VHDX_MIB
 #define VHDX_MAX_BLOCK (256 * VHDX_MIB)
 /* What Hyper-V's New-VHD makes: dynamic and differencing blocks. */

@@ -23,10 +23,11 @@ int cmd_create(int argc, char **argv)
 	size_arg = argv[optind + 1];
 
 	err = vhd_parse_size(size_arg, &p.size);
-	if (err || p.size == 0 || p.size > VHD_MAX_SIZE)
-		return cli_usage_error(argv[0],
-				       "invalid size '%s' (1 byte to 2040G)",
-				       size_arg);
+	if (err || p.size == 0 || p.size > vhd_max_size_of_name(path))
+		return cli_usage_error(
+			argv[0], "invalid size '%s' (1 byte to %s)", size_arg,
+			vhd_max_size_of_name(path) > VHD_MAX_SIZE ? "64T"
+								  : "2040G");
 	c = cli_apply_block_size(argv[0], &p, block_arg);
 	if (c >= 0)
 		return c;

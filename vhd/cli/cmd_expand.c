@@ -22,9 +22,12 @@ int cmd_expand(int argc, char **argv)
 		return st;
 	path = argv[optind];
 	size_arg = argv[optind + 1];
-	if (vhd_parse_size(size_arg, &size) || size == 0 || size > VHD_MAX_SIZE)
+	/* The library checks the limit of the image's own format. */
+	if (vhd_parse_size(size_arg, &size) || size == 0 ||
+	    size > VHD_MAX_SIZE_VHDX)
 		return cli_usage_error(argv[0],
-				       "invalid size '%s' (1 byte to 2040G)",
+				       "invalid size '%s' (1 byte to 64T for "
+				       "a VHDX, 2040G for a VHD)",
 				       size_arg);
 	/* The library cannot see children; the image's directory can. */
 	err = cli_find_child(path, child, sizeof(child));
