@@ -42,6 +42,7 @@ struct vhdfs_image {
 
 struct vhdfs_reader {
 	struct vhdfs_reader *next;
+	bool shared; /* another file was opened by its path since */
 	char path[]; /* the FUSE path it was opened by */
 };
 
@@ -79,6 +80,15 @@ static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+static bool disk_is(struct vhd_disk *disk, dev_t dev, ino_t ino)
+{
+	dev_t d;
+	ino_t i;
+
+	vhd_identity(disk, &d, &i);
+	return d == dev && i == ino;
+}
+
 /* Swap @img's handle for one opened @write; the caller holds a reference
  * (upgrade: and vhdfs_topo_lock; downgrade: busy set). */
 static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
@@ -95,6 +105,16 @@ static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 	ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, &disk);
 	if (ret)
 		return ret;
+	/*
+	 * Another tool may have put another file at the path meanwhile:
+	 * the descriptors open on this image must not start reading it.
+	 * The old handle stays (a writer's, with its lock, until the last
+	 * reader goes).
+	 */
+	if (!disk_is(disk, img->dev, img->ino)) {
+		vhd_close(disk);
+		return -ESTALE;
+	}
 	pthread_rwlock_wrlock(&img->lock);
 	old = img->disk;
 	img->disk = disk;
@@ -249,6 +269,7 @@ struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
 	if (!r)
 		return NULL;
 	memcpy(r->path, path, n);
+	r->shared = false;
 	pthread_mutex_lock(&images_lock);
 	r->next = img->readers;
 	img->readers = r;
@@ -272,7 +293,34 @@ void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r)
 		}
 	}
 	pthread_mutex_unlock(&images_lock);
+	/* Its pages of another file are in that path's cache: drop them at
+	 * the next open. */
+	if (r->shared)
+		vhdfs_cache_changed();
 	free(r);
+}
+
+bool vhdfs_image_path_shared(struct vhdfs_image *img, const char *path)
+{
+	struct vhdfs_image *other;
+	struct vhdfs_reader *r;
+	bool shared = false;
+
+	pthread_mutex_lock(&images_lock);
+	/* Listed only: a file removed or replaced through the mount gets
+	 * another kernel inode, with a page cache of its own. */
+	for (other = images; other; other = other->next) {
+		if (other == img)
+			continue;
+		for (r = other->readers; r; r = r->next) {
+			if (strcmp(r->path, path) == 0) {
+				r->shared = true;
+				shared = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&images_lock);
+	return shared;
 }
 
 char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path)
@@ -386,13 +434,12 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st)
 {
-	dev_t dev;
-	ino_t ino;
+	bool same;
 
 	pthread_rwlock_rdlock(&img->lock);
-	vhd_identity(img->disk, &dev, &ino);
+	same = disk_is(img->disk, st->st_dev, st->st_ino);
 	pthread_rwlock_unlock(&img->lock);
-	return dev == st->st_dev && ino == st->st_ino;
+	return same;
 }
 
 uint64_t vhdfs_image_size(struct vhdfs_image *img)

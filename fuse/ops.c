@@ -385,6 +385,9 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			 */
 			fi->direct_io = 1;
 			vhdfs_cache_changed();
+		} else if (vhdfs_image_path_shared(fh->img, path)) {
+			/* Its cache holds another file's pages. */
+			fi->direct_io = 1;
 		} else {
 			fi->keep_cache = vhdfs_cache_keep(
 				path, vhdfs_image_version(fh->img));

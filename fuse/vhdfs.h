@@ -196,6 +196,13 @@ struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
 					    const char *path);
 void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r);
 char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path);
+/*
+ * Has another image page-cached readers opened by FUSE @path (another
+ * tool put another file there since they opened it)? The kernel keeps one
+ * page cache per path, so an open of @img there must not use it; those
+ * readers' release then drops it (vhdfs_cache_changed()).
+ */
+bool vhdfs_image_path_shared(struct vhdfs_image *img, const char *path);
 /* Is @img's leaf the file @st names (st_dev, st_ino)? */
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);
 /* Virtual size of @img (as open). */
