@@ -332,7 +332,12 @@ char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path)
 	if (atomic_load(&img->nreaders) == 0)
 		return NULL;
 	pthread_mutex_lock(&images_lock);
-	names = calloc((size_t)atomic_load(&img->nreaders) + 1, sizeof(*names));
+	/* Most often every reader has the writer's path: allocate nothing. */
+	for (r = img->readers; r && path && strcmp(r->path, path) == 0;)
+		r = r->next;
+	names = r ? calloc((size_t)atomic_load(&img->nreaders) + 1,
+			   sizeof(*names))
+		  : NULL;
 	for (r = img->readers; names && r; r = r->next) {
 		bool seen = path && strcmp(r->path, path) == 0;
 
