@@ -7,7 +7,9 @@
  * the previous open of the same path (vhd_chain_version()), nobody has it
  * open for writing, and the daemon changed no image in between. Writes
  * through this mount use direct I/O, which drops the written range from
- * the cache; other tools' changes move the chain's version. The daemon's
+ * the cache of the path written through (the write handler drops the
+ * pages of the file's other open names); other tools' changes move the
+ * chain's version. The daemon's
  * own changes (a write open, a job rewriting an image, a reparent, an
  * unlink or rename) move a generation instead, which drops every image's
  * cache once: a version alone could miss a change made within the file

@@ -479,6 +479,9 @@ static int resize_precheck(const char *verb, const char *arg,
 	ret = vhd_open(a->path, VHD_OPEN_RDONLY | VHD_OPEN_NOPARENT, &d);
 	if (ret)
 		return lib_fail(r, ret);
+	ret = vhd_get_info(d, &info);
+	if (ret)
+		lib_fail(r, ret); /* before close clears the message */
 	type = vhd_type(d);
 	size = vhd_size(d);
 	ret = vhd_get_info(d, &info);
@@ -491,6 +494,11 @@ static int resize_precheck(const char *verb, const char *arg,
 	if (expand && type == VHD_TYPE_DIFF)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a differencing disk cannot be expanded", arg);
+	if (expand && info.format == VHD_FORMAT_VHD && a->size > VHD_MAX_SIZE)
+		return fail(r, -EINVAL,
+			    "%s: %" PRIu64 " bytes is larger than a VHD can be "
+			    "(2040G)",
+			    arg, a->size);
 	if (expand && a->size < size)
 		return fail(r, -EINVAL,
 			    "%s: %" PRIu64 " bytes is smaller than the disk "
@@ -570,12 +578,18 @@ static int cmd_reparent(char **tok, int n, struct result *r)
 				     sizeof(r->msg));
 	if (ret)
 		return ret;
-	vhdfs_image_settle(child, true);
+	/*
+	 * Readers too: an open handle (shared by every later open while it
+	 * lives) and its cached pages keep reading the old parent.
+	 */
+	vhdfs_image_settle(child, false);
 	pthread_mutex_lock(&vhdfs_topo_lock);
 	if (vhdfs_job_busy(child) || vhdfs_image_exclusive(child))
 		ret = fail(r, -EBUSY, "%s is in use by a job", tok[1]);
 	else if (vhdfs_image_writers(child) > 0)
 		ret = fail(r, -EBUSY, "%s is open for writing", tok[1]);
+	else if (vhdfs_image_users(child) > 0)
+		ret = fail(r, -EBUSY, "%s is open through the mount", tok[1]);
 	else if (vhdfs_job_busy(parent) || vhdfs_image_exclusive(parent))
 		ret = fail(r, -EBUSY, "parent is in use by a job: %s", tok[2]);
 	else if (vhdfs_image_writers(parent) > 0)

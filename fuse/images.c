@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,15 @@ struct vhdfs_image {
 	bool listed;	       /* protected by images_lock */
 	bool closing; /* last reference gone; protected by images_lock */
 	bool busy;    /* handle being swapped; protected by images_lock */
+	struct vhdfs_reader *readers; /* protected by images_lock */
+	atomic_int nreaders;	      /* their number, read unlocked */
 	struct vhdfs_image *next;
+};
+
+struct vhdfs_reader {
+	struct vhdfs_reader *next;
+	bool shared; /* another file was opened by its path since */
+	char path[]; /* the FUSE path it was opened by */
 };
 
 /*
@@ -71,6 +80,15 @@ static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+static bool disk_is(struct vhd_disk *disk, dev_t dev, ino_t ino)
+{
+	dev_t d;
+	ino_t i;
+
+	vhd_identity(disk, &d, &i);
+	return d == dev && i == ino;
+}
+
 /*
  * Swap @img's handle for one opened @write; the caller holds a reference
  * (upgrade: and vhdfs_topo_lock; either: busy set). A downgrade flushes
@@ -81,8 +99,6 @@ static struct vhdfs_image *find_listed(dev_t dev, ino_t ino)
 static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 {
 	struct vhd_disk *disk, *old;
-	dev_t dev;
-	ino_t ino;
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&img->lock);
@@ -96,8 +112,7 @@ static int reopen(struct vhdfs_image *img, const char *bpath, bool write)
 	ret = vhd_open(bpath, write ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, &disk);
 	if (ret)
 		goto out;
-	vhd_identity(disk, &dev, &ino);
-	if (dev != img->dev || ino != img->ino) {
+	if (!disk_is(disk, img->dev, img->ino)) {
 		/* Renamed or replaced behind our back: not this image. */
 		vhd_close(disk);
 		ret = -ESTALE;
@@ -296,6 +311,100 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 	free(img);
 }
 
+struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
+					    const char *path)
+{
+	size_t n = strlen(path) + 1;
+	struct vhdfs_reader *r = malloc(sizeof(*r) + n);
+
+	if (!r)
+		return NULL;
+	memcpy(r->path, path, n);
+	r->shared = false;
+	pthread_mutex_lock(&images_lock);
+	r->next = img->readers;
+	img->readers = r;
+	atomic_fetch_add(&img->nreaders, 1);
+	pthread_mutex_unlock(&images_lock);
+	return r;
+}
+
+void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r)
+{
+	struct vhdfs_reader **p;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&images_lock);
+	for (p = &img->readers; *p; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			atomic_fetch_sub(&img->nreaders, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&images_lock);
+	/* Its pages of another file are in that path's cache: drop them at
+	 * the next open. */
+	if (r->shared)
+		vhdfs_cache_changed();
+	free(r);
+}
+
+bool vhdfs_image_path_shared(struct vhdfs_image *img, const char *path)
+{
+	struct vhdfs_image *other;
+	struct vhdfs_reader *r;
+	bool shared = false;
+
+	pthread_mutex_lock(&images_lock);
+	/* Listed only: a file removed or replaced through the mount gets
+	 * another kernel inode, with a page cache of its own. */
+	for (other = images; other; other = other->next) {
+		if (other == img)
+			continue;
+		for (r = other->readers; r; r = r->next) {
+			if (strcmp(r->path, path) == 0) {
+				r->shared = true;
+				shared = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&images_lock);
+	return shared;
+}
+
+char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path)
+{
+	struct vhdfs_reader *r;
+	char **names;
+	int n = 0;
+
+	if (atomic_load(&img->nreaders) == 0)
+		return NULL;
+	pthread_mutex_lock(&images_lock);
+	/* Most often every reader has the writer's path: allocate nothing. */
+	for (r = img->readers; r && path && strcmp(r->path, path) == 0;)
+		r = r->next;
+	names = r ? calloc((size_t)atomic_load(&img->nreaders) + 1,
+			   sizeof(*names))
+		  : NULL;
+	for (r = img->readers; names && r; r = r->next) {
+		bool seen = path && strcmp(r->path, path) == 0;
+
+		for (int i = 0; !seen && i < n; i++)
+			seen = strcmp(names[i], r->path) == 0;
+		if (!seen && (names[n] = strdup(r->path)))
+			n++;
+	}
+	pthread_mutex_unlock(&images_lock);
+	if (names && !n) {
+		free(names);
+		names = NULL;
+	}
+	return names;
+}
+
 ssize_t vhdfs_image_pread(struct vhdfs_image *img, void *buf, size_t len,
 			  uint64_t off)
 {
@@ -381,13 +490,12 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st)
 {
-	dev_t dev;
-	ino_t ino;
+	bool same;
 
 	pthread_rwlock_rdlock(&img->lock);
-	vhd_identity(img->disk, &dev, &ino);
+	same = disk_is(img->disk, st->st_dev, st->st_ino);
 	pthread_rwlock_unlock(&img->lock);
-	return dev == st->st_dev && ino == st->st_ino;
+	return same;
 }
 
 uint64_t vhdfs_image_size(struct vhdfs_image *img)

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Compact and expand jobs, and the images they hold exclusively: both
- * move blocks, so a handle opened before a move would read the old place.
- * While one runs, the image refuses every open through the mount, and it
- * starts only when no handle is open.
+ * Compact and expand jobs, and the images jobs hold exclusively: both
+ * move blocks, and a merge fills its ancestor's, so a handle opened before
+ * would read the old place (its block table is cached). While one runs,
+ * the image refuses every open through the mount, and it starts only when
+ * no handle is open.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,14 +33,15 @@ bool vhdfs_image_exclusive(const char *bpath)
 	return false;
 }
 
-static int begin(const char *path, struct vhdfs_job_claim *id, char *msg,
-		 size_t msglen)
+int vhdfs_exclusive_begin(const char *path, struct vhdfs_job_claim *id,
+			  char *msg, size_t msglen)
 {
 	struct stat st;
 	int ret = vhdfs_stat(path, &st);
 
 	if (ret)
 		return ret;
+	vhdfs_image_settle(path, false); /* a reader's release in flight */
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
 	pthread_mutex_lock(&vhdfs_topo_lock);
@@ -59,7 +61,7 @@ static int begin(const char *path, struct vhdfs_job_claim *id, char *msg,
 	return ret;
 }
 
-static void end(const char *path, const struct vhdfs_job_claim *id)
+void vhdfs_exclusive_end(const char *path, const struct vhdfs_job_claim *id)
 {
 	struct stat st = {.st_dev = id->dev, .st_ino = id->ino};
 
@@ -91,13 +93,13 @@ int vhdfs_run_compact(const struct vhdfs_job_args *a, vhd_progress_fn progress,
 {
 	struct vhdfs_job_claim id;
 	uint64_t reclaimed = 0;
-	int r = begin(a->path, &id, msg, msglen);
+	int r = vhdfs_exclusive_begin(a->path, &id, msg, msglen);
 
 	if (r)
 		return r;
 	r = result(vhd_compact(a->path, &reclaimed, progress, pctx), msg,
 		   msglen);
-	end(a->path, &id);
+	vhdfs_exclusive_end(a->path, &id);
 	if (r == 0)
 		vhdfs_log("compact of %s reclaimed %" PRIu64 " bytes",
 			  a->path + vhdfs_cfg.backing_len + 1, reclaimed);
@@ -108,11 +110,11 @@ int vhdfs_run_expand(const struct vhdfs_job_args *a, vhd_progress_fn progress,
 		     void *pctx, char *msg, size_t msglen)
 {
 	struct vhdfs_job_claim id;
-	int r = begin(a->path, &id, msg, msglen);
+	int r = vhdfs_exclusive_begin(a->path, &id, msg, msglen);
 
 	if (r)
 		return r;
 	r = result(vhd_expand(a->path, a->size, progress, pctx), msg, msglen);
-	end(a->path, &id);
+	vhdfs_exclusive_end(a->path, &id);
 	return r;
 }

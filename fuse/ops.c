@@ -20,9 +20,10 @@
 struct vhdfs_fh {
 	enum vhdfs_node node;
 	bool write;
-	struct vhdfs_image *img;   /* VHDFS_NODE_BACKING */
-	struct vhdfs_control *ctl; /* VHDFS_NODE_CONTROL */
-	char *text;		   /* VHDFS_NODE_JOB: snapshot at open */
+	struct vhdfs_image *img;     /* VHDFS_NODE_BACKING */
+	struct vhdfs_reader *reader; /* a page-cached reader of img */
+	struct vhdfs_control *ctl;   /* VHDFS_NODE_CONTROL */
+	char *text;		     /* VHDFS_NODE_JOB: snapshot at open */
 	size_t len;
 	pid_t opener; /* a writer's: who opened it (descriptors go on) */
 };
@@ -247,8 +248,8 @@ static int open_image(const char *path, const char *bpath, bool write,
 	if (!write) {
 		pthread_mutex_lock(&vhdfs_topo_lock);
 		if (vhdfs_image_exclusive(bpath)) {
-			vhdfs_log("refusing open of %s: a compact or expand "
-				  "job is moving its blocks",
+			vhdfs_log("refusing open of %s: a job is moving or "
+				  "filling its blocks",
 				  path);
 			ret = -EBUSY;
 		} else {
@@ -423,9 +424,13 @@ static int vhdfs_open(const char *path, struct fuse_file_info *fi)
 			 */
 			fi->direct_io = 1;
 			vhdfs_cache_changed();
+		} else if (vhdfs_image_path_shared(fh->img, path)) {
+			/* Its cache holds another file's pages. */
+			fi->direct_io = 1;
 		} else {
 			fi->keep_cache = vhdfs_cache_keep(
 				path, vhdfs_image_version(fh->img));
+			fh->reader = vhdfs_image_add_reader(fh->img, path);
 		}
 		break;
 	}
@@ -478,6 +483,23 @@ static int vhdfs_read(const char *path, char *buf, size_t size, off_t off,
 	}
 }
 
+/*
+ * The kernel dropped the written range from the cache of the path written
+ * through (direct I/O); other names of the file keep theirs: drop them.
+ */
+static void drop_other_names(struct vhdfs_image *img, const char *path)
+{
+	char **names = vhdfs_image_other_readers(img, path);
+
+	if (!names)
+		return;
+	for (char **p = names; *p; p++) {
+		fuse_invalidate_path(fuse_get_context()->fuse, *p);
+		free(*p);
+	}
+	free(names);
+}
+
 static int vhdfs_write(const char *path, const char *buf, size_t size,
 		       off_t off, struct fuse_file_info *fi)
 {
@@ -504,6 +526,8 @@ static int vhdfs_write(const char *path, const char *buf, size_t size,
 			if (r < 0)
 				ret = r;
 		}
+		if (ret > 0)
+			drop_other_names(fh->img, path);
 		if (ret < 0)
 			vhdfs_log("write of %zu bytes at %lld to %s failed: %s",
 				  size, (long long)off,
@@ -547,8 +571,10 @@ static int vhdfs_release(const char *path, struct fuse_file_info *fi)
 	struct vhdfs_fh *fh = get_fh(fi);
 
 	(void)path;
-	if (fh->img)
+	if (fh->img) {
+		vhdfs_image_del_reader(fh->img, fh->reader);
 		vhdfs_image_put(fh->img, fh->write);
+	}
 	if (fh->ctl) {
 		vhdfs_control_flush(fh->ctl); /* no FLUSH came: still run it */
 		vhdfs_control_release(fh->ctl);

@@ -423,6 +423,10 @@ int vhdfs_resolve_existing(const char *arg, char *out, size_t len, char *msg,
 		n = -errno;
 	if (n == -ENOTDIR) /* a component is a file: no such path either */
 		n = -ENOENT;
+	if (n == -EISDIR) { /* ".", "d/..": the walk ended on a directory */
+		snprintf(msg, msglen, "not a regular file: %s", arg);
+		return -EINVAL;
+	}
 	if (n == -ENOENT) {
 		snprintf(msg, msglen, "not found: %s", arg);
 		return n;

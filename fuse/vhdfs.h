@@ -204,6 +204,28 @@ void vhdfs_image_let_go(struct vhdfs_image *img);
  */
 int vhdfs_image_relock(struct vhdfs_image *img);
 int64_t vhdfs_image_seek(struct vhdfs_image *img, uint64_t off, bool data);
+/*
+ * Page-cached readers of @img, by the FUSE path each was opened under: the
+ * kernel caches pages per path, and a write through another name of the
+ * file (a hard link, a symlink) drops only that name's pages.
+ * vhdfs_image_add_reader() returns what vhdfs_image_del_reader() takes
+ * (NULL when out of memory; del accepts it). vhdfs_image_other_readers()
+ * returns the distinct paths of readers opened under a name other than
+ * @path (all of them when @path is NULL), malloc'd and NULL-terminated,
+ * or NULL when there are none; the caller frees each and the array.
+ */
+struct vhdfs_reader;
+struct vhdfs_reader *vhdfs_image_add_reader(struct vhdfs_image *img,
+					    const char *path);
+void vhdfs_image_del_reader(struct vhdfs_image *img, struct vhdfs_reader *r);
+char **vhdfs_image_other_readers(struct vhdfs_image *img, const char *path);
+/*
+ * Has another image page-cached readers opened by FUSE @path (another
+ * tool put another file there since they opened it)? The kernel keeps one
+ * page cache per path, so an open of @img there must not use it; those
+ * readers' release then drops it (vhdfs_cache_changed()).
+ */
+bool vhdfs_image_path_shared(struct vhdfs_image *img, const char *path);
 /* Is @img's leaf the file @st names (st_dev, st_ino)? */
 bool vhdfs_image_is(struct vhdfs_image *img, const struct stat *st);
 /* Virtual size of @img (as open). */
@@ -422,10 +444,11 @@ int vhdfs_run_convert(const struct vhdfs_job_args *args,
 		      size_t msglen);
 
 /*
- * job_ops.c: compact and expand jobs. While one runs its image refuses
- * every open through the mount (blocks move: an older handle would read
- * their old place); vhdfs_image_exclusive() says so, with vhdfs_topo_lock
- * held. The job starts only when no handle of the image is open.
+ * job_ops.c: compact and expand jobs. While one runs its image (and a
+ * merge's ancestor) refuses every open through the mount (blocks move or
+ * fill: an older handle would read their old place);
+ * vhdfs_image_exclusive() says so, with vhdfs_topo_lock held. The job
+ * starts only when no handle of the image is open.
  */
 int vhdfs_run_compact(const struct vhdfs_job_args *args,
 		      vhd_progress_fn progress, void *pctx, char *msg,
@@ -434,6 +457,15 @@ int vhdfs_run_expand(const struct vhdfs_job_args *args,
 		     vhd_progress_fn progress, void *pctx, char *msg,
 		     size_t msglen);
 bool vhdfs_image_exclusive(const char *bpath);
+/*
+ * Hold the image at @path exclusively for a job (compact, expand, a
+ * merge's ancestor): -EBUSY (and @msg) when it is open through the mount,
+ * once a release in flight had its time. @id gets its identity for
+ * vhdfs_exclusive_end(), which also forgets its handles and metadata.
+ */
+int vhdfs_exclusive_begin(const char *path, struct vhdfs_job_claim *id,
+			  char *msg, size_t msglen);
+void vhdfs_exclusive_end(const char *path, const struct vhdfs_job_claim *id);
 
 /*
  * cache.c: whether an open of the image at FUSE @path whose chain has

@@ -11,16 +11,19 @@
 #define CHAIN_MAX (VHD_MAX_CHAIN_DEPTH * PATH_MAX)
 
 /* Realpath of the parent of the opened image @disk; -EACCES when the
- * caller may not read it. */
+ * caller may not read it, -ENODATA when it is not found (the library's
+ * message says why): the attribute has no value, the file is there. */
 static int parent_of(struct vhd_disk *disk, char *out, size_t len)
 {
 	char found[PATH_MAX];
 	int ret = vhd_find_parent(disk, found, sizeof(found));
 
+	if (ret == -ENOENT || ret == -EINVAL)
+		return -ENODATA;
 	if (ret)
 		return ret;
 	if (len < PATH_MAX || vhd_realpath(found, out, len))
-		return -ENOENT;
+		return -ENODATA;
 	/* Where a parent is, only to whom may read it (as on open). */
 	return vhdfs_caller_may_open(out, false);
 }
@@ -76,9 +79,16 @@ static int value_of(const char *bpath, struct vhd_disk *disk,
 	} else if (strcmp(name, "user.vhd.uuid") == 0) {
 		uuid_unparse_lower(info->uuid, buf);
 	} else if (strcmp(name, "user.vhd.parent") == 0) {
+		int ret;
+
 		if (info->type != VHD_TYPE_DIFF)
 			return -ENODATA;
-		return parent_of(disk, buf, len);
+		ret = parent_of(disk, buf, len);
+		if (ret == -ENODATA)
+			vhdfs_log("user.vhd.parent of %s: %s", bpath,
+				  *vhd_errmsg() ? vhd_errmsg()
+						: "parent not found");
+		return ret;
 	} else if (strcmp(name, "user.vhd.chain") == 0) {
 		return chain_of(bpath, disk, buf, len);
 	} else if (strcmp(name, "user.vhd.block_size") == 0 && !fixed) {
@@ -135,8 +145,10 @@ int vhdfs_listxattr(const char *bpath, char *list, size_t size)
 		"user.vhd.parent",     "user.vhd.chain",
 		"user.vhd.block_size", "user.vhd.allocated_blocks",
 	};
+	char found[PATH_MAX];
 	struct vhd_disk *disk;
 	struct vhd_info info;
+	bool parent = false;
 	size_t o = 0;
 	int ret;
 
@@ -144,13 +156,16 @@ int vhdfs_listxattr(const char *bpath, char *list, size_t size)
 	if (ret)
 		return ret;
 	ret = vhd_get_info(disk, &info);
+	/* user.vhd.parent has a value only when the parent is found. */
+	if (!ret && info.type == VHD_TYPE_DIFF)
+		parent = vhd_find_parent(disk, found, sizeof(found)) == 0;
 	vhd_close(disk);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		size_t n = strlen(names[i]) + 1;
 
-		if (i == 2 && info.type != VHD_TYPE_DIFF)
+		if (i == 2 && !parent)
 			continue;
 		if (i >= 4 && info.type == VHD_TYPE_FIXED)
 			continue;
