@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # .control takes lines, not write requests: a line split across write
 # requests runs once and whole (`cat script > .control` beyond 128 KiB, and
-# writes of a few bytes); an unterminated last line runs at close(2), which
-# returns its errno; a NUL byte or a line over 64 KiB fails that line alone
+# writes of a few bytes); an unterminated last line runs at the last
+# close(2) of the open file (not a shell child's), which returns its errno; a NUL byte or a line over 64 KiB fails that line alone
 # (EINVAL, read back as 32773) and later lines still run.
 . "$(dirname "$0")/../lib/mount.sh"
 require_root
@@ -142,3 +142,17 @@ EOF
 assert_cmp "$T/want" "$T/out" "results around an overlong line"
 assert_eq $((2 * MiB)) "$(stat -c %s "$M/o2.vhd")" "size of o2.vhd"
 [ -z "$(find "$B" -name 'ooo*')" ] || fail "part of the long line ran"
+
+# A line split between the processes of one redirection runs whole at the
+# last close: a child of the shell closing its copy of the descriptor
+# (FLUSH) must not cut it short.
+{
+	/bin/echo -n "create sp1"
+	/bin/echo -n ".vhd "
+	/bin/echo "3M"
+	/bin/echo -n "create sp2.vhd"
+	/bin/echo -n " 5M"
+} >"$M/.control" || fail "a line written by two processes failed"
+assert_eq $((3 * MiB)) "$(stat -c %s "$M/sp1.vhd")" "size of sp1.vhd"
+assert_eq $((5 * MiB)) "$(stat -c %s "$M/sp2.vhd")" "size of sp2.vhd"
+[ ! -e "$B/sp1" ] && [ ! -e "$B/create" ] || fail "a piece of a line ran"
