@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * May a writer's open file still have descriptors when one is closed?
+ * May an open file still have descriptors when one is closed?
  *
  * FLUSH comes with every close(2) of a descriptor (a dup, a forked
  * child's copy), RELEASE only after the last one and after close(2) has
- * returned. To let go of the write lock at FLUSH, so that the next program
- * can open the image at once, the daemon looks for the same file among the
- * descriptors of the closing process, the process that opened it, and
- * their descendants, which inherit descriptors. Whatever it cannot see
- * makes the answer yes, and the lock then goes with RELEASE. A holder it
- * misses (a daemonized grandchild, another pid namespace) only has the
+ * returned. What belongs to the last close and must be done before it
+ * returns (a writer's lock let go, so that the next program can open the
+ * image at once; a .control line without its newline run) is done at a
+ * FLUSH after which the daemon finds the same file among the descriptors
+ * of the closing process, the process that opened it, and their
+ * descendants (which inherit descriptors) no more. Whatever it cannot see
+ * makes the answer yes, and the work waits for RELEASE. A holder it misses
+ * (a daemonized grandchild, another pid namespace) only has a writer's
  * image opened afresh at its next write (vhdfs_image_relock).
  */
 #include "vhdfs.h"

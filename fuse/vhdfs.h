@@ -79,7 +79,7 @@ int vhdfs_caller_may_open_st(const char *bpath, bool write,
 int vhdfs_caller_may_access(const struct stat *st, bool write);
 
 /*
- * holders.c (in a FLUSH): may descriptors of the writer's open file at
+ * holders.c (in a FLUSH): may descriptors of the open file at
  * MOUNTPOINT/@path, opened by @opener, remain open after this close? Looks
  * at the closing process, @opener and their descendants; true when unsure.
  */
