@@ -35,6 +35,10 @@ struct vhdfs_image {
 	bool listed;	       /* protected by images_lock */
 	bool closing; /* last reference gone; protected by images_lock */
 	bool busy;    /* handle being swapped; protected by images_lock */
+	/* A writer's descriptor the daemon did not see wrote after a let go:
+	 * closes cannot tell when it ends, so keep the lock until the last
+	 * writer's release. Protected by images_lock. */
+	bool relocked;
 	struct vhdfs_reader *readers; /* protected by images_lock */
 	atomic_int nreaders;	      /* their number, read unlocked */
 	struct vhdfs_image *next;
@@ -145,11 +149,15 @@ static int swap_handle(struct vhdfs_image *img, bool write, int writers)
 	while (img->busy)
 		pthread_cond_wait(&images_cond, &images_lock);
 	if (img->closing || !img->listed ||
-	    (writers >= 0 && img->writers != writers)) {
+	    (writers >= 0 && img->writers != writers) ||
+	    (!write && img->relocked)) {
 		pthread_mutex_unlock(&images_lock);
 		return 1;
 	}
 	img->busy = true;
+	/* Set before the swap: a let go waiting for busy must not undo it
+	 * before the write that asked for it is retried. */
+	img->relocked |= write;
 	snprintf(path, sizeof(path), "%s", img->path);
 	pthread_mutex_unlock(&images_lock);
 	ret = reopen(img, path, write);
@@ -262,8 +270,8 @@ void vhdfs_image_put(struct vhdfs_image *img, bool write)
 	int ret;
 
 	pthread_mutex_lock(&images_lock);
-	if (write)
-		img->writers--;
+	if (write && --img->writers == 0)
+		img->relocked = false;
 	if (write && img->writers == 0 && img->refs > 1 && !img->busy) {
 		/*
 		 * Readers remain: hand them a read-only handle, so the write

@@ -193,6 +193,9 @@ int vhdfs_image_closing(struct vhdfs_image *img);
  * remain (the release is still to come): if it is the image's only
  * writer, swap in a read-only handle, so the write lock goes before
  * close(2) returns and other programs (qemu-img) can open the file at once.
+ * Not after a vhdfs_image_relock: a descriptor was missed, and its writes
+ * must not meet a read-only handle again; the lock then stays until the
+ * last writer's release.
  */
 void vhdfs_image_let_go(struct vhdfs_image *img);
 /*
