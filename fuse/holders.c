@@ -24,12 +24,30 @@
 #include <unistd.h>
 
 #define MAX_PIDS 256 /* more processes to look at: assume a holder */
+/*
+ * More descriptors and threads to look at, all processes together: assume
+ * a holder. Each costs a readlink or an open; without a bound a caller's
+ * processes (CLONE_FILES ones sharing a table of 20000 descriptors) kept a
+ * daemon thread busy for seconds at each close, and a few such closes
+ * starved every other caller of the mount.
+ */
+#define MAX_ENTRIES 4096
 
 struct scan {
 	pid_t pids[MAX_PIDS];
 	int n;
-	bool unsure; /* something could not be read */
+	int entries; /* looked at so far */
+	bool unsure; /* something could not be read, or too much to read */
 };
+
+/* Count one more entry; false (and unsure) once the budget is spent. */
+static bool spend(struct scan *s)
+{
+	if (++s->entries <= MAX_ENTRIES)
+		return true;
+	s->unsure = true;
+	return false;
+}
 
 static void add(struct scan *s, pid_t pid)
 {
@@ -66,6 +84,8 @@ static bool has_fd(struct scan *s, pid_t pid, const char *want)
 
 		if (e->d_name[0] == '.')
 			continue;
+		if (!spend(s))
+			break;
 		n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
 		if (n <= 0)
 			continue;
@@ -96,6 +116,8 @@ static void add_children(struct scan *s, pid_t pid)
 
 		if (e->d_name[0] == '.')
 			continue;
+		if (!spend(s))
+			break;
 		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/children",
 			 (int)pid, e->d_name);
 		f = fopen(path, "re");
