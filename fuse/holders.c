@@ -9,7 +9,8 @@
  * image at once; a .control line without its newline run) is done at a
  * FLUSH after which the daemon finds the same file among the descriptors
  * of the closing process, the process that opened it, and their
- * descendants (which inherit descriptors) no more. Whatever it cannot see
+ * descendants (which inherit descriptors), and the closing process's
+ * ancestors (which forked it with theirs) no more. Whatever it cannot see
  * makes the answer yes, and the work waits for RELEASE. A holder it misses
  * (a daemonized grandchild, another pid namespace) only has a writer's
  * image opened afresh at its next write (vhdfs_image_relock).
@@ -32,6 +33,7 @@
  * starved every other caller of the mount.
  */
 #define MAX_ENTRIES 4096
+#define MAX_DEPTH 64 /* ancestors of the closer looked at */
 
 struct scan {
 	pid_t pids[MAX_PIDS];
@@ -134,10 +136,33 @@ static void add_children(struct scan *s, pid_t pid)
 	closedir(d);
 }
 
+/* The parent of @pid, or 0 when it cannot be read. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[48], buf[512], *p;
+	int ppid = 0;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold spaces and ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
 bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 {
 	char want[2 * PATH_MAX];
 	struct scan s = {.n = 0};
+	pid_t pid = fuse_get_context()->pid;
 
 	if (!path)
 		return true;
@@ -150,6 +175,18 @@ bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 		if (has_fd(&s, s.pids[i], want))
 			return true;
 		add_children(&s, s.pids[i]);
+	}
+	/*
+	 * The closer's ancestors, without their other children: a child
+	 * closing its inherited copy while the parent that forked it keeps
+	 * one, after the opener ended (`bash -c '(cmd) &' 3>.control`).
+	 */
+	for (int depth = 0; !s.unsure && depth < MAX_DEPTH; depth++) {
+		pid = parent_of(pid);
+		if (pid <= 1)
+			break;
+		if (has_fd(&s, pid, want))
+			return true;
 	}
 	return s.unsure;
 }
