@@ -180,10 +180,13 @@ bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 	 * The closer's ancestors, without their other children: a child
 	 * closing its inherited copy while the parent that forked it keeps
 	 * one, after the opener ended (`bash -c '(cmd) &' 3>.control`).
+	 * Those below a live opener were seen as its descendants; a closer
+	 * that opened the file itself got it from no ancestor.
 	 */
-	for (int depth = 0; !s.unsure && depth < MAX_DEPTH; depth++) {
+	for (int depth = 0; pid != opener && !s.unsure && depth < MAX_DEPTH;
+	     depth++) {
 		pid = parent_of(pid);
-		if (pid <= 1)
+		if (pid <= 1 || pid == opener)
 			break;
 		if (has_fd(&s, pid, want))
 			return true;
