@@ -66,9 +66,15 @@ static void add(struct scan *s, pid_t pid)
 		s->pids[s->n++] = pid;
 }
 
-/* Has @pid a descriptor whose path is @want? */
+/*
+ * Has @pid a descriptor whose path ends in @want (the path below the
+ * mount)? Not the whole path: the mount may appear elsewhere too (a bind
+ * mount, a container's view). A same-named file outside only delays the
+ * work to the release.
+ */
 static bool has_fd(struct scan *s, pid_t pid, const char *want)
 {
+	size_t wlen = strlen(want);
 	char dir[48], link[PATH_MAX];
 	bool found = false;
 	struct dirent *e;
@@ -91,8 +97,8 @@ static bool has_fd(struct scan *s, pid_t pid, const char *want)
 		n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
 		if (n <= 0)
 			continue;
-		link[n] = '\0';
-		found = strcmp(link, want) == 0;
+		found = (size_t)n >= wlen &&
+			memcmp(link + n - (ssize_t)wlen, want, wlen) == 0;
 	}
 	closedir(d);
 	return found;
@@ -160,19 +166,15 @@ static pid_t parent_of(pid_t pid)
 
 bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 {
-	char want[2 * PATH_MAX];
 	struct scan s = {.n = 0};
 	pid_t pid = fuse_get_context()->pid;
 
 	if (!path)
 		return true;
-	snprintf(want, sizeof(want), "%s%s",
-		 vhdfs_cfg.mountpoint_len > 1 ? vhdfs_cfg.mountpoint : "",
-		 path);
 	add(&s, fuse_get_context()->pid);
 	add(&s, opener);
 	for (int i = 0; i < s.n && !s.unsure; i++) {
-		if (has_fd(&s, s.pids[i], want))
+		if (has_fd(&s, s.pids[i], path))
 			return true;
 		add_children(&s, s.pids[i]);
 	}
@@ -188,7 +190,7 @@ bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 		pid = parent_of(pid);
 		if (pid <= 1 || pid == opener)
 			break;
-		if (has_fd(&s, pid, want))
+		if (has_fd(&s, pid, path))
 			return true;
 	}
 	return s.unsure;

@@ -80,7 +80,8 @@ int vhdfs_caller_may_access(const struct stat *st, bool write);
 
 /*
  * holders.c (in a FLUSH): may descriptors of the open file at
- * MOUNTPOINT/@path, opened by @opener, remain open after this close? Looks
+ * @path (below the mount, wherever it appears), opened by @opener, remain
+ * open after this close? Looks
  * at the closing process, @opener, their descendants and the closer's
  * ancestors; true when unsure (also past a bound on the work).
  */
