@@ -484,31 +484,30 @@ static int resize_precheck(const char *verb, const char *arg,
 		lib_fail(r, ret); /* before close clears the message */
 	type = vhd_type(d);
 	size = vhd_size(d);
-	ret = vhd_get_info(d, &info);
 	vhd_close(d);
 	if (ret)
-		return lib_fail(r, ret);
+		return ret;
 	if (!expand && type == VHD_TYPE_FIXED)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a fixed disk cannot be compacted", arg);
 	if (expand && type == VHD_TYPE_DIFF)
 		return fail(r, -EOPNOTSUPP,
 			    "%s: a differencing disk cannot be expanded", arg);
-	if (expand && info.format == VHD_FORMAT_VHD && a->size > VHD_MAX_SIZE)
-		return fail(r, -EINVAL,
-			    "%s: %" PRIu64 " bytes is larger than a VHD can be "
-			    "(2040G)",
-			    arg, a->size);
+	if (expand && a->size > vhd_max_size(info.format))
+		return info.format == VHD_FORMAT_VHD
+			       ? fail(r, -EINVAL,
+				      "%s: %" PRIu64 " bytes is larger than a "
+				      "VHD can be (2040G)",
+				      arg, a->size)
+			       : fail(r, -EINVAL,
+				      "%s: size too large: %" PRIu64
+				      " bytes (limit 64T)",
+				      arg, a->size);
 	if (expand && a->size < size)
 		return fail(r, -EINVAL,
 			    "%s: %" PRIu64 " bytes is smaller than the disk "
 			    "(%" PRIu64 " bytes); disks cannot shrink",
 			    arg, a->size, size);
-	if (expand && a->size > vhd_max_size(info.format))
-		return fail(r, -EINVAL,
-			    "%s: size too large: %" PRIu64 " bytes (limit %s)",
-			    arg, a->size,
-			    info.format == VHD_FORMAT_VHDX ? "64T" : "2040G");
 	return 0;
 }
 
