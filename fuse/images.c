@@ -481,13 +481,10 @@ int vhdfs_image_parents_readable(struct vhdfs_image *img, char *which,
 	pthread_rwlock_rdlock(&img->lock);
 	for (d = vhd_parent(img->disk); d && !ret; d = vhd_parent(d)) {
 		struct stat st;
-		dev_t dev;
-		ino_t ino;
 
 		ret = vhdfs_caller_may_open_st(vhd_path(d), false, &st);
 		/* The file checked must be the one open (no swap since). */
-		vhd_identity(d, &dev, &ino);
-		if (!ret && st.st_ino && (st.st_dev != dev || st.st_ino != ino))
+		if (!ret && st.st_ino && !disk_is(d, st.st_dev, st.st_ino))
 			ret = -EACCES;
 		if (ret)
 			snprintf(which, len, "%s", vhd_path(d));
