@@ -162,7 +162,7 @@ static int swap_handle(struct vhdfs_image *img, bool write, int writers)
 	pthread_mutex_unlock(&images_lock);
 	ret = reopen(img, path, write);
 	if (ret < 0)
-		vhdfs_log("cannot reopen %s %s: %s", path,
+		vhdfs_log("reopen of %s %s failed: %s", path,
 			  write ? "for writing" : "read-only", strerror(-ret));
 	pthread_mutex_lock(&images_lock);
 	img->busy = false;
@@ -266,30 +266,22 @@ again:
 
 void vhdfs_image_put(struct vhdfs_image *img, bool write)
 {
-	char path[PATH_MAX];
+	bool readers_remain;
 	int ret;
 
 	pthread_mutex_lock(&images_lock);
 	if (write && --img->writers == 0)
 		img->relocked = false;
-	if (write && img->writers == 0 && img->refs > 1 && !img->busy) {
-		/*
-		 * Readers remain: hand them a read-only handle, so the write
-		 * lock goes with the last writer and the image can become a
-		 * parent (here or in another program). Our reference pins
-		 * the image; busy holds off new opens meanwhile.
-		 */
-		img->busy = true;
-		snprintf(path, sizeof(path), "%s", img->path);
-		pthread_mutex_unlock(&images_lock);
-		ret = reopen(img, path, false);
-		if (ret)
-			vhdfs_log("reopen of %s read-only failed: %s", path,
-				  strerror(-ret));
-		pthread_mutex_lock(&images_lock);
-		img->busy = false;
-		pthread_cond_broadcast(&images_cond);
-	}
+	readers_remain = write && img->writers == 0 && img->refs > 1;
+	pthread_mutex_unlock(&images_lock);
+	/*
+	 * Hand the readers a read-only handle, so the write lock goes with
+	 * the last writer and the image can become a parent (here or in
+	 * another program). Our reference pins the image meanwhile.
+	 */
+	if (readers_remain)
+		swap_handle(img, false, 0);
+	pthread_mutex_lock(&images_lock);
 	if (--img->refs > 0) {
 		pthread_mutex_unlock(&images_lock);
 		return;
