@@ -489,18 +489,9 @@ int vhd_close(struct vhd_disk *disk)
 	int r = 0;
 
 	vhd_clear_error();
-	if (disk && disk->vhdx && disk->vhdx->rw) {
-		pthread_rwlock_wrlock(&disk->lock);
-		r = vhdx_close_locked(disk->vhdx);
-		pthread_rwlock_unlock(&disk->lock);
-	} else if (disk && (disk->flags & VHD_OPEN_RDWR) &&
-		   (disk->ndirty || disk->alloc_end)) {
-		pthread_rwlock_wrlock(&disk->lock);
-		r = vhd_flush_locked(disk);
-		if (r == 0)
-			r = vhd_trim_locked(disk);
-		pthread_rwlock_unlock(&disk->lock);
-	}
+	/* A VHD with nothing pending needs no sync; read-only: nothing. */
+	if (disk && (disk->vhdx || disk->ndirty || disk->alloc_end))
+		r = vhd_settle(disk);
 	vhd_close_chain(disk);
 	return r;
 }

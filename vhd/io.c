@@ -534,7 +534,7 @@ int vhd_settle(struct vhd_disk *d)
 	int r;
 
 	vhd_clear_error();
-	if (!(d->flags & VHD_OPEN_RDWR) && !(d->vhdx && d->vhdx->rw))
+	if (d->vhdx ? !d->vhdx->rw : !(d->flags & VHD_OPEN_RDWR))
 		return 0;
 	pthread_rwlock_wrlock(&d->lock);
 	if (d->vhdx) {
