@@ -171,7 +171,7 @@ bool vhdfs_caller_may_hold(const char *path, pid_t opener)
 
 	if (!path)
 		return true;
-	add(&s, fuse_get_context()->pid);
+	add(&s, pid);
 	add(&s, opener);
 	for (int i = 0; i < s.n && !s.unsure; i++) {
 		if (has_fd(&s, s.pids[i], path))

@@ -25,7 +25,7 @@ struct vhdfs_fh {
 	struct vhdfs_control *ctl;   /* VHDFS_NODE_CONTROL */
 	char *text;		     /* VHDFS_NODE_JOB: snapshot at open */
 	size_t len;
-	pid_t opener; /* a writer's: who opened it (descriptors go on) */
+	pid_t opener; /* who opened it: a close looks for its other copies */
 };
 
 static struct timespec mount_time;
@@ -217,7 +217,6 @@ static int vhdfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return 0;
 }
 
-/* Open an image; a writer must not open a parent of another image. */
 /* May the image at @bpath be written? Under vhdfs_topo_lock. */
 static int may_write(const char *path, const char *bpath)
 {
@@ -240,6 +239,7 @@ static int may_write(const char *path, const char *bpath)
 	return 0;
 }
 
+/* Open an image; a writer must not open a parent of another image. */
 static int open_image(const char *path, const char *bpath, bool write,
 		      struct vhdfs_image **img)
 {
