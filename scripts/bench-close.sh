@@ -16,30 +16,15 @@ vhd=$repo/build/vhd
 	exit 2
 }
 
-work=$(mktemp -d /tmp/vhdfs-bench-close.XXXXXX)
-mnt=$work/mnt
-daemon=
-cleanup() {
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" || true
-	fi
-	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/b" "$mnt"
+. "$repo/scripts/bench-lib.sh"
+bench_setup bench-close
+mkdir -p "$work/b"
 "$vhd" create "$work/b/c.vhd" 64M >/dev/null
 "$vhd" create "$work/b/c.vhdx" 64M >/dev/null
 
 # cycles DAEMON FILE: median us per cycle of 3 runs of N cycles.
 cycles() {
-	"$1" -f "$work/b" "$mnt" 2>"$work/daemon.log" &
-	daemon=$!
-	for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-	mountpoint -q "$mnt" || {
-		cat "$work/daemon.log" >&2
-		exit 1
-	}
+	bench_mount "$1" "$work/b"
 	/usr/bin/python3 - "$mnt/$2" "$n" <<'PY'
 import os, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
@@ -53,9 +38,7 @@ for _ in range(3):
     runs.append((time.perf_counter() - t) / n * 1e6)
 print(f"{sorted(runs)[1]:.0f}")
 PY
-	fusermount3 -u "$mnt"
-	wait "$daemon" || true
-	daemon=
+	bench_umount || true
 }
 
 for f in c.vhd c.vhdx; do

@@ -14,32 +14,18 @@ vhd=$repo/build/vhd
 vhdfs=$repo/build/vhdfs
 [ -x "$vhd" ] && [ -x "$vhdfs" ] || { echo "run make first" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/vhdfs-bench-ops.XXXXXX)
-mnt=$work/mnt
-daemon=
-cleanup() {
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" || true
-	fi
-	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/orig" "$work/run" "$mnt"
+. "$repo/scripts/bench-lib.sh"
+bench_setup bench-ops
+mkdir -p "$work/orig" "$work/run"
 cd "$work"
 
 # The pristine chain: an empty dynamic base and a child full of data.
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >data.bin
 "$vhd" create orig/base.vhd "${size_mib}M"
-"$vhdfs" -f orig "$mnt" 2>daemon.log &
-daemon=$!
-for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-mountpoint -q "$mnt" || { cat daemon.log >&2; exit 1; }
+bench_mount "$vhdfs" orig
 echo "child.vhd base.vhd" >"$mnt/.control"
 dd if=data.bin of="$mnt/child.vhd" bs=1M conv=notrunc,fsync status=none
-fusermount3 -u "$mnt"
-wait "$daemon"
-daemon=
+bench_umount
 
 # Seconds (nanosecond resolution) a command takes.
 secs() {
